@@ -1,0 +1,71 @@
+"""The log: session keys, messages, events, the codec and the stores.
+
+Every message that enters a conversation is an immutable event in an append-only log, keyed by
+a composite session key. ``open_store(url)`` opens the log on SQLite (the embedded default) or
+PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from eventstore._errors import (
+    ChatledgerError, ConcurrencyError, DuplicateEventError, InvalidInputError, InvalidKeyError,
+    NotFoundError, StoreError,
+)
+from eventstore._events import (
+    AnyEvent, Event, HistoryCleared, MessageAppended, MessageRedacted, PayloadErased, Record,
+    RunRecorded, SessionForked, SessionTagged,
+)
+from eventstore._keys import KeyLike, SessionKey
+from eventstore._messages import (
+    AIMessage, AIMessageChunk, AnyMessage, ChatMessage, FunctionMessage, HumanMessage, Message,
+    SystemMessage, ToolMessage, from_langchain_dict, from_openai, get_buffer_string,
+    to_langchain_dict, to_openai,
+)
+from eventstore._store import (
+    AppendResult, EventStore, Problem, SessionInfo, VerifyReport, default_url, open_store,
+    redact_url,
+)
+
+__all__ = [
+    "AIMessage",
+    "AIMessageChunk",
+    "AnyEvent",
+    "AnyMessage",
+    "AppendResult",
+    "ChatMessage",
+    "ChatledgerError",
+    "ConcurrencyError",
+    "DuplicateEventError",
+    "Event",
+    "EventStore",
+    "FunctionMessage",
+    "HistoryCleared",
+    "HumanMessage",
+    "InvalidInputError",
+    "InvalidKeyError",
+    "KeyLike",
+    "Message",
+    "MessageAppended",
+    "MessageRedacted",
+    "NotFoundError",
+    "PayloadErased",
+    "Problem",
+    "Record",
+    "RunRecorded",
+    "SessionForked",
+    "SessionInfo",
+    "SessionKey",
+    "SessionTagged",
+    "StoreError",
+    "SystemMessage",
+    "ToolMessage",
+    "VerifyReport",
+    "default_url",
+    "from_langchain_dict",
+    "from_openai",
+    "get_buffer_string",
+    "open_store",
+    "redact_url",
+    "to_langchain_dict",
+    "to_openai",
+]

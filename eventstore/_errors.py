@@ -1,0 +1,68 @@
+"""The error tree. Every error chatledger raises on purpose is one of these.
+
+    ChatledgerError                  root: catch this to catch everything below
+    ├── InvalidKeyError              a session key part is empty, not text, too long or has control characters
+    ├── InvalidInputError            a bad argument or event (also a ValueError)
+    ├── ConcurrencyError             a stale expected_version: nothing was written
+    ├── DuplicateEventError          an event id already stored with another stream or payload
+    ├── NotFoundError                an unknown session or version
+    └── StoreError                   the database itself: bad URL, unreachable, corrupt, unwritable
+
+Backend errors (``sqlite3``, ``psycopg``, ``msgspec``) are wrapped at the store boundary with
+``raise ... from e`` so the original stays on ``__cause__``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ChatledgerError",
+    "ConcurrencyError",
+    "DuplicateEventError",
+    "InvalidInputError",
+    "InvalidKeyError",
+    "NotFoundError",
+    "StoreError",
+]
+
+
+class ChatledgerError(Exception):
+    """Root of every error raised by chatledger."""
+
+
+class InvalidKeyError(ChatledgerError, ValueError):
+    """A session key is malformed; the message names the offending part."""
+
+
+class InvalidInputError(ChatledgerError, ValueError):
+    """An argument or event is malformed; the message names what is wrong."""
+
+
+class ConcurrencyError(ChatledgerError):
+    """The stream is not at the expected version; the append wrote nothing.
+
+    Attributes:
+        stream_id: The stream that was appended to.
+        expected_version: The version the caller expected.
+        actual_version: The version the stream is actually at.
+    """
+
+    def __init__(self, stream_id: str, expected_version: int, actual_version: int) -> None:
+        self.stream_id = stream_id
+        self.expected_version = expected_version
+        self.actual_version = actual_version
+        super().__init__(
+            f"stream {stream_id!r} is at version {actual_version}, "
+            f"expected {expected_version}; nothing was written"
+        )
+
+
+class DuplicateEventError(ChatledgerError):
+    """An event id is already stored, but not as part of an identical earlier append."""
+
+
+class NotFoundError(ChatledgerError, LookupError):
+    """An unknown session, version or event."""
+
+
+class StoreError(ChatledgerError):
+    """The database cannot be used: bad URL, unreachable, corrupt, read-only or full."""

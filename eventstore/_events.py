@@ -1,0 +1,115 @@
+"""Events: frozen, keyword-only, tagged msgspec Structs, one module, one union.
+
+Tags are explicit and stable (never the class name), so renaming a class cannot orphan stored
+rows. Evolve by msgspec's rules: new fields get defaults; a breaking change is a new tag plus an
+upcaster in ``eventstore._codec``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Union
+
+import msgspec
+
+from eventstore._keys import SessionKey
+from eventstore._messages import AnyMessage
+
+__all__ = [
+    "AnyEvent",
+    "Event",
+    "HistoryCleared",
+    "MessageAppended",
+    "MessageRedacted",
+    "PayloadErased",
+    "Record",
+    "RunRecorded",
+    "SessionForked",
+    "SessionTagged",
+]
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", omit_defaults=True):
+    """Base of every event. Use a concrete event such as ``MessageAppended``."""
+
+
+class MessageAppended(Event, tag="message_appended"):
+    """One message entered the conversation."""
+
+    message: AnyMessage
+
+
+class HistoryCleared(Event, tag="history_cleared"):
+    """The current history was emptied; earlier versions stay readable."""
+
+    reason: Union[str, None] = None
+
+
+class MessageRedacted(Event, tag="message_redacted"):
+    """The payload of the event at ``version`` was erased (its digest stays, so the chain verifies)."""
+
+    version: int
+    reason: str = ""
+
+
+class SessionForked(Event, tag="session_forked"):
+    """This stream starts as a copy of ``parent``'s history at ``parent_version``.
+
+    The inherited messages are carried in the event, so the fork's history is a fold of its own
+    stream and stays readable whatever later happens to the parent.
+    """
+
+    parent: dict[str, str]
+    parent_version: int
+    messages: list[AnyMessage] = []
+
+
+class RunRecorded(Event, tag="run_recorded"):
+    """One chain run: what went in, what came out, and the history version it read."""
+
+    run_id: str
+    status: str  # "ok", "error" or "cancelled"
+    input: list[AnyMessage] = []
+    output: list[AnyMessage] = []
+    history_version: int = 0
+    model: Union[str, None] = None
+    latency_ms: float = 0.0
+    error: Union[str, None] = None
+
+
+class SessionTagged(Event, tag="session_tagged"):
+    """Tags were added to or removed from the session."""
+
+    added: list[str] = []
+    removed: list[str] = []
+
+
+class PayloadErased(Event, tag="payload_erased"):
+    """Read-side stand-in for an event whose payload was lawfully erased. Never stored."""
+
+    erased_type: str
+
+
+AnyEvent = Union[
+    MessageAppended, HistoryCleared, MessageRedacted, SessionForked, RunRecorded, SessionTagged
+]
+
+
+class Record(msgspec.Struct, frozen=True):
+    """One stored event with its envelope, as ``read`` and ``read_all`` return it."""
+
+    position: int
+    stream_id: str
+    version: int
+    event_id: str
+    type: str
+    recorded_at: datetime
+    event: Union[AnyEvent, PayloadErased]
+    meta: dict[str, Any]
+    digest: str
+    chain: str
+
+    @property
+    def key(self) -> SessionKey:
+        """The session key of the stream this event belongs to."""
+        return SessionKey.from_stream_id(self.stream_id)

@@ -1,0 +1,526 @@
+"""The SQLite backend: the embedded default store.
+
+One connection per store, guarded by a lock; WAL lets other processes read while one writes,
+and every write takes the write lock up front (``BEGIN IMMEDIATE``) so a transaction never has
+to be retried halfway. The projections are updated in the append's own transaction.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time as _time
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlite_utils
+
+from eventstore import _codec
+from eventstore import _sqlite_sql as SQL
+from eventstore._errors import (
+    ChatledgerError, ConcurrencyError, DuplicateEventError, InvalidInputError, NotFoundError,
+    StoreError,
+)
+from eventstore._events import AnyEvent, Event, MessageRedacted, PayloadErased, Record
+from eventstore._keys import KeyLike, SessionKey
+from eventstore._log import get_logger, logging_enabled
+from eventstore._messages import Message
+from eventstore._store import (
+    AppendResult, EventStore, Prepared, SessionInfo, VerifyReport, VerifyRow, check_time,
+    check_version, prepare, projection_step, verify_rows,
+)
+
+__all__ = ["SQLiteStore", "sqlite_path"]
+
+log = get_logger("chatledger.sqlite")
+
+BUSY_TIMEOUT_MS = 30_000
+_MISSING = object()
+
+
+def sqlite_path(url: str) -> str:
+    """The file path (or ``:memory:``) a SQLite URL points at.
+
+    Raises:
+        StoreError: The URL has no path.
+    """
+    if "://" not in url:
+        path = url
+    else:
+        rest = url.split("://", 1)[1]
+        path = rest[1:] if rest.startswith("/") else rest
+    if not path:
+        raise StoreError(f"SQLite URL {url!r} names no file: use sqlite:///path.db")
+    return path
+
+
+class SQLiteStore(EventStore):
+    """The event store on one SQLite file (or in memory)."""
+
+    def __init__(self, url: str, *, durability: str = "full", projections: bool = True) -> None:
+        self.url = url
+        self.path = sqlite_path(url)
+        self.durability = durability
+        self._projections = projections
+        self._lock = threading.RLock()
+        self._closed = False
+        memory = self.path == ":memory:"
+        if not memory:
+            parent = os.path.dirname(os.path.abspath(self.path))
+            if not os.path.isdir(parent):
+                raise StoreError(f"cannot open SQLite database {self.path!r}: "
+                                 f"directory {parent!r} does not exist")
+        try:
+            self._conn = sqlite3.connect(self.path, isolation_level=None,
+                                         check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open SQLite database {self.path!r}: {e}") from e
+        try:
+            self._setup(memory)
+        except sqlite3.Error as e:
+            self._conn.close()
+            raise StoreError(f"cannot use {self.path!r} as a chatledger database: {e}") from e
+        except ChatledgerError:
+            self._conn.close()
+            raise
+        self.db = sqlite_utils.Database(self._conn)
+        if projections:
+            self.catch_up()
+
+    def _setup(self, memory: bool) -> None:
+        conn = self._conn
+        # The first read fails here with "file is not a database" for a non-SQLite file, so
+        # nothing is ever written to it.
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if not memory:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise StoreError(f"{self.path!r}: cannot switch to WAL mode (got {mode})")
+        sync = "FULL" if self.durability == "full" else "NORMAL"
+        conn.execute(f"PRAGMA synchronous = {sync}")
+        conn.execute(SQL.BEGIN_WRITE)
+        try:
+            version = None
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'chatledger_meta'").fetchone():
+                row = conn.execute(SQL.GET_META, ("schema_version",)).fetchone()
+                version = int(row[0]) if row else None
+            elif conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'events'").fetchone():
+                raise StoreError(f"{self.path!r} has an 'events' table that is not chatledger's")
+            if version is not None and version > SQL.SCHEMA_VERSION:
+                raise StoreError(f"{self.path!r} has schema version {version}; this chatledger "
+                                 f"knows up to {SQL.SCHEMA_VERSION}: upgrade chatledger")
+            for statement in _statements(SQL.SCHEMA):
+                conn.execute(statement)
+            conn.execute(SQL.SET_META, ("schema_version", str(SQL.SCHEMA_VERSION)))
+            conn.execute(SQL.COMMIT)
+        except BaseException:
+            conn.execute(SQL.ROLLBACK)
+            raise
+
+    # -- plumbing --------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"store {self.path!r} is closed")
+
+    def _write(self, fn: Any) -> Any:
+        """Run ``fn(conn)`` in one write transaction; roll back on any error."""
+        self._check_open()
+        with self._lock:
+            conn = self._conn
+            try:
+                conn.execute(SQL.BEGIN_WRITE)
+            except sqlite3.Error as e:
+                raise StoreError(f"cannot start a write on {self.path!r}: {e}") from e
+            try:
+                result = fn(conn)
+                conn.execute(SQL.COMMIT)
+            except BaseException as e:
+                if conn.in_transaction:
+                    conn.execute(SQL.ROLLBACK)
+                if isinstance(e, sqlite3.IntegrityError) and "event_id" in str(e):
+                    raise DuplicateEventError(f"an event id is already stored: {e}") from e
+                if isinstance(e, sqlite3.Error):
+                    raise StoreError(f"write to {self.path!r} failed, nothing was written: {e}") from e
+                raise
+            return result
+
+    def _read(self, fn: Any) -> Any:
+        """Run ``fn(conn)`` in one read transaction, so multi-statement reads are consistent."""
+        self._check_open()
+        with self._lock:
+            conn = self._conn
+            try:
+                conn.execute(SQL.BEGIN_READ)
+                try:
+                    return fn(conn)
+                finally:
+                    if conn.in_transaction:
+                        conn.execute(SQL.COMMIT)
+            except sqlite3.Error as e:
+                raise StoreError(f"read from {self.path!r} failed: {e}") from e
+
+    # -- the log ---------------------------------------------------------------------------
+    def append(
+        self,
+        key: KeyLike,
+        events: Sequence[Event],
+        *,
+        expected_version: int | None = None,
+        event_ids: Sequence[str] | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> AppendResult:
+        key = SessionKey.coerce(key)
+        check_version(expected_version, "expected_version")
+        prepared, meta_text = prepare(events, event_ids, meta)
+        started = _time.perf_counter()
+        if not prepared:
+            return AppendResult(key.stream_id, self.version(key), [])
+        result: AppendResult = self._write(
+            lambda conn: self._append_locked(conn, key, prepared, meta_text, expected_version,
+                                             event_ids is not None)
+        )
+        if logging_enabled():
+            log.debug("append", stream_id=key.stream_id, from_version=result.first_version,
+                      to_version=result.version, count=len(prepared),
+                      duplicate=result.duplicate,
+                      duration_ms=round((_time.perf_counter() - started) * 1000, 3))
+        return result
+
+    def _append_locked(
+        self, conn: sqlite3.Connection, key: SessionKey, prepared: list[Prepared],
+        meta_text: str, expected_version: int | None, check_ids: bool,
+    ) -> AppendResult:
+        sid = key.stream_id
+        if check_ids:
+            found = self._find_duplicate(conn, sid, prepared)
+            if found is not None:
+                return found
+        last_pos, checkpoint, version, chain, updated_at, _ = conn.execute(
+            SQL.APPEND_STATE, (sid,)).fetchone()
+        new_stream = version is None
+        if new_stream:
+            version, chain = 0, _codec.GENESIS
+        if expected_version is not None and expected_version != version:
+            raise ConcurrencyError(sid, expected_version, version)
+        if self._projections and checkpoint != last_pos:
+            self._catch_up_locked(conn)
+        now = _codec.format_time(datetime.now(timezone.utc))
+        if updated_at is not None and now < updated_at:
+            now = updated_at  # recorded_at never decreases within a stream, whatever the clock does
+        rows = []
+        positions = []
+        for i, p in enumerate(prepared):
+            v = version + 1 + i
+            pos = last_pos + 1 + i
+            digest = _codec.digest_of(pos, sid, v, p.event_id, p.type, now, p.payload_digest,
+                                      meta_text)
+            chain = _codec.chain_of(chain, digest)
+            rows.append((sid, v, pos, p.event_id, p.type, now, p.data, meta_text,
+                         p.payload_digest, digest, chain))
+            positions.append(pos)
+        conn.executemany(SQL.INSERT_EVENT, rows)
+        new_version = version + len(prepared)
+        if new_stream:
+            conn.execute(SQL.INSERT_STREAM, (sid, _codec.encode(key.parts).decode(), new_version,
+                                             chain, now, now))
+            conn.executemany(SQL.INSERT_KEY_PART, [(n, v, sid) for n, v in key.parts.items()])
+        else:
+            conn.execute(SQL.UPDATE_STREAM_HEAD, (new_version, chain, now, sid))
+        conn.execute(SQL.SET_POSITION, (positions[-1],))
+        if self._projections:
+            self._project(conn, sid, [(version + 1 + i, p.event) for i, p in enumerate(prepared)])
+            conn.execute(SQL.SET_CHECKPOINT, (positions[-1], "history"))
+        return AppendResult(sid, new_version, positions)
+
+    def _find_duplicate(
+        self, conn: sqlite3.Connection, sid: str, prepared: list[Prepared]
+    ) -> AppendResult | None:
+        ids = [p.event_id for p in prepared]
+        rows = conn.execute(SQL.FIND_EVENT_IDS, (_codec.encode(ids).decode(),)).fetchall()
+        if not rows:
+            return None
+        stored = {r[0]: r for r in rows}
+        same = (
+            len(rows) == len(prepared)
+            and all(stored[p.event_id][1] == sid for p in prepared)
+            and all(stored[p.event_id][4] == p.payload_digest for p in prepared)
+        )
+        if not same:
+            clash = ", ".join(sorted(stored))
+            raise DuplicateEventError(
+                f"event ids {clash} are already stored, but not as this same append to {sid!r}"
+            )
+        ordered = [stored[p.event_id] for p in prepared]
+        return AppendResult(sid, ordered[-1][2], [r[3] for r in ordered], duplicate=True)
+
+    def _project(self, conn: sqlite3.Connection, sid: str,
+                 items: Sequence[tuple[int, AnyEvent | Event]]) -> None:
+        """Apply events of one stream to the history projection and the catalog."""
+        pending: list[tuple[str, int, int, str]] = []
+        added = 0
+        for version, event in items:
+            step = projection_step(event)
+            for idx, message in enumerate(step.messages):
+                pending.append((sid, version, idx, message))
+            added += len(step.messages)
+            if step.clears:
+                conn.execute(SQL.INSERT_CLEAR, (sid, version))
+                conn.execute(SQL.CLEAR_CATALOG, (version, sid))
+                added = 0
+                # rows of this append before the clear are history, not current: they are
+                # inserted below with versions at or below the clear, so loads skip them.
+            if step.redacts is not None:
+                conn.executemany(SQL.INSERT_HISTORY, pending)
+                pending = []
+                conn.execute(SQL.ADD_MESSAGE_COUNT, (added, sid))
+                added = 0
+                conn.execute(SQL.DELETE_HISTORY_VERSION, (sid, step.redacts))
+                count = conn.execute(SQL.COUNT_CURRENT, (sid, sid)).fetchone()[0]
+                conn.execute("UPDATE streams SET message_count = ? WHERE stream_id = ?",
+                             (count, sid))
+            if step.tags_added or step.tags_removed:
+                tags = set(_codec.decode_json(conn.execute(SQL.GET_TAGS, (sid,)).fetchone()[0]))
+                tags |= set(step.tags_added)
+                tags -= set(step.tags_removed)
+                conn.execute(SQL.SET_TAGS, (_codec.encode(sorted(tags)).decode(), sid))
+        if pending:
+            conn.executemany(SQL.INSERT_HISTORY, pending)
+        if added:
+            conn.execute(SQL.ADD_MESSAGE_COUNT, (added, sid))
+
+    def _catch_up_locked(self, conn: sqlite3.Connection, page: int = 5000) -> int:
+        checkpoint = conn.execute(SQL.GET_CHECKPOINT, ("history",)).fetchone()[0]
+        applied = 0
+        while True:
+            rows = conn.execute(
+                "SELECT stream_id, version, position, type, data FROM events "
+                "WHERE position > ? ORDER BY position LIMIT ?", (checkpoint, page)).fetchall()
+            if not rows:
+                break
+            start = 0
+            for i in range(1, len(rows) + 1):
+                if i == len(rows) or rows[i][0] != rows[start][0]:
+                    sid = rows[start][0]
+                    self._project(conn, sid, [(r[1], _codec.decode_event(r[3], r[4]))
+                                              for r in rows[start:i]])
+                    start = i
+            checkpoint = rows[-1][2]
+            applied += len(rows)
+            conn.execute(SQL.SET_CHECKPOINT, (checkpoint, "history"))
+        return applied
+
+    def catch_up(self) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            last = conn.execute(SQL.LAST_POSITION).fetchone()[0]
+            checkpoint = conn.execute(SQL.GET_CHECKPOINT, ("history",)).fetchone()[0]
+            if checkpoint == last:
+                return 0
+            n = self._catch_up_locked(conn)
+            if logging_enabled():
+                log.info("projection_caught_up", projection="history", events=n)
+            return n
+        # A quick read first: the common case (already current) takes no write lock.
+        last, checkpoint = self._read(lambda conn: conn.execute(
+            "SELECT (SELECT value FROM counters WHERE name = 'position'), "
+            "(SELECT position FROM projections WHERE name = 'history')").fetchone())
+        if last == checkpoint:
+            return 0
+        return int(self._write(run))
+
+    def rebuild(self) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            for statement in _statements(SQL.RESET_PROJECTION):
+                conn.execute(statement)
+            return self._catch_up_locked(conn, page=20000)
+        n = int(self._write(run))
+        if logging_enabled():
+            log.info("projection_rebuilt", projection="history", events=n)
+        return n
+
+    def read(
+        self,
+        key: KeyLike,
+        *,
+        after_version: int = 0,
+        until_version: int | None = None,
+        until_time: datetime | None = None,
+    ) -> list[Record]:
+        key = SessionKey.coerce(key)
+        check_version(after_version, "after_version")
+        check_version(until_version, "until_version")
+        check_time(until_time, "until_time")
+        sid = key.stream_id
+
+        def run(conn: sqlite3.Connection) -> list[Record]:
+            upper = until_version if until_version is not None else 2**62
+            if until_time is not None:
+                at = conn.execute(SQL.VERSION_AT_TIME,
+                                  (sid, _codec.format_time(until_time))).fetchone()[0]
+                upper = min(upper, at or 0)
+            return [_record(r) for r in conn.execute(SQL.READ_STREAM, (sid, after_version, upper))]
+        result: list[Record] = self._read(run)
+        return result
+
+    def read_all(self, after_position: int = 0, limit: int | None = None) -> list[Record]:
+        check_version(after_position, "after_position")
+        if limit is not None and (not isinstance(limit, int) or limit < 1):
+            raise InvalidInputError(f"limit must be a positive int, got {limit!r}")
+        rows = self._read(lambda conn: conn.execute(
+            SQL.READ_ALL, (after_position, -1 if limit is None else limit)).fetchall())
+        return [_record(r) for r in rows]
+
+    def version(self, key: KeyLike) -> int:
+        sid = SessionKey.coerce(key).stream_id
+        row = self._read(lambda conn: conn.execute(SQL.STREAM_VERSION, (sid,)).fetchone())
+        return int(row[0]) if row else 0
+
+    def last_position(self) -> int:
+        return int(self._read(lambda conn: conn.execute(SQL.LAST_POSITION).fetchone()[0]))
+
+    def sessions(
+        self, *, limit: int = 100, after: str | None = None, **key_filter: str
+    ) -> list[SessionInfo]:
+        if not isinstance(limit, int) or limit < 1:
+            raise InvalidInputError(f"limit must be a positive int, got {limit!r}")
+        filters = ["1"]
+        params: list[Any] = []
+        for name, value in sorted(key_filter.items()):
+            SessionKey(**{name: value})  # validates the part, naming it on error
+            filters.append(SQL.SESSION_FILTER)
+            params += [name, value]
+        if after is not None:
+            moment, sep, sid = str(after).partition("|")
+            if not sep or not sid:
+                raise InvalidInputError(f"bad sessions cursor {after!r}")
+            filters.append(SQL.SESSION_AFTER)
+            params += [moment, moment, sid]
+        sql = SQL.SESSIONS.format(filters=" AND ".join(filters))
+        rows = self._read(lambda conn: conn.execute(sql, (*params, limit)).fetchall())
+        return [_session(r) for r in rows]
+
+    def session(self, key: KeyLike) -> SessionInfo | None:
+        sid = SessionKey.coerce(key).stream_id
+        row = self._read(lambda conn: conn.execute(SQL.SESSION_ONE, (sid,)).fetchone())
+        return _session(row) if row else None
+
+    def verify(self, key: KeyLike | None = None) -> VerifyReport:
+        where, params = "", ()
+        if key is not None:
+            where, params = "WHERE stream_id = ?", (SessionKey.coerce(key).stream_id,)
+
+        def run(conn: sqlite3.Connection) -> VerifyReport:
+            heads = {r[0]: (r[1], r[2]) for r in
+                     conn.execute(SQL.VERIFY_HEADS.format(where=where), params)}
+            rows = (VerifyRow(*r) for r in conn.execute(SQL.VERIFY_ROWS.format(where=where), params))
+            return verify_rows(rows, heads)
+        report: VerifyReport = self._read(run)
+        if logging_enabled():
+            log.info("verified", streams=report.streams, events=report.events,
+                     problems=len(report.problems))
+        return report
+
+    def erase(self, key: KeyLike, *, versions: Sequence[int] | None = None,
+              reason: str = "erasure requested") -> AppendResult:
+        key = SessionKey.coerce(key)
+        sid = key.stream_id
+
+        def run(conn: sqlite3.Connection) -> AppendResult:
+            erasable = [r[0] for r in conn.execute(SQL.ERASABLE, (sid,))]
+            targets = erasable if versions is None else list(versions)
+            head = conn.execute(SQL.STREAM_VERSION, (sid,)).fetchone()
+            if head is None:
+                raise NotFoundError(f"no session {sid!r}")
+            for v in targets:
+                if not isinstance(v, int) or not 1 <= v <= head[0]:
+                    raise NotFoundError(f"session {sid!r} has no version {v!r}")
+            events = [MessageRedacted(version=v, reason=reason) for v in targets]
+            prepared, meta_text = prepare(events, None, {"actor": "erase"})
+            if not prepared:
+                return AppendResult(sid, head[0], [])
+            result = self._append_locked(conn, key, prepared, meta_text, None, False)
+            for v in targets:
+                conn.execute(SQL.ERASE_PAYLOAD, (sid, v))
+            return result
+        result: AppendResult = self._write(run)
+        if logging_enabled():
+            log.info("erased", stream_id=sid, versions=len(result.positions))
+        return result
+
+    # -- projections -----------------------------------------------------------------------
+    def load_history(self, key: KeyLike) -> tuple[int, list[Message]]:
+        sid = SessionKey.coerce(key).stream_id
+        row = self._read(lambda conn: conn.execute(SQL.LOAD_CURRENT, (sid,)).fetchone())
+        if row is None:
+            return 0, []
+        return int(row[0]), _codec.decode_messages(row[1]) if row[1] else []
+
+    def load_history_at(self, key: KeyLike, *, version: int | None = None,
+                        time: datetime | None = None) -> tuple[int, list[Message]]:
+        if (version is None) == (time is None):
+            raise InvalidInputError("give exactly one of version= or time=")
+        check_version(version, "version")
+        check_time(time, "time")
+        sid = SessionKey.coerce(key).stream_id
+
+        def run(conn: sqlite3.Connection) -> tuple[int, str | None]:
+            row = conn.execute(SQL.STREAM_VERSION, (sid,)).fetchone()
+            head = row[0] if row else 0
+            if time is not None:
+                at = conn.execute(SQL.VERSION_AT_TIME, (sid, _codec.format_time(time))).fetchone()[0]
+                v = at or 0
+            else:
+                assert version is not None
+                if version > head:
+                    raise NotFoundError(f"session {sid!r} is at version {head}; "
+                                        f"version {version} does not exist yet")
+                v = version
+            cleared = conn.execute(SQL.LAST_CLEAR_AT, (sid, v)).fetchone()[0] or 0
+            return v, conn.execute(SQL.LOAD_RANGE, (sid, cleared, v)).fetchone()[0]
+        v, data = self._read(run)
+        return v, _codec.decode_messages(data) if data else []
+
+    def stats(self) -> dict[str, Any]:
+        sessions, events, messages = self._read(lambda conn: conn.execute(SQL.STATS).fetchone())
+        size = 0 if self.path == ":memory:" else os.path.getsize(self.path)
+        return {"backend": "sqlite", "path": self.path, "sessions": sessions, "events": events,
+                "projected_messages": messages, "bytes": size, "durability": self.durability}
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._conn.close()
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a script into statements (triggers keep their inner semicolons)."""
+    buffer: list[str] = []
+    for line in script.splitlines():
+        if line.strip().startswith("--") or not line.strip():
+            continue
+        buffer.append(line)
+        text = "\n".join(buffer)
+        if text.rstrip().endswith(";") and sqlite3.complete_statement(text):
+            yield text
+            buffer = []
+    if buffer:
+        yield "\n".join(buffer)
+
+
+def _record(row: Sequence[Any]) -> Record:
+    position, stream_id, version, event_id, type_, recorded_at, data, meta, digest, chain = row
+    event: AnyEvent | PayloadErased = _codec.decode_event(type_, data)
+    return Record(position, stream_id, version, event_id, type_, _codec.parse_time(recorded_at),
+                  event, _codec.decode_json(meta), digest, chain)
+
+
+def _session(row: Sequence[Any]) -> SessionInfo:
+    stream_id, key_json, version, count, created, updated, tags = row
+    return SessionInfo(
+        key=SessionKey(**_codec.decode_json(key_json)), stream_id=stream_id, version=version,
+        message_count=count, created_at=_codec.parse_time(created),
+        last_active=_codec.parse_time(updated), tags=_codec.decode_json(tags),
+    )

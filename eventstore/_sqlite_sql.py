@@ -1,0 +1,225 @@
+"""Every SQL statement of the SQLite backend, as named statements with bound parameters."""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+PRAGMAS = """
+PRAGMA journal_mode = WAL;
+PRAGMA foreign_keys = OFF;
+PRAGMA temp_store = MEMORY;
+"""
+
+# STRICT tables, created explicitly. ``events`` is clustered on (stream_id, version) so one
+# stream is a contiguous range; ``position`` is the global order, handed out from the
+# ``counters`` row so it is never reused, even after the last row is gone.
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS chatledger_meta (
+    name TEXT PRIMARY KEY NOT NULL,
+    value TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT PRIMARY KEY NOT NULL,
+    value INTEGER NOT NULL
+) STRICT;
+INSERT OR IGNORE INTO counters (name, value) VALUES ('position', 0);
+
+CREATE TABLE IF NOT EXISTS events (
+    stream_id TEXT NOT NULL,
+    version INTEGER NOT NULL CHECK (version >= 1),
+    position INTEGER NOT NULL CHECK (position >= 1),
+    event_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    data TEXT,
+    meta TEXT NOT NULL,
+    payload_digest TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    chain TEXT NOT NULL,
+    PRIMARY KEY (stream_id, version)
+) STRICT, WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS events_position ON events (position);
+CREATE UNIQUE INDEX IF NOT EXISTS events_event_id ON events (event_id);
+
+-- The log is append-only: only a lawful erasure may null a payload, nothing else changes.
+CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
+WHEN NEW.data IS NOT NULL OR NEW.stream_id IS NOT OLD.stream_id OR NEW.version IS NOT OLD.version
+  OR NEW.position IS NOT OLD.position OR NEW.event_id IS NOT OLD.event_id
+  OR NEW.type IS NOT OLD.type OR NEW.recorded_at IS NOT OLD.recorded_at
+  OR NEW.meta IS NOT OLD.meta OR NEW.payload_digest IS NOT OLD.payload_digest
+  OR NEW.digest IS NOT OLD.digest OR NEW.chain IS NOT OLD.chain
+BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+
+-- One row per stream: the log's head (version, chain) plus the catalog projection's columns.
+CREATE TABLE IF NOT EXISTS streams (
+    stream_id TEXT PRIMARY KEY NOT NULL,
+    key TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    chain TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    message_count INTEGER NOT NULL DEFAULT 0,
+    cleared_version INTEGER NOT NULL DEFAULT 0,
+    tags TEXT NOT NULL DEFAULT '[]'
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS streams_updated ON streams (updated_at, stream_id);
+
+CREATE TABLE IF NOT EXISTS stream_keys (
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    stream_id TEXT NOT NULL,
+    PRIMARY KEY (name, value, stream_id)
+) STRICT, WITHOUT ROWID;
+
+-- The history projection: every message, by the version of the event that brought it in.
+-- Clears are rows of ``clears``; the current history is the rows after the last clear.
+CREATE TABLE IF NOT EXISTS history (
+    stream_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    message TEXT NOT NULL,
+    PRIMARY KEY (stream_id, version, idx)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS clears (
+    stream_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (stream_id, version)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS projections (
+    name TEXT PRIMARY KEY NOT NULL,
+    position INTEGER NOT NULL
+) STRICT;
+INSERT OR IGNORE INTO projections (name, position) VALUES ('history', 0);
+"""
+
+TABLES = ("chatledger_meta", "counters", "events", "streams", "stream_keys", "history",
+          "clears", "projections")
+
+GET_META = "SELECT value FROM chatledger_meta WHERE name = ?"
+SET_META = "INSERT OR REPLACE INTO chatledger_meta (name, value) VALUES (?, ?)"
+
+BEGIN_WRITE = "BEGIN IMMEDIATE"
+BEGIN_READ = "BEGIN"
+COMMIT = "COMMIT"
+ROLLBACK = "ROLLBACK"
+
+# One round trip for everything an append needs to know before it writes.
+APPEND_STATE = """
+SELECT (SELECT value FROM counters WHERE name = 'position'),
+       (SELECT position FROM projections WHERE name = 'history'),
+       s.version, s.chain, s.updated_at, s.message_count
+FROM (SELECT 1) LEFT JOIN streams AS s ON s.stream_id = ?
+"""
+
+FIND_EVENT_IDS = """
+SELECT event_id, stream_id, version, position, payload_digest FROM events
+WHERE event_id IN (SELECT value FROM json_each(?))
+"""
+
+INSERT_EVENT = """
+INSERT INTO events (stream_id, version, position, event_id, type, recorded_at, data, meta,
+                    payload_digest, digest, chain)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+INSERT_STREAM = """
+INSERT INTO streams (stream_id, key, version, chain, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?)
+"""
+UPDATE_STREAM_HEAD = "UPDATE streams SET version = ?, chain = ?, updated_at = ? WHERE stream_id = ?"
+INSERT_KEY_PART = "INSERT INTO stream_keys (name, value, stream_id) VALUES (?, ?, ?)"
+SET_POSITION = "UPDATE counters SET value = ? WHERE name = 'position'"
+SET_CHECKPOINT = "UPDATE projections SET position = ? WHERE name = ?"
+GET_CHECKPOINT = "SELECT position FROM projections WHERE name = ?"
+LAST_POSITION = "SELECT value FROM counters WHERE name = 'position'"
+
+# History projection.
+INSERT_HISTORY = "INSERT INTO history (stream_id, version, idx, message) VALUES (?, ?, ?, ?)"
+INSERT_CLEAR = "INSERT INTO clears (stream_id, version) VALUES (?, ?)"
+DELETE_HISTORY_VERSION = "DELETE FROM history WHERE stream_id = ? AND version = ?"
+UPDATE_CATALOG = """
+UPDATE streams SET message_count = ?, cleared_version = max(cleared_version, ?), tags = ?
+WHERE stream_id = ?
+"""
+ADD_MESSAGE_COUNT = "UPDATE streams SET message_count = message_count + ? WHERE stream_id = ?"
+GET_TAGS = "SELECT tags FROM streams WHERE stream_id = ?"
+SET_TAGS = "UPDATE streams SET tags = ? WHERE stream_id = ?"
+CLEAR_CATALOG = "UPDATE streams SET message_count = 0, cleared_version = ? WHERE stream_id = ?"
+COUNT_CURRENT = """
+SELECT count(*) FROM history WHERE stream_id = ?
+  AND version > (SELECT cleared_version FROM streams WHERE stream_id = ?)
+"""
+
+# group_concat over an ordered subquery builds the whole JSON array inside SQLite, so a load
+# is one row and one msgspec decode instead of one Python object per message.
+LOAD_CURRENT = """
+SELECT s.version, (SELECT '[' || group_concat(message, ',') || ']' FROM
+                     (SELECT message FROM history
+                      WHERE stream_id = s.stream_id AND version > s.cleared_version
+                      ORDER BY version, idx))
+FROM streams AS s WHERE s.stream_id = ?
+"""
+LOAD_RANGE = """
+SELECT '[' || group_concat(message, ',') || ']' FROM
+  (SELECT message FROM history WHERE stream_id = ? AND version > ? AND version <= ?
+   ORDER BY version, idx)
+"""
+LAST_CLEAR_AT = "SELECT max(version) FROM clears WHERE stream_id = ? AND version <= ?"
+VERSION_AT_TIME = "SELECT max(version) FROM events WHERE stream_id = ? AND recorded_at <= ?"
+STREAM_VERSION = "SELECT version FROM streams WHERE stream_id = ?"
+
+RESET_PROJECTION = """
+DELETE FROM history;
+DELETE FROM clears;
+UPDATE streams SET message_count = 0, cleared_version = 0, tags = '[]';
+UPDATE projections SET position = 0 WHERE name = 'history';
+"""
+
+_EVENT_COLUMNS = "position, stream_id, version, event_id, type, recorded_at, data, meta, digest, chain"
+READ_STREAM = f"""
+SELECT {_EVENT_COLUMNS} FROM events
+WHERE stream_id = ? AND version > ? AND version <= ? ORDER BY version
+"""
+READ_ALL = f"SELECT {_EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
+
+VERIFY_ROWS = """
+SELECT stream_id, version, position, event_id, type, recorded_at, data, meta, payload_digest,
+       digest, chain
+FROM events {where} ORDER BY stream_id, version
+"""
+VERIFY_HEADS = "SELECT stream_id, version, chain FROM streams {where} ORDER BY stream_id"
+
+ERASE_PAYLOAD = "UPDATE events SET data = NULL WHERE stream_id = ? AND version = ?"
+ERASABLE = """
+SELECT version FROM events
+WHERE stream_id = ? AND data IS NOT NULL
+  AND type IN ('message_appended', 'session_forked', 'run_recorded')
+ORDER BY version
+"""
+
+SESSIONS = """
+SELECT s.stream_id, s.key, s.version, s.message_count, s.created_at, s.updated_at, s.tags
+FROM streams AS s
+WHERE {filters}
+ORDER BY s.updated_at DESC, s.stream_id DESC
+LIMIT ?
+"""
+SESSION_FILTER = (
+    "EXISTS (SELECT 1 FROM stream_keys AS k "
+    "WHERE k.stream_id = s.stream_id AND k.name = ? AND k.value = ?)"
+)
+SESSION_AFTER = "(s.updated_at < ? OR (s.updated_at = ? AND s.stream_id < ?))"
+SESSION_ONE = """
+SELECT s.stream_id, s.key, s.version, s.message_count, s.created_at, s.updated_at, s.tags
+FROM streams AS s WHERE s.stream_id = ?
+"""
+
+STATS = """
+SELECT (SELECT count(*) FROM streams), (SELECT value FROM counters WHERE name = 'position'),
+       (SELECT count(*) FROM history)
+"""

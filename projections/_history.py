@@ -1,0 +1,248 @@
+"""``ChatHistory``: one session's history, read from the projections and written to the log."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from eventstore import (
+    AIMessage, AppendResult, EventStore, HistoryCleared, HumanMessage, InvalidInputError,
+    KeyLike, Message, MessageAppended, Record, SessionForked, SessionKey, get_buffer_string,
+    open_store,
+)
+from eventstore._store import normalise_message
+from projections._window import window as _window
+
+__all__ = ["ChatHistory", "HistoryView", "shared_store"]
+
+_stores: dict[str, EventStore] = {}
+_stores_lock = threading.Lock()
+
+
+def shared_store(url: str) -> EventStore:
+    """One store per URL per process, so building a history per request costs microseconds.
+
+    Raises:
+        StoreError: The database cannot be opened.
+    """
+    store = _stores.get(url)
+    if store is None:
+        with _stores_lock:
+            store = _stores.get(url)
+            if store is None:
+                store = open_store(url)
+                _stores[url] = store
+    return store
+
+
+class HistoryView(msgspec.Struct, frozen=True):
+    """The messages of a session as of ``version``."""
+
+    version: int
+    messages: list[Message]
+
+
+def _check_messages(messages: Sequence[Any]) -> list[Message]:
+    if isinstance(messages, (Message, str)) or not isinstance(messages, Sequence):
+        raise InvalidInputError(
+            f"add_messages takes a list of messages, got {type(messages).__name__}"
+        )
+    out = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, Message):
+            raise InvalidInputError(
+                f"item {i} is a {type(message).__name__}, not a message; nothing was saved"
+            )
+        out.append(normalise_message(message))
+    return out
+
+
+class ChatHistory:
+    """The history of one session, shaped like LangChain's ``BaseChatMessageHistory``.
+
+    Every write appends immutable events; every read comes from the projection tables, so
+    loading costs O(messages in the session), never O(size of the log). Nothing is cached
+    between calls: two ``ChatHistory`` objects for one key always agree.
+
+    Args:
+        key: The session key; a plain string means ``SessionKey(session_id=...)``.
+        store_or_url: An open ``EventStore``, or a URL (one store is shared per URL per
+            process). None means ``$CHATLEDGER_URL``, else ``./chatledger.db``.
+
+    Raises:
+        InvalidKeyError: The key is malformed.
+        StoreError: The database cannot be opened.
+    """
+
+    __slots__ = ("key", "store")
+
+    def __init__(self, key: KeyLike, store_or_url: EventStore | str | None = None) -> None:
+        self.key = SessionKey.coerce(key)
+        if isinstance(store_or_url, EventStore):
+            self.store = store_or_url
+        elif store_or_url is None or isinstance(store_or_url, str):
+            from eventstore import default_url
+
+            self.store = shared_store(store_or_url or default_url())
+        else:
+            raise InvalidInputError(
+                f"store_or_url must be an EventStore or a URL, got {type(store_or_url).__name__}"
+            )
+
+    def __repr__(self) -> str:
+        return f"ChatHistory({self.key!r}, {self.store.url!r})"
+
+    # -- reads -----------------------------------------------------------------------------
+    def load(self) -> HistoryView:
+        """The current messages and the version they reflect, in one read."""
+        version, messages = self.store.load_history(self.key)
+        return HistoryView(version, messages)
+
+    @property
+    def messages(self) -> list[Message]:
+        """The current history (after the last clear)."""
+        return self.store.load_history(self.key)[1]
+
+    @property
+    def version(self) -> int:
+        """The stream's version: how many events the session has."""
+        return self.store.version(self.key)
+
+    def get_messages(self) -> list[Message]:
+        """Same as ``messages``."""
+        return self.messages
+
+    def as_of(self, version: int | None = None, *, time: datetime | None = None) -> list[Message]:
+        """The history as it stood at a version (0 = before the first event) or an aware time.
+
+        Raises:
+            InvalidInputError: Both or neither given, a negative version, a naive datetime.
+            NotFoundError: ``version`` is beyond the session's current version.
+        """
+        return self.store.load_history_at(self.key, version=version, time=time)[1]
+
+    def window(
+        self,
+        *,
+        last: int | None = None,
+        max_tokens: int | None = None,
+        counter: Callable[[Message], int] | None = None,
+    ) -> list[Message]:
+        """The most recent messages within ``last`` messages and/or ``max_tokens`` tokens.
+
+        Never separates an AI message's tool calls from their results.
+
+        Raises:
+            InvalidInputError: No limit, or a limit that is not a positive int.
+        """
+        if last is None and max_tokens is None:
+            raise InvalidInputError("window needs last=N or max_tokens=N")
+        return _window(self.messages, last=last, max_tokens=max_tokens, counter=counter)
+
+    def events(self, **kwargs: Any) -> list[Record]:
+        """The raw events of this session (see ``EventStore.read`` for the filters)."""
+        return self.store.read(self.key, **kwargs)
+
+    def __str__(self) -> str:
+        return get_buffer_string(self.messages)
+
+    # -- writes ----------------------------------------------------------------------------
+    def add_messages(
+        self,
+        messages: Sequence[Message],
+        *,
+        expected_version: int | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> AppendResult:
+        """Append messages as one atomic append (one event per message).
+
+        Raises:
+            InvalidInputError: An item is not a message; nothing is saved.
+            ConcurrencyError: ``expected_version`` is stale; nothing is saved.
+            StoreError: The database failed; nothing is saved.
+        """
+        checked = _check_messages(messages)
+        return self.store.append(self.key, [MessageAppended(message=m) for m in checked],
+                                 expected_version=expected_version, meta=meta)
+
+    def add_message(self, message: Message) -> AppendResult:
+        """Append one message."""
+        return self.add_messages([message])
+
+    def add_user_message(self, message: HumanMessage | str) -> AppendResult:
+        """Append a human message (a string becomes ``HumanMessage(content=...)``)."""
+        return self.add_message(message if isinstance(message, HumanMessage)
+                                else HumanMessage(content=message))
+
+    def add_ai_message(self, message: AIMessage | str) -> AppendResult:
+        """Append an AI message (a string becomes ``AIMessage(content=...)``)."""
+        return self.add_message(message if isinstance(message, AIMessage)
+                                else AIMessage(content=message))
+
+    def clear(self, *, reason: str | None = None) -> AppendResult:
+        """Empty the current history by appending ``HistoryCleared``; earlier versions stay."""
+        return self.store.append(self.key, [HistoryCleared(reason=reason)])
+
+    def fork(self, new_key: KeyLike, *, at_version: int | None = None) -> ChatHistory:
+        """Start a new session whose history is this one's as of ``at_version`` (default: now).
+
+        The new stream begins with ``SessionForked``; this session is untouched.
+
+        Raises:
+            ConcurrencyError: The new session already has events.
+            NotFoundError: ``at_version`` is beyond this session's version.
+        """
+        target = SessionKey.coerce(new_key)
+        if target == self.key:
+            raise InvalidInputError("a session cannot be forked onto itself")
+        if at_version is None:
+            version, messages = self.store.load_history(self.key)
+        else:
+            version, messages = self.store.load_history_at(self.key, version=at_version)
+        self.store.append(target, [SessionForked(parent=self.key.parts, parent_version=version,
+                                                 messages=messages)], expected_version=0)
+        return ChatHistory(target, self.store)
+
+    # -- async twins -----------------------------------------------------------------------
+    async def aload(self) -> HistoryView:
+        """``load`` without blocking the event loop."""
+        version, messages = await self.store.aload_history(self.key)
+        return HistoryView(version, messages)
+
+    async def aget_messages(self) -> list[Message]:
+        """``messages`` without blocking the event loop."""
+        return (await self.store.aload_history(self.key))[1]
+
+    async def aadd_messages(
+        self,
+        messages: Sequence[Message],
+        *,
+        expected_version: int | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> AppendResult:
+        """``add_messages`` without blocking the event loop."""
+        checked = _check_messages(messages)
+        return await self.store.aappend(self.key, [MessageAppended(message=m) for m in checked],
+                                        expected_version=expected_version, meta=meta)
+
+    async def aadd_message(self, message: Message) -> AppendResult:
+        """``add_message`` without blocking the event loop."""
+        return await self.aadd_messages([message])
+
+    async def aclear(self, *, reason: str | None = None) -> AppendResult:
+        """``clear`` without blocking the event loop."""
+        return await self.store.aappend(self.key, [HistoryCleared(reason=reason)])
+
+    async def aas_of(self, version: int | None = None, *,
+                     time: datetime | None = None) -> list[Message]:
+        """``as_of`` without blocking the event loop."""
+        return (await self.store.aload_history_at(self.key, version=version, time=time))[1]
+
+    async def aversion(self) -> int:
+        """``version`` without blocking the event loop."""
+        return await asyncio.to_thread(self.store.version, self.key)
