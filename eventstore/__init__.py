@@ -8,21 +8,51 @@ PostgreSQL.
 from __future__ import annotations
 
 from eventstore._errors import (
-    ChatledgerError, ConcurrencyError, DuplicateEventError, InvalidInputError, InvalidKeyError,
-    NotFoundError, StoreError,
+    ChatledgerError,
+    ConcurrencyError,
+    DuplicateEventError,
+    InvalidInputError,
+    InvalidKeyError,
+    NotFoundError,
+    StoreError,
 )
 from eventstore._events import (
-    AnyEvent, Event, HistoryCleared, MessageAppended, MessageRedacted, PayloadErased, Record,
-    RunRecorded, SessionForked, SessionTagged,
+    AnyEvent,
+    Event,
+    HistoryCleared,
+    MessageAppended,
+    MessageRedacted,
+    PayloadErased,
+    Record,
+    RunRecorded,
+    SessionForked,
+    SessionTagged,
 )
 from eventstore._keys import KeyLike, SessionKey
 from eventstore._messages import (
-    AIMessage, AIMessageChunk, AnyMessage, ChatMessage, FunctionMessage, HumanMessage, Message,
-    SystemMessage, ToolMessage, from_langchain_dict, from_openai, get_buffer_string,
-    to_langchain_dict, to_openai,
+    AIMessage,
+    AIMessageChunk,
+    AnyMessage,
+    ChatMessage,
+    FunctionMessage,
+    HumanMessage,
+    Message,
+    SystemMessage,
+    ToolMessage,
+    from_langchain_dict,
+    from_openai,
+    get_buffer_string,
+    to_langchain_dict,
+    to_openai,
 )
 from eventstore._store import (
-    AppendResult, EventStore, Problem, SessionInfo, VerifyReport, default_url, open_store,
+    AppendResult,
+    EventStore,
+    Problem,
+    SessionInfo,
+    VerifyReport,
+    default_url,
+    open_store,
     redact_url,
 )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -70,8 +70,10 @@ def decode_event(type_: str, data: bytes | str | None) -> AnyEvent | PayloadEras
     try:
         if type_ in UPCASTERS:
             raw = UPCASTERS[type_](_json_decoder.decode(data))
-            return msgspec.convert(raw, AnyEvent)  # type: ignore[arg-type]
-        return _event_decoder.decode(data)
+            upcast: AnyEvent = msgspec.convert(raw, AnyEvent)  # type: ignore[arg-type]
+            return upcast
+        event: AnyEvent = _event_decoder.decode(data)
+        return event
     except msgspec.DecodeError as e:
         raise StoreError(f"stored {type_} event does not decode: {e}") from e
 
@@ -107,7 +109,7 @@ def chain_of(previous: str, digest: str) -> str:
 
 def format_time(moment: datetime) -> str:
     """Fixed-width UTC text, so stored times sort as strings."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_time(text: str) -> datetime:

@@ -33,26 +33,26 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", omit_de
     """Base of every event. Use a concrete event such as ``MessageAppended``."""
 
 
-class MessageAppended(Event, tag="message_appended"):
+class MessageAppended(Event, tag="message_appended", frozen=True, kw_only=True):
     """One message entered the conversation."""
 
     message: AnyMessage
 
 
-class HistoryCleared(Event, tag="history_cleared"):
+class HistoryCleared(Event, tag="history_cleared", frozen=True, kw_only=True):
     """The current history was emptied; earlier versions stay readable."""
 
     reason: Union[str, None] = None
 
 
-class MessageRedacted(Event, tag="message_redacted"):
+class MessageRedacted(Event, tag="message_redacted", frozen=True, kw_only=True):
     """The payload of the event at ``version`` was erased (its digest stays, so the chain verifies)."""
 
     version: int
     reason: str = ""
 
 
-class SessionForked(Event, tag="session_forked"):
+class SessionForked(Event, tag="session_forked", frozen=True, kw_only=True):
     """This stream starts as a copy of ``parent``'s history at ``parent_version``.
 
     The inherited messages are carried in the event, so the fork's history is a fold of its own
@@ -64,7 +64,7 @@ class SessionForked(Event, tag="session_forked"):
     messages: list[AnyMessage] = []
 
 
-class RunRecorded(Event, tag="run_recorded"):
+class RunRecorded(Event, tag="run_recorded", frozen=True, kw_only=True):
     """One chain run: what went in, what came out, and the history version it read."""
 
     run_id: str
@@ -77,14 +77,14 @@ class RunRecorded(Event, tag="run_recorded"):
     error: Union[str, None] = None
 
 
-class SessionTagged(Event, tag="session_tagged"):
+class SessionTagged(Event, tag="session_tagged", frozen=True, kw_only=True):
     """Tags were added to or removed from the session."""
 
     added: list[str] = []
     removed: list[str] = []
 
 
-class PayloadErased(Event, tag="payload_erased"):
+class PayloadErased(Event, tag="payload_erased", frozen=True, kw_only=True):
     """Read-side stand-in for an event whose payload was lawfully erased. Never stored."""
 
     erased_type: str

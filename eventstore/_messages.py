@@ -317,16 +317,15 @@ def from_langchain_dict(item: Mapping[str, Any]) -> Message:
     for field, value in data.items():
         if field in allowed:
             kwargs[field] = value
-        elif field in _LC_DEFAULTS and value == _LC_DEFAULTS[field]:
-            continue
-        elif field in ("tool_call_chunks", "chunk_position"):
+        elif (field in _LC_DEFAULTS and value == _LC_DEFAULTS[field]) or field in ("tool_call_chunks", "chunk_position"):
             continue
         else:
             raise InvalidInputError(f"LangChain message field {field!r} is not supported")
     try:
-        return msgspec.convert(kwargs | {"type": kind}, AnyMessage)
+        message: Message = msgspec.convert(kwargs | {"type": kind}, AnyMessage)  # type: ignore[arg-type]
     except msgspec.ValidationError as e:
         raise InvalidInputError(f"bad LangChain {kind} message: {e}") from e
+    return message
 
 
 _OPENAI_ROLE = {"human": "user", "ai": "assistant", "AIMessageChunk": "assistant",
@@ -339,10 +338,7 @@ def to_openai(message: Message) -> dict[str, Any]:
     Raises:
         InvalidInputError: The message has no OpenAI role.
     """
-    if isinstance(message, ChatMessage):
-        role = message.role
-    else:
-        role = _OPENAI_ROLE.get(message.type, "")
+    role = message.role if isinstance(message, ChatMessage) else _OPENAI_ROLE.get(message.type, "")
     if not role:
         raise InvalidInputError(f"{type(message).__name__} has no OpenAI role")
     out: dict[str, Any] = {"role": role, "content": message.content}

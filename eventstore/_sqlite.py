@@ -12,7 +12,7 @@ import sqlite3
 import threading
 import time as _time
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlite_utils
@@ -20,7 +20,11 @@ import sqlite_utils
 from eventstore import _codec
 from eventstore import _sqlite_sql as SQL
 from eventstore._errors import (
-    ChatledgerError, ConcurrencyError, DuplicateEventError, InvalidInputError, NotFoundError,
+    ChatledgerError,
+    ConcurrencyError,
+    DuplicateEventError,
+    InvalidInputError,
+    NotFoundError,
     StoreError,
 )
 from eventstore._events import AnyEvent, Event, MessageRedacted, PayloadErased, Record
@@ -28,8 +32,17 @@ from eventstore._keys import KeyLike, SessionKey
 from eventstore._log import get_logger, logging_enabled
 from eventstore._messages import Message
 from eventstore._store import (
-    AppendResult, EventStore, Prepared, SessionInfo, VerifyReport, VerifyRow, check_time,
-    check_version, prepare, projection_step, verify_rows,
+    AppendResult,
+    EventStore,
+    Prepared,
+    SessionInfo,
+    VerifyReport,
+    VerifyRow,
+    check_time,
+    check_version,
+    prepare,
+    projection_step,
+    verify_rows,
 )
 
 __all__ = ["SQLiteStore", "sqlite_path"]
@@ -207,7 +220,7 @@ class SQLiteStore(EventStore):
             raise ConcurrencyError(sid, expected_version, version)
         if self._projections and checkpoint != last_pos:
             self._catch_up_locked(conn)
-        now = _codec.format_time(datetime.now(timezone.utc))
+        now = _codec.format_time(datetime.now(UTC))
         if updated_at is not None and now < updated_at:
             now = updated_at  # recorded_at never decreases within a stream, whatever the clock does
         rows = []
@@ -407,7 +420,7 @@ class SQLiteStore(EventStore):
         return _session(row) if row else None
 
     def verify(self, key: KeyLike | None = None) -> VerifyReport:
-        where, params = "", ()
+        where, params = "", tuple[str, ...]()
         if key is not None:
             where, params = "WHERE stream_id = ?", (SessionKey.coerce(key).stream_id,)
 

@@ -14,11 +14,17 @@ import msgspec
 from eventstore import _codec
 from eventstore._errors import InvalidInputError, StoreError
 from eventstore._events import (
-    AnyEvent, Event, HistoryCleared, MessageAppended, MessageRedacted, Record, SessionForked,
+    AnyEvent,
+    Event,
+    HistoryCleared,
+    MessageAppended,
+    MessageRedacted,
+    Record,
+    SessionForked,
     SessionTagged,
 )
 from eventstore._keys import KeyLike, SessionKey
-from eventstore._messages import AIMessageChunk, Message
+from eventstore._messages import AIMessageChunk, AnyMessage, Message
 
 __all__ = [
     "AppendResult",
@@ -104,11 +110,11 @@ def _tag(event: Event) -> str:
     return type(event).__struct_config__.tag  # type: ignore[return-value]
 
 
-def normalise_message(message: Message) -> Message:
+def normalise_message(message: Message) -> AnyMessage:
     """Whole messages only: a streamed chunk is stored as the message it adds up to."""
     if isinstance(message, AIMessageChunk):
         return message.to_message()
-    return message
+    return message  # type: ignore[return-value]
 
 
 def prepare(
@@ -132,7 +138,7 @@ def prepare(
     out = []
     for i, event in enumerate(events):
         if isinstance(event, MessageAppended) and isinstance(event.message, AIMessageChunk):
-            event = MessageAppended(message=normalise_message(event.message))  # noqa: PLW2901
+            event = MessageAppended(message=normalise_message(event.message))
         data = _codec.encode_event(event)
         if event_ids is None:
             eid = str(uuid.uuid4())

@@ -9,10 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from eventstore import (
-    HistoryCleared, Message, MessageAppended, MessageRedacted, PayloadErased, Record,
+    Event,
+    HistoryCleared,
+    Message,
+    MessageAppended,
+    MessageRedacted,
+    PayloadErased,
+    Record,
     SessionForked,
 )
-from eventstore import Event
 
 __all__ = ["HistoryState", "apply", "fold", "messages_of"]
 

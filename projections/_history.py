@@ -11,8 +11,20 @@ from typing import Any
 import msgspec
 
 from eventstore import (
-    AIMessage, AppendResult, EventStore, HistoryCleared, HumanMessage, InvalidInputError,
-    KeyLike, Message, MessageAppended, Record, SessionForked, SessionKey, get_buffer_string,
+    AIMessage,
+    AnyMessage,
+    AppendResult,
+    EventStore,
+    HistoryCleared,
+    HumanMessage,
+    InvalidInputError,
+    KeyLike,
+    Message,
+    MessageAppended,
+    Record,
+    SessionForked,
+    SessionKey,
+    get_buffer_string,
     open_store,
 )
 from eventstore._store import normalise_message
@@ -47,7 +59,7 @@ class HistoryView(msgspec.Struct, frozen=True):
     messages: list[Message]
 
 
-def _check_messages(messages: Sequence[Any]) -> list[Message]:
+def _check_messages(messages: Sequence[Any]) -> list[AnyMessage]:
     if isinstance(messages, (Message, str)) or not isinstance(messages, Sequence):
         raise InvalidInputError(
             f"add_messages takes a list of messages, got {type(messages).__name__}"
@@ -204,8 +216,9 @@ class ChatHistory:
             version, messages = self.store.load_history(self.key)
         else:
             version, messages = self.store.load_history_at(self.key, version=at_version)
+        inherited: list[AnyMessage] = messages  # type: ignore[assignment]
         self.store.append(target, [SessionForked(parent=self.key.parts, parent_version=version,
-                                                 messages=messages)], expected_version=0)
+                                                 messages=inherited)], expected_version=0)
         return ChatHistory(target, self.store)
 
     # -- async twins -----------------------------------------------------------------------

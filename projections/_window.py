@@ -39,10 +39,7 @@ def window(
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
             raise InvalidInputError(f"window {name} must be a positive int, got {value!r}")
     start = len(messages)
-    if last is not None:
-        start = max(0, len(messages) - last)
-    else:
-        start = 0
+    start = max(0, len(messages) - last) if last is not None else 0
     if max_tokens is not None:
         count = counter or approximate_tokens
         total = 0
