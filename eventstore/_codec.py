@@ -7,6 +7,8 @@ whose tag was retired are upcast here, and nowhere else, before they are decoded
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +29,8 @@ __all__ = [
     "encode",
     "encode_event",
     "format_time",
+    "new_event_id",
+    "now_text",
     "parse_time",
     "payload_digest",
 ]
@@ -49,14 +53,23 @@ def encode_event(event: Event) -> bytes:
     """Encode an event to JSON (its tag included).
 
     Raises:
-        InvalidInputError: The event holds a value JSON cannot carry.
+        InvalidInputError: The event holds a value JSON cannot carry, or a field of the wrong
+            type (it would not decode back).
     """
     if not isinstance(event, Event) or isinstance(event, PayloadErased):
         raise InvalidInputError(f"expected an event such as MessageAppended, got {event!r}")
     try:
-        return _encoder.encode(event)
+        data = _encoder.encode(event)
     except (TypeError, ValueError, OverflowError) as e:
         raise InvalidInputError(f"{type(event).__name__} cannot be encoded: {e}") from e
+    # msgspec does not check field types on construction, so e.g. MessageAppended(message="hi")
+    # encodes fine; decoding it back here keeps a malformed event from poisoning the stream,
+    # where every later read would fail on it.
+    try:
+        _event_decoder.decode(data)
+    except msgspec.DecodeError as e:
+        raise InvalidInputError(f"{type(event).__name__} is malformed: {e}") from e
+    return data
 
 
 def decode_event(type_: str, data: bytes | str | None) -> AnyEvent | PayloadErased:
@@ -108,8 +121,23 @@ def chain_of(previous: str, digest: str) -> str:
 
 
 def format_time(moment: datetime) -> str:
-    """Fixed-width UTC text, so stored times sort as strings."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Fixed-width UTC text (``2026-01-02T03:04:05.123456Z``), so stored times sort as text."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def now_text() -> str:
+    """The current time as ``format_time`` writes it."""
+    return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def new_event_id() -> str:
+    """A UUIDv7 text: time-ordered, so ids of one append sit side by side in the id index."""
+    ms = time.time_ns() // 1_000_000
+    raw = bytearray(ms.to_bytes(6, "big") + os.urandom(10))
+    raw[6] = (raw[6] & 0x0F) | 0x70
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def parse_time(text: str) -> datetime:

@@ -16,6 +16,8 @@ MAX_VALUE_LENGTH = 512
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# A lone surrogate is not Unicode text: no database can store it as UTF-8.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 # Escaping only these three characters keeps stream ids readable and makes the encoding
 # injective: '=' and '/' are the only separators and '%' is the escape itself.
 _ESCAPES = str.maketrans({"%": "%25", "=": "%3D", "/": "%2F"})
@@ -38,6 +40,8 @@ def _check_part(name: object, value: object) -> None:
         )
     if _CONTROL.search(value):
         raise InvalidKeyError(f"key part {name!r} contains a control character")
+    if _SURROGATE.search(value):
+        raise InvalidKeyError(f"key part {name!r} contains a lone surrogate (not valid Unicode)")
 
 
 class SessionKey:
@@ -84,7 +88,13 @@ class SessionKey:
         if isinstance(key, SessionKey):
             return key
         if isinstance(key, str):
-            return cls(session_id=key)
+            cached = _plain_keys.get(key)
+            if cached is None:
+                cached = cls(session_id=key)
+                if len(_plain_keys) >= _PLAIN_CACHE_SIZE:
+                    _plain_keys.clear()
+                _plain_keys[key] = cached
+            return cached
         if isinstance(key, Mapping):
             return cls(**{str(k): v for k, v in key.items()})
         raise InvalidKeyError(
@@ -152,6 +162,11 @@ class SessionKey:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (self._parts,))
+
+
+# Plain-string keys repeat on every turn of a chat; validating them once is enough.
+_PLAIN_CACHE_SIZE = 4096
+_plain_keys: dict[str, SessionKey] = {}
 
 
 def _rebuild(parts: tuple[tuple[str, str], ...]) -> SessionKey:

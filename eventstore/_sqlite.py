@@ -12,7 +12,7 @@ import sqlite3
 import threading
 import time as _time
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlite_utils
@@ -50,6 +50,7 @@ __all__ = ["SQLiteStore", "sqlite_path"]
 log = get_logger("chatledger.sqlite")
 
 BUSY_TIMEOUT_MS = 30_000
+PAGE_SIZE = 4096
 _MISSING = object()
 
 
@@ -106,8 +107,12 @@ class SQLiteStore(EventStore):
         conn = self._conn
         # The first read fails here with "file is not a database" for a non-SQLite file, so
         # nothing is ever written to it.
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        fresh = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if fresh:
+            # Settable only before the first table; 4 KiB keeps typical messages (up to ~1 KB)
+            # inside their b-tree pages instead of overflow pages.
+            conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
         if not memory:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode.lower() != "wal":
@@ -220,7 +225,7 @@ class SQLiteStore(EventStore):
             raise ConcurrencyError(sid, expected_version, version)
         if self._projections and checkpoint != last_pos:
             self._catch_up_locked(conn)
-        now = _codec.format_time(datetime.now(UTC))
+        now = _codec.now_text()
         if updated_at is not None and now < updated_at:
             now = updated_at  # recorded_at never decreases within a stream, whatever the clock does
         rows = []
@@ -236,16 +241,25 @@ class SQLiteStore(EventStore):
             positions.append(pos)
         conn.executemany(SQL.INSERT_EVENT, rows)
         new_version = version + len(prepared)
+        added = 0
+        if self._projections:
+            if new_stream:
+                # the catalog row must exist before a clear or tag in this append touches it
+                conn.execute(SQL.INSERT_STREAM, (sid, _codec.encode(key.parts).decode(), 0,
+                                                 _codec.GENESIS, now, now, 0))
+                conn.executemany(SQL.INSERT_KEY_PART, [(n, v, sid) for n, v in key.parts.items()])
+                new_stream = False
+            added = self._project(conn, sid, [(version + 1 + i, p.event)
+                                              for i, p in enumerate(prepared)])
+            conn.execute(SQL.SET_POSITION_AND_CHECKPOINT, (positions[-1],))
+        else:
+            conn.execute(SQL.SET_POSITION, (positions[-1],))
         if new_stream:
             conn.execute(SQL.INSERT_STREAM, (sid, _codec.encode(key.parts).decode(), new_version,
-                                             chain, now, now))
+                                             chain, now, now, 0))
             conn.executemany(SQL.INSERT_KEY_PART, [(n, v, sid) for n, v in key.parts.items()])
         else:
-            conn.execute(SQL.UPDATE_STREAM_HEAD, (new_version, chain, now, sid))
-        conn.execute(SQL.SET_POSITION, (positions[-1],))
-        if self._projections:
-            self._project(conn, sid, [(version + 1 + i, p.event) for i, p in enumerate(prepared)])
-            conn.execute(SQL.SET_CHECKPOINT, (positions[-1], "history"))
+            conn.execute(SQL.UPDATE_STREAM_HEAD, (new_version, chain, now, added, sid))
         return AppendResult(sid, new_version, positions)
 
     def _find_duplicate(
@@ -270,8 +284,12 @@ class SQLiteStore(EventStore):
         return AppendResult(sid, ordered[-1][2], [r[3] for r in ordered], duplicate=True)
 
     def _project(self, conn: sqlite3.Connection, sid: str,
-                 items: Sequence[tuple[int, AnyEvent | Event]]) -> None:
-        """Apply events of one stream to the history projection and the catalog."""
+                 items: Sequence[tuple[int, AnyEvent | Event]]) -> int:
+        """Apply events of one stream to the history projection and the catalog.
+
+        Returns how many messages to add to the catalog's count; the caller folds that into
+        its update of the stream row, so a plain append writes that row once.
+        """
         pending: list[tuple[str, int, int, str]] = []
         added = 0
         for version, event in items:
@@ -292,8 +310,7 @@ class SQLiteStore(EventStore):
                 added = 0
                 conn.execute(SQL.DELETE_HISTORY_VERSION, (sid, step.redacts))
                 count = conn.execute(SQL.COUNT_CURRENT, (sid, sid)).fetchone()[0]
-                conn.execute("UPDATE streams SET message_count = ? WHERE stream_id = ?",
-                             (count, sid))
+                conn.execute(SQL.SET_MESSAGE_COUNT, (count, sid))
             if step.tags_added or step.tags_removed:
                 tags = set(_codec.decode_json(conn.execute(SQL.GET_TAGS, (sid,)).fetchone()[0]))
                 tags |= set(step.tags_added)
@@ -301,24 +318,23 @@ class SQLiteStore(EventStore):
                 conn.execute(SQL.SET_TAGS, (_codec.encode(sorted(tags)).decode(), sid))
         if pending:
             conn.executemany(SQL.INSERT_HISTORY, pending)
-        if added:
-            conn.execute(SQL.ADD_MESSAGE_COUNT, (added, sid))
+        return added
 
     def _catch_up_locked(self, conn: sqlite3.Connection, page: int = 5000) -> int:
         checkpoint = conn.execute(SQL.GET_CHECKPOINT, ("history",)).fetchone()[0]
         applied = 0
         while True:
-            rows = conn.execute(
-                "SELECT stream_id, version, position, type, data FROM events "
-                "WHERE position > ? ORDER BY position LIMIT ?", (checkpoint, page)).fetchall()
+            rows = conn.execute(SQL.CATCH_UP_PAGE, (checkpoint, page)).fetchall()
             if not rows:
                 break
             start = 0
             for i in range(1, len(rows) + 1):
                 if i == len(rows) or rows[i][0] != rows[start][0]:
                     sid = rows[start][0]
-                    self._project(conn, sid, [(r[1], _codec.decode_event(r[3], r[4]))
-                                              for r in rows[start:i]])
+                    added = self._project(conn, sid, [(r[1], _codec.decode_event(r[3], r[4]))
+                                                      for r in rows[start:i]])
+                    if added:
+                        conn.execute(SQL.ADD_MESSAGE_COUNT, (added, sid))
                     start = i
             checkpoint = rows[-1][2]
             applied += len(rows)
@@ -336,9 +352,7 @@ class SQLiteStore(EventStore):
                 log.info("projection_caught_up", projection="history", events=n)
             return n
         # A quick read first: the common case (already current) takes no write lock.
-        last, checkpoint = self._read(lambda conn: conn.execute(
-            "SELECT (SELECT value FROM counters WHERE name = 'position'), "
-            "(SELECT position FROM projections WHERE name = 'history')").fetchone())
+        last, checkpoint = self._read(lambda conn: conn.execute(SQL.BOTH_POSITIONS).fetchone())
         if last == checkpoint:
             return 0
         return int(self._write(run))

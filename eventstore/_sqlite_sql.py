@@ -10,25 +10,30 @@ PRAGMA foreign_keys = OFF;
 PRAGMA temp_store = MEMORY;
 """
 
-# STRICT tables, created explicitly. ``events`` is clustered on (stream_id, version) so one
-# stream is a contiguous range; ``position`` is the global order, handed out from the
-# ``counters`` row so it is never reused, even after the last row is gone.
+# STRICT tables, created explicitly. ``events`` is keyed by ``position``, the global order, so
+# an append lands at the right edge of the table (no page splits in the middle, fewer dirty
+# pages per commit); one stream is a contiguous range of the unique (stream_id, version) index.
+# Positions are handed out from the ``checkpoints`` row named 'log', so one is never reused,
+# even after the last row is gone. The history projection below is clustered by stream, so
+# loading a session reads a contiguous range of pages.
+# The projection checkpoints live in the same small table: an append dirties one page for both.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS chatledger_meta (
     name TEXT PRIMARY KEY NOT NULL,
     value TEXT NOT NULL
 ) STRICT;
 
-CREATE TABLE IF NOT EXISTS counters (
+CREATE TABLE IF NOT EXISTS checkpoints (
     name TEXT PRIMARY KEY NOT NULL,
-    value INTEGER NOT NULL
+    position INTEGER NOT NULL
 ) STRICT;
-INSERT OR IGNORE INTO counters (name, value) VALUES ('position', 0);
+INSERT OR IGNORE INTO checkpoints (name, position) VALUES ('log', 0);
+INSERT OR IGNORE INTO checkpoints (name, position) VALUES ('history', 0);
 
 CREATE TABLE IF NOT EXISTS events (
+    position INTEGER PRIMARY KEY NOT NULL CHECK (position >= 1),
     stream_id TEXT NOT NULL,
     version INTEGER NOT NULL CHECK (version >= 1),
-    position INTEGER NOT NULL CHECK (position >= 1),
     event_id TEXT NOT NULL,
     type TEXT NOT NULL,
     recorded_at TEXT NOT NULL,
@@ -36,10 +41,9 @@ CREATE TABLE IF NOT EXISTS events (
     meta TEXT NOT NULL,
     payload_digest TEXT NOT NULL,
     digest TEXT NOT NULL,
-    chain TEXT NOT NULL,
-    PRIMARY KEY (stream_id, version)
-) STRICT, WITHOUT ROWID;
-CREATE UNIQUE INDEX IF NOT EXISTS events_position ON events (position);
+    chain TEXT NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX IF NOT EXISTS events_stream ON events (stream_id, version);
 CREATE UNIQUE INDEX IF NOT EXISTS events_event_id ON events (event_id);
 
 -- The log is append-only: only a lawful erasure may null a payload, nothing else changes.
@@ -65,7 +69,6 @@ CREATE TABLE IF NOT EXISTS streams (
     cleared_version INTEGER NOT NULL DEFAULT 0,
     tags TEXT NOT NULL DEFAULT '[]'
 ) STRICT, WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS streams_updated ON streams (updated_at, stream_id);
 
 CREATE TABLE IF NOT EXISTS stream_keys (
     name TEXT NOT NULL,
@@ -89,16 +92,10 @@ CREATE TABLE IF NOT EXISTS clears (
     version INTEGER NOT NULL,
     PRIMARY KEY (stream_id, version)
 ) STRICT, WITHOUT ROWID;
-
-CREATE TABLE IF NOT EXISTS projections (
-    name TEXT PRIMARY KEY NOT NULL,
-    position INTEGER NOT NULL
-) STRICT;
-INSERT OR IGNORE INTO projections (name, position) VALUES ('history', 0);
 """
 
-TABLES = ("chatledger_meta", "counters", "events", "streams", "stream_keys", "history",
-          "clears", "projections")
+TABLES = ("chatledger_meta", "checkpoints", "events", "streams", "stream_keys", "history",
+          "clears")
 
 GET_META = "SELECT value FROM chatledger_meta WHERE name = ?"
 SET_META = "INSERT OR REPLACE INTO chatledger_meta (name, value) VALUES (?, ?)"
@@ -110,8 +107,8 @@ ROLLBACK = "ROLLBACK"
 
 # One round trip for everything an append needs to know before it writes.
 APPEND_STATE = """
-SELECT (SELECT value FROM counters WHERE name = 'position'),
-       (SELECT position FROM projections WHERE name = 'history'),
+SELECT (SELECT position FROM checkpoints WHERE name = 'log'),
+       (SELECT position FROM checkpoints WHERE name = 'history'),
        s.version, s.chain, s.updated_at, s.message_count
 FROM (SELECT 1) LEFT JOIN streams AS s ON s.stream_id = ?
 """
@@ -128,24 +125,34 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 INSERT_STREAM = """
-INSERT INTO streams (stream_id, key, version, chain, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?)
+INSERT INTO streams (stream_id, key, version, chain, created_at, updated_at, message_count)
+VALUES (?, ?, ?, ?, ?, ?, ?)
 """
-UPDATE_STREAM_HEAD = "UPDATE streams SET version = ?, chain = ?, updated_at = ? WHERE stream_id = ?"
+# The head and the catalog's message count change in one statement: one page, one write.
+UPDATE_STREAM_HEAD = """
+UPDATE streams SET version = ?, chain = ?, updated_at = ?, message_count = message_count + ?
+WHERE stream_id = ?
+"""
 INSERT_KEY_PART = "INSERT INTO stream_keys (name, value, stream_id) VALUES (?, ?, ?)"
-SET_POSITION = "UPDATE counters SET value = ? WHERE name = 'position'"
-SET_CHECKPOINT = "UPDATE projections SET position = ? WHERE name = ?"
-GET_CHECKPOINT = "SELECT position FROM projections WHERE name = ?"
-LAST_POSITION = "SELECT value FROM counters WHERE name = 'position'"
+SET_POSITION = "UPDATE checkpoints SET position = ? WHERE name = 'log'"
+SET_POSITION_AND_CHECKPOINT = "UPDATE checkpoints SET position = ? WHERE name IN ('log', 'history')"
+SET_CHECKPOINT = "UPDATE checkpoints SET position = ? WHERE name = ?"
+GET_CHECKPOINT = "SELECT position FROM checkpoints WHERE name = ?"
+LAST_POSITION = "SELECT position FROM checkpoints WHERE name = 'log'"
+BOTH_POSITIONS = """
+SELECT (SELECT position FROM checkpoints WHERE name = 'log'),
+       (SELECT position FROM checkpoints WHERE name = 'history')
+"""
+CATCH_UP_PAGE = """
+SELECT stream_id, version, position, type, data FROM events
+WHERE position > ? ORDER BY position LIMIT ?
+"""
+SET_MESSAGE_COUNT = "UPDATE streams SET message_count = ? WHERE stream_id = ?"
 
 # History projection.
 INSERT_HISTORY = "INSERT INTO history (stream_id, version, idx, message) VALUES (?, ?, ?, ?)"
 INSERT_CLEAR = "INSERT INTO clears (stream_id, version) VALUES (?, ?)"
 DELETE_HISTORY_VERSION = "DELETE FROM history WHERE stream_id = ? AND version = ?"
-UPDATE_CATALOG = """
-UPDATE streams SET message_count = ?, cleared_version = max(cleared_version, ?), tags = ?
-WHERE stream_id = ?
-"""
 ADD_MESSAGE_COUNT = "UPDATE streams SET message_count = message_count + ? WHERE stream_id = ?"
 GET_TAGS = "SELECT tags FROM streams WHERE stream_id = ?"
 SET_TAGS = "UPDATE streams SET tags = ? WHERE stream_id = ?"
@@ -177,7 +184,7 @@ RESET_PROJECTION = """
 DELETE FROM history;
 DELETE FROM clears;
 UPDATE streams SET message_count = 0, cleared_version = 0, tags = '[]';
-UPDATE projections SET position = 0 WHERE name = 'history';
+UPDATE checkpoints SET position = 0 WHERE name = 'history';
 """
 
 _EVENT_COLUMNS = "position, stream_id, version, event_id, type, recorded_at, data, meta, digest, chain"
@@ -220,6 +227,6 @@ FROM streams AS s WHERE s.stream_id = ?
 """
 
 STATS = """
-SELECT (SELECT count(*) FROM streams), (SELECT value FROM counters WHERE name = 'position'),
+SELECT (SELECT count(*) FROM streams), (SELECT position FROM checkpoints WHERE name = 'log'),
        (SELECT count(*) FROM history)
 """

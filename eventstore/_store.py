@@ -141,7 +141,7 @@ def prepare(
             event = MessageAppended(message=normalise_message(event.message))
         data = _codec.encode_event(event)
         if event_ids is None:
-            eid = str(uuid.uuid4())
+            eid = _codec.new_event_id()
         else:
             try:
                 eid = str(uuid.UUID(str(event_ids[i])))
