@@ -40,6 +40,7 @@ from eventstore._store import (
     VerifyRow,
     check_time,
     check_version,
+    erase_targets,
     prepare,
     projection_step,
     verify_rows,
@@ -105,10 +106,19 @@ class SQLiteStore(EventStore):
 
     def _setup(self, memory: bool) -> None:
         conn = self._conn
-        # The first read fails here with "file is not a database" for a non-SQLite file, so
-        # nothing is ever written to it.
+        # Everything up to the schema check only reads, so a file that is not SQLite ("file
+        # is not a database" on this first read) or not chatledger's is left untouched.
         fresh = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        version = None
+        if conn.execute(SQL.HAS_TABLE, ("chatledger_meta",)).fetchone():
+            row = conn.execute(SQL.GET_META, ("schema_version",)).fetchone()
+            version = int(row[0]) if row else None
+        elif conn.execute(SQL.HAS_TABLE, ("events",)).fetchone():
+            raise StoreError(f"{self.path!r} has an 'events' table that is not chatledger's")
+        if version is not None and version > SQL.SCHEMA_VERSION:
+            raise StoreError(f"{self.path!r} has schema version {version}; this chatledger "
+                             f"knows up to {SQL.SCHEMA_VERSION}: upgrade chatledger")
         if fresh:
             # Settable only before the first table; 4 KiB keeps typical messages (up to ~1 KB)
             # inside their b-tree pages instead of overflow pages.
@@ -119,17 +129,10 @@ class SQLiteStore(EventStore):
                 raise StoreError(f"{self.path!r}: cannot switch to WAL mode (got {mode})")
         sync = "FULL" if self.durability == "full" else "NORMAL"
         conn.execute(f"PRAGMA synchronous = {sync}")
+        # Erased payloads must not linger in freed pages.
+        conn.execute("PRAGMA secure_delete = ON")
         conn.execute(SQL.BEGIN_WRITE)
         try:
-            version = None
-            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'chatledger_meta'").fetchone():
-                row = conn.execute(SQL.GET_META, ("schema_version",)).fetchone()
-                version = int(row[0]) if row else None
-            elif conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'events'").fetchone():
-                raise StoreError(f"{self.path!r} has an 'events' table that is not chatledger's")
-            if version is not None and version > SQL.SCHEMA_VERSION:
-                raise StoreError(f"{self.path!r} has schema version {version}; this chatledger "
-                                 f"knows up to {SQL.SCHEMA_VERSION}: upgrade chatledger")
             for statement in _statements(SQL.SCHEMA):
                 conn.execute(statement)
             conn.execute(SQL.SET_META, ("schema_version", str(SQL.SCHEMA_VERSION)))
@@ -195,7 +198,10 @@ class SQLiteStore(EventStore):
         prepared, meta_text = prepare(events, event_ids, meta)
         started = _time.perf_counter()
         if not prepared:
-            return AppendResult(key.stream_id, self.version(key), [])
+            current = self.version(key)
+            if expected_version is not None and expected_version != current:
+                raise ConcurrencyError(key.stream_id, expected_version, current)
+            return AppendResult(key.stream_id, current, [])
         result: AppendResult = self._write(
             lambda conn: self._append_locked(conn, key, prepared, meta_text, expected_version,
                                              event_ids is not None)
@@ -455,23 +461,26 @@ class SQLiteStore(EventStore):
         sid = key.stream_id
 
         def run(conn: sqlite3.Connection) -> AppendResult:
-            erasable = [r[0] for r in conn.execute(SQL.ERASABLE, (sid,))]
-            targets = erasable if versions is None else list(versions)
             head = conn.execute(SQL.STREAM_VERSION, (sid,)).fetchone()
             if head is None:
                 raise NotFoundError(f"no session {sid!r}")
-            for v in targets:
-                if not isinstance(v, int) or not 1 <= v <= head[0]:
-                    raise NotFoundError(f"session {sid!r} has no version {v!r}")
-            events = [MessageRedacted(version=v, reason=reason) for v in targets]
-            prepared, meta_text = prepare(events, None, {"actor": "erase"})
-            if not prepared:
+            stored = conn.execute(SQL.ERASE_CANDIDATES, (sid,)).fetchall()
+            targets = erase_targets(sid, head[0], stored, versions)
+            if not targets:
                 return AppendResult(sid, head[0], [])
+            events = [MessageRedacted(version=v, reason=reason) for v in targets]
+            prepared, meta_text = prepare(events, None, {"actor": "erase"}, erasing=True)
             result = self._append_locked(conn, key, prepared, meta_text, None, False)
-            for v in targets:
-                conn.execute(SQL.ERASE_PAYLOAD, (sid, v))
+            conn.executemany(SQL.ERASE_PAYLOAD, [(sid, v) for v in targets])
             return result
         result: AppendResult = self._write(run)
+        # The erased text must leave the disk now, not at some later checkpoint of the WAL.
+        with self._lock:
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as e:
+                raise StoreError(f"erased, but the WAL of {self.path!r} could not be "
+                                 f"checkpointed: {e}") from e
         if logging_enabled():
             log.info("erased", stream_id=sid, versions=len(result.positions))
         return result

@@ -202,12 +202,10 @@ FROM events {where} ORDER BY stream_id, version
 VERIFY_HEADS = "SELECT stream_id, version, chain FROM streams {where} ORDER BY stream_id"
 
 ERASE_PAYLOAD = "UPDATE events SET data = NULL WHERE stream_id = ? AND version = ?"
-ERASABLE = """
-SELECT version FROM events
-WHERE stream_id = ? AND data IS NOT NULL
-  AND type IN ('message_appended', 'session_forked', 'run_recorded')
-ORDER BY version
+ERASE_CANDIDATES = """
+SELECT version, type, data IS NULL FROM events WHERE stream_id = ? ORDER BY version
 """
+HAS_TABLE = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
 
 SESSIONS = """
 SELECT s.stream_id, s.key, s.version, s.message_count, s.created_at, s.updated_at, s.tags

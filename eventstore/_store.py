@@ -12,7 +12,7 @@ from typing import Any, Union
 import msgspec
 
 from eventstore import _codec
-from eventstore._errors import InvalidInputError, StoreError
+from eventstore._errors import InvalidInputError, NotFoundError, StoreError
 from eventstore._events import (
     AnyEvent,
     Event,
@@ -106,6 +106,44 @@ class Prepared(msgspec.Struct):
     event_id: str
 
 
+ERASABLE_TYPES = ("message_appended", "session_forked", "run_recorded")
+
+
+def erase_targets(
+    stream_id: str, head: int, stored: Sequence[tuple[int, str, bool]],
+    versions: Sequence[int] | None,
+) -> list[int]:
+    """The versions an erasure will scrub, checked against what the stream holds.
+
+    Args:
+        stream_id: The stream, for error messages.
+        head: The stream's current version.
+        stored: ``(version, type, already_erased)`` for every event of the stream.
+        versions: The versions asked for; None means every event that holds content.
+
+    Raises:
+        NotFoundError: A version the stream does not have.
+        InvalidInputError: A version whose event holds no content (a clear, a redaction...).
+    """
+    by_version = {v: (t, bool(erased)) for v, t, erased in stored}
+    if versions is None:
+        return [v for v, (t, erased) in sorted(by_version.items())
+                if t in ERASABLE_TYPES and not erased]
+    targets = []
+    for v in sorted(set(versions)):
+        if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= head:
+            raise NotFoundError(f"session {stream_id!r} has no version {v!r}")
+        type_, erased = by_version[v]
+        if type_ not in ERASABLE_TYPES:
+            raise InvalidInputError(
+                f"version {v} is a {type_} event; only {', '.join(ERASABLE_TYPES)} payloads "
+                "can be erased"
+            )
+        if not erased:
+            targets.append(v)
+    return targets
+
+
 def _tag(event: Event) -> str:
     return type(event).__struct_config__.tag  # type: ignore[return-value]
 
@@ -118,7 +156,8 @@ def normalise_message(message: Message) -> AnyMessage:
 
 
 def prepare(
-    events: Sequence[Event], event_ids: Sequence[str] | None, meta: dict[str, Any] | None
+    events: Sequence[Event], event_ids: Sequence[str] | None, meta: dict[str, Any] | None,
+    *, erasing: bool = False,
 ) -> tuple[list[Prepared], str]:
     """Validate and encode one append's events and its meta.
 
@@ -131,6 +170,8 @@ def prepare(
         raise InvalidInputError(
             f"{len(event_ids)} event ids for {len(events)} events; give one id per event"
         )
+    if meta is not None and not isinstance(meta, dict):
+        raise InvalidInputError(f"meta must be a dict, got {type(meta).__name__}")
     try:
         meta_text = _codec.encode(meta or {}).decode()
     except (TypeError, ValueError) as e:
@@ -139,6 +180,10 @@ def prepare(
     for i, event in enumerate(events):
         if isinstance(event, MessageAppended) and isinstance(event.message, AIMessageChunk):
             event = MessageAppended(message=normalise_message(event.message))
+        if isinstance(event, MessageRedacted) and not erasing:
+            # A redaction without its erasure would hide a message whose payload is still
+            # stored; only erase() writes both together.
+            raise InvalidInputError("MessageRedacted is written by erase(), not by append()")
         data = _codec.encode_event(event)
         if event_ids is None:
             eid = _codec.new_event_id()
