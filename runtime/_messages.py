@@ -1,0 +1,77 @@
+"""Turning loose model inputs (strings, pairs, prompt values) into messages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from eventstore import (
+    AIMessage,
+    ChatMessage,
+    HumanMessage,
+    InvalidInputError,
+    Message,
+    SystemMessage,
+)
+
+__all__ = ["coerce_messages", "message_from_role"]
+
+_ROLES: dict[str, type[Message]] = {
+    "human": HumanMessage,
+    "user": HumanMessage,
+    "ai": AIMessage,
+    "assistant": AIMessage,
+    "system": SystemMessage,
+    "developer": SystemMessage,
+}
+
+
+def message_from_role(role: str, content: Any) -> Message:
+    """A message for a ``(role, content)`` pair: human/user, ai/assistant, system, or a chat role.
+
+    Raises:
+        InvalidInputError: ``role`` is not a non-empty string.
+    """
+    if not isinstance(role, str) or not role:
+        raise InvalidInputError(f"message role must be a non-empty string, got {role!r}")
+    cls = _ROLES.get(role)
+    if cls is None:
+        return ChatMessage(content=content, role=role)
+    return cls(content=content)
+
+
+def coerce_messages(value: Any) -> list[Message]:
+    """Turn a model input into a list of messages.
+
+    Accepts a string (one human message), a message, a prompt value with ``to_messages()``, or
+    a list of messages, strings and ``(role, content)`` pairs.
+
+    Raises:
+        InvalidInputError: Anything else, naming what was given.
+    """
+    if isinstance(value, str):
+        return [HumanMessage(content=value)]
+    if isinstance(value, Message):
+        return [value]
+    to_messages = getattr(value, "to_messages", None)
+    if callable(to_messages):
+        return coerce_messages(list(to_messages()))
+    if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
+        out: list[Message] = []
+        for i, item in enumerate(value):
+            if isinstance(item, Message):
+                out.append(item)
+            elif isinstance(item, str):
+                out.append(HumanMessage(content=item))
+            elif isinstance(item, (tuple, list)) and len(item) == 2:
+                out.append(message_from_role(item[0], item[1]))
+            else:
+                raise InvalidInputError(
+                    f"model input item {i} is a {type(item).__name__}; expected a message, "
+                    "a string or a (role, content) pair"
+                )
+        return out
+    raise InvalidInputError(
+        f"a chat model takes a string, a message, a list of messages or a prompt value, "
+        f"got {type(value).__name__}"
+    )

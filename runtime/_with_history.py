@@ -1,0 +1,486 @@
+"""``RunnableWithMessageHistory``: load a session's history before a run, save the turn after.
+
+It keeps LangChain's constructor, config shape and input/output rules, so code ports line for
+line, and fixes what loses data there: a failed save raises; a failed or cancelled run is
+recorded (as ``RunRecorded``) without saving half a turn; a stream saves one whole message; the
+history is read once per turn; and concurrent turns on one session never lose a message.
+
+With a ``projections.ChatHistory`` a turn is one atomic append: the input and output messages
+and a ``RunRecorded`` event, with the history version the turn read in the event and the meta.
+Any other history object with ``messages`` and ``add_messages`` (LangChain's
+``BaseChatMessageHistory`` shape) gets ``add_messages(input + output)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal
+
+from eventstore import ChatledgerError, InvalidInputError, Message, MessageAppended, RunRecorded
+from eventstore._log import get_logger, logging_enabled
+from projections import ChatHistory
+from runtime._compose import coerce_to_runnable
+from runtime._config import (
+    ConfigurableFieldSpec,
+    RunnableConfig,
+    child_config,
+    ensure_config,
+    get_config_list,
+)
+from runtime._history_shapes import (
+    DEFAULT_SESSION_SPEC,
+    factory_parameters,
+    input_messages,
+    output_messages,
+    session_arguments,
+)
+from runtime._runnable import Runnable, aggregate
+
+__all__ = ["RunnableWithMessageHistory"]
+
+_log = get_logger(__name__)
+
+
+def _model_name(runnable: Runnable[Any, Any]) -> str | None:
+    """The ``model_name`` of the first chat model inside ``runnable``, breadth first."""
+    from runtime.models._base import ChatModel
+
+    queue, seen = [runnable], set()
+    while queue:
+        step = queue.pop(0)
+        if id(step) in seen:
+            continue
+        seen.add(id(step))
+        if isinstance(step, ChatModel):
+            return step.model_name
+        queue.extend(step.children())
+    return None
+
+
+def _run_to_completion(awaitable: Any) -> Any:
+    """The result of an awaitable, from sync code (in a worker thread if a loop is running)."""
+
+    async def wait() -> Any:
+        return await awaitable
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(wait())
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, wait()).result()
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+class _Turn:
+    """Everything one call knows between loading the history and saving the turn."""
+
+    __slots__ = ("history", "inner_config", "inner_input", "new_input", "run_id", "started",
+                 "version")
+
+    def __init__(self, history: Any, version: int | None, new_input: list[Message],
+                 inner_input: Any, inner_config: RunnableConfig, run_id: str) -> None:
+        self.history = history
+        self.version = version
+        self.new_input = new_input
+        self.inner_input = inner_input
+        self.inner_config = inner_config
+        self.run_id = run_id
+        self.started = time.perf_counter()
+
+    @property
+    def latency_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000.0
+
+
+class RunnableWithMessageHistory(Runnable[Any, Any]):
+    """Wrap a runnable so each call loads a session's history first and saves the turn after.
+
+    Args:
+        runnable: The runnable to wrap (a callable or dict is coerced). It receives the history
+            and the new input messages, shaped by the keys below.
+        get_session_history: Returns the history for a session: a ``projections.ChatHistory``
+            (recommended) or any object with ``messages`` and ``add_messages``. It may be
+            ``async def``. Its parameters are filled from ``config["configurable"]``.
+        input_messages_key: The key of a dict input holding the new message(s).
+        output_messages_key: The key of a dict output holding the message(s) to save.
+        history_messages_key: The key under which the history is added to a dict input; when
+            unset, the history is prepended to the new messages.
+        history_factory_config: The ``configurable`` fields the factory takes; default one
+            ``session_id`` field.
+        on_conflict: ``"merge"`` (default) appends each turn whatever ran meanwhile;
+            ``"raise"`` appends only if the session is still at the version the turn read,
+            else raises ``ConcurrencyError`` and saves nothing of the turn.
+
+    Raises:
+        InvalidInputError: ``on_conflict`` is not "merge" or "raise", or the factory is not
+            callable.
+    """
+
+    def __init__(
+        self,
+        runnable: Any,
+        get_session_history: Callable[..., Any],
+        *,
+        input_messages_key: str | None = None,
+        output_messages_key: str | None = None,
+        history_messages_key: str | None = None,
+        history_factory_config: Sequence[ConfigurableFieldSpec] | None = None,
+        on_conflict: Literal["merge", "raise"] = "merge",
+    ) -> None:
+        if not callable(get_session_history):
+            raise InvalidInputError("get_session_history must be callable")
+        if on_conflict not in ("merge", "raise"):
+            raise InvalidInputError(f"on_conflict must be 'merge' or 'raise', got {on_conflict!r}")
+        self.runnable = coerce_to_runnable(runnable)
+        self.get_session_history = get_session_history
+        self.input_messages_key = input_messages_key
+        self.output_messages_key = output_messages_key
+        self.history_messages_key = history_messages_key
+        self.history_factory_config = (list(history_factory_config) if history_factory_config
+                                       else [DEFAULT_SESSION_SPEC])
+        self.on_conflict = on_conflict
+        self.model_name = _model_name(self.runnable)
+        self._parameters = factory_parameters(get_session_history, self.history_factory_config)
+        self.name = "RunnableWithMessageHistory"
+
+    def __repr__(self) -> str:
+        return f"RunnableWithMessageHistory({self.runnable!r})"
+
+    @property
+    def config_specs(self) -> list[ConfigurableFieldSpec]:
+        """The wrapped runnable's fields plus the factory's, each once, sorted by id.
+
+        Raises:
+            InvalidInputError: Two different specs share an id.
+        """
+        specs: dict[str, ConfigurableFieldSpec] = {}
+        for spec in [*self.runnable.config_specs, *self.history_factory_config]:
+            if spec.id in specs and specs[spec.id] != spec:
+                raise InvalidInputError(
+                    f"conflicting config specs for {spec.id}: {[specs[spec.id], spec]}"
+                )
+            specs[spec.id] = spec
+        return [specs[k] for k in sorted(specs)]
+
+    def children(self) -> list[Runnable[Any, Any]]:
+        """The wrapped runnable."""
+        return [self.runnable]
+
+    # -- preparing a turn ------------------------------------------------------------------
+    def _arguments(self, config: RunnableConfig) -> tuple[list[Any], dict[str, Any]]:
+        return session_arguments(self._parameters, self.history_factory_config,
+                                 config["configurable"],
+                                 input_messages_key=self.input_messages_key)
+
+    def _turn(self, input: Any, config: RunnableConfig, history: Any, version: int | None,
+              loaded: list[Message], new_input: list[Message]) -> _Turn:
+        """Shape the wrapped runnable's input from the loaded history (LangChain's rules)."""
+        messages_key = self.history_messages_key or self.input_messages_key
+        if messages_key is None:
+            inner_input: Any = [*loaded, *new_input]
+        elif self.history_messages_key is not None:
+            inner_input = {**input, self.history_messages_key: list(loaded)}
+        else:
+            inner_input = {**input, messages_key: [*loaded, *new_input]}
+        inner_config = child_config(config)
+        inner_config["configurable"] = {**config["configurable"], "message_history": history}
+        run_id = str(config.get("run_id") or uuid.uuid4())
+        return _Turn(history, version, new_input, inner_input, inner_config, run_id)
+
+    def _check_history(self, history: Any) -> Any:
+        if isinstance(history, ChatHistory):
+            return history
+
+        def has(name: str) -> bool:
+            # getattr_static: evaluating a ``messages`` property would be a read (I/O).
+            return inspect.getattr_static(history, name, None) is not None
+
+        if not has("messages") or not (has("add_messages") or has("add_message")):
+            raise InvalidInputError(
+                f"get_session_history returned {type(history).__name__}, which has no "
+                "messages/add_messages; return a projections.ChatHistory"
+            )
+        return history
+
+    def _history(self, config: RunnableConfig) -> Any:
+        args, kwargs = self._arguments(config)
+        history = self.get_session_history(*args, **kwargs)
+        if inspect.isawaitable(history):
+            history = _run_to_completion(history)
+        return self._check_history(history)
+
+    async def _ahistory(self, config: RunnableConfig) -> Any:
+        args, kwargs = self._arguments(config)
+        if inspect.iscoroutinefunction(self.get_session_history):
+            history = await self.get_session_history(*args, **kwargs)
+        else:
+            # A sync factory may do I/O (open a database); keep it off the event loop.
+            history = await asyncio.to_thread(self.get_session_history, *args, **kwargs)
+            if inspect.isawaitable(history):
+                history = await history
+        return self._check_history(history)
+
+    def _check(self, input: Any, config: RunnableConfig | None) -> tuple[RunnableConfig,
+                                                                        list[Message]]:
+        """Validate the config and input before anything is called; the turn's new messages."""
+        config = ensure_config(config)
+        self._arguments(config)
+        keyed = self.history_messages_key or self.input_messages_key
+        if keyed is not None and not isinstance(input, Mapping):
+            raise InvalidInputError(
+                f"with input_messages_key or history_messages_key set, the input must be a "
+                f"dict, got {type(input).__name__}"
+            )
+        return config, input_messages(input, self.input_messages_key)
+
+    def _begin(self, input: Any, config: RunnableConfig | None) -> _Turn:
+        config, new_input = self._check(input, config)
+        history = self._history(config)
+        if isinstance(history, ChatHistory):
+            view = history.load()
+            version: int | None = view.version
+            loaded = list(view.messages)
+        else:
+            version, loaded = None, list(history.messages)
+        return self._turn(input, config, history, version, loaded, new_input)
+
+    async def _abegin(self, input: Any, config: RunnableConfig | None) -> _Turn:
+        config, new_input = self._check(input, config)
+        history = await self._ahistory(config)
+        if isinstance(history, ChatHistory):
+            view = await history.aload()
+            version: int | None = view.version
+            loaded = list(view.messages)
+        elif inspect.getattr_static(history, "aget_messages", None) is not None:
+            version, loaded = None, list(await history.aget_messages())
+        else:
+            version, loaded = None, list(await asyncio.to_thread(lambda: history.messages))
+        return self._turn(input, config, history, version, loaded, new_input)
+
+    # -- saving a turn ---------------------------------------------------------------------
+    def _record(self, turn: _Turn, status: str, output: list[Message],
+                error: str | None) -> RunRecorded:
+        return RunRecorded(
+            run_id=turn.run_id,
+            status=status,
+            input=turn.new_input,  # type: ignore[arg-type]
+            output=output,  # type: ignore[arg-type]
+            history_version=turn.version or 0,
+            model=self.model_name,
+            latency_ms=turn.latency_ms,
+            error=error,
+        )
+
+    def _events(self, turn: _Turn, output: list[Message]) -> list[Any]:
+        messages = [*turn.new_input, *output]
+        return [*(MessageAppended(message=m) for m in messages),  # type: ignore[arg-type]
+                self._record(turn, "ok", output, None)]
+
+    def _meta(self, turn: _Turn) -> dict[str, Any]:
+        return {"run_id": turn.run_id, "history_version": turn.version}
+
+    def _expected(self, turn: _Turn) -> int | None:
+        return turn.version if self.on_conflict == "raise" else None
+
+    def _save(self, turn: _Turn, output: Any) -> None:
+        """Save input + output in one write, or record why not and raise."""
+        history = turn.history
+        try:
+            saved = output_messages(output, self.output_messages_key)
+            if isinstance(history, ChatHistory):
+                history.store.append(history.key, self._events(turn, saved),
+                                     expected_version=self._expected(turn), meta=self._meta(turn))
+            elif hasattr(history, "add_messages"):
+                history.add_messages([*turn.new_input, *saved])
+            else:
+                for message in [*turn.new_input, *saved]:
+                    history.add_message(message)
+        except Exception as e:
+            self._fail(turn, "error", output, e)
+            raise
+        if logging_enabled():
+            _log.debug("turn_saved", run_id=turn.run_id, history_version=turn.version,
+                       messages=len(turn.new_input) + len(saved))
+
+    async def _asave(self, turn: _Turn, output: Any) -> None:
+        """Async ``_save``: the history's async twins, never its blocking methods."""
+        history = turn.history
+        try:
+            saved = output_messages(output, self.output_messages_key)
+            if isinstance(history, ChatHistory):
+                await history.store.aappend(history.key, self._events(turn, saved),
+                                            expected_version=self._expected(turn),
+                                            meta=self._meta(turn))
+            elif hasattr(history, "aadd_messages"):
+                await history.aadd_messages([*turn.new_input, *saved])
+            elif hasattr(history, "add_messages"):
+                await asyncio.to_thread(history.add_messages, [*turn.new_input, *saved])
+            else:
+                for message in [*turn.new_input, *saved]:
+                    await asyncio.to_thread(history.add_message, message)
+        except Exception as e:
+            await self._afail(turn, "error", output, e)
+            raise
+        if logging_enabled():
+            _log.debug("turn_saved", run_id=turn.run_id, history_version=turn.version,
+                       messages=len(turn.new_input) + len(saved))
+
+    def _failure(self, turn: _Turn, status: str, output: Any,
+                 error: BaseException | None) -> RunRecorded:
+        try:
+            partial = [] if output is None else output_messages(output, self.output_messages_key)
+        except InvalidInputError:
+            partial = []
+        return self._record(turn, status, partial, None if error is None else _describe(error))
+
+    def _fail(self, turn: _Turn, status: str, output: Any, error: BaseException | None) -> None:
+        """Record a failed or cancelled run in the log (ChatHistory only); no half turn."""
+        history = turn.history
+        if not isinstance(history, ChatHistory):
+            return
+        record = self._failure(turn, status, output, error)
+        try:
+            history.store.append(history.key, [record], meta=self._meta(turn))
+        except ChatledgerError as e:
+            if error is None:
+                raise
+            error.add_note(f"recording the run as {status} also failed: {_describe(e)}")
+        if logging_enabled():
+            _log.info("run_recorded", run_id=turn.run_id, status=status, error=record.error)
+
+    async def _afail(self, turn: _Turn, status: str, output: Any,
+                     error: BaseException | None) -> None:
+        """Async ``_fail``."""
+        history = turn.history
+        if not isinstance(history, ChatHistory):
+            return
+        record = self._failure(turn, status, output, error)
+        try:
+            await history.store.aappend(history.key, [record], meta=self._meta(turn))
+        except ChatledgerError as e:
+            if error is None:
+                raise
+            error.add_note(f"recording the run as {status} also failed: {_describe(e)}")
+        if logging_enabled():
+            _log.info("run_recorded", run_id=turn.run_id, status=status, error=record.error)
+
+    # -- the Runnable surface --------------------------------------------------------------
+    def invoke(self, input: Any, config: RunnableConfig | None = None) -> Any:
+        """Run one turn: load the history, invoke the runnable, save input + output.
+
+        Returns:
+            Exactly what the wrapped runnable returned.
+
+        Raises:
+            InvalidInputError: Bad session config (naming the missing keys), an input or
+                output that cannot be saved.
+            ConcurrencyError: ``on_conflict="raise"`` and another turn was saved meanwhile.
+            StoreError: The database failed; the turn is not saved.
+        """
+        turn = self._begin(input, config)
+        try:
+            output = self.runnable.invoke(turn.inner_input, turn.inner_config)
+        except Exception as e:
+            self._fail(turn, "error", None, e)
+            raise
+        self._save(turn, output)
+        return output
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None) -> Any:
+        """Async ``invoke``; all history I/O uses the async twins."""
+        turn = await self._abegin(input, config)
+        try:
+            output = await self.runnable.ainvoke(turn.inner_input, turn.inner_config)
+        except asyncio.CancelledError:
+            await self._afail(turn, "cancelled", None, None)
+            raise
+        except Exception as e:
+            await self._afail(turn, "error", None, e)
+            raise
+        await self._asave(turn, output)
+        return output
+
+    def batch(
+        self,
+        inputs: Sequence[Any],
+        config: RunnableConfig | Sequence[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+    ) -> list[Any]:
+        """One turn per input; every item's session config is checked before any runs.
+
+        Raises:
+            InvalidInputError: A config misses a session key; nothing runs.
+        """
+        configs = get_config_list(config, len(inputs))
+        for item_config in configs:
+            self._arguments(item_config)
+        return super().batch(inputs, configs, return_exceptions=return_exceptions)
+
+    async def abatch(
+        self,
+        inputs: Sequence[Any],
+        config: RunnableConfig | Sequence[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+    ) -> list[Any]:
+        """Async ``batch``."""
+        configs = get_config_list(config, len(inputs))
+        for item_config in configs:
+            self._arguments(item_config)
+        return await super().abatch(inputs, configs, return_exceptions=return_exceptions)
+
+    def stream(self, input: Any, config: RunnableConfig | None = None) -> Iterator[Any]:
+        """Yield the wrapped runnable's chunks; save the turn once the stream is consumed.
+
+        The saved output is the sum of the chunks as one whole message. Closing the stream
+        early records a ``RunRecorded`` with status "cancelled" and the partial output, and
+        adds nothing to the history.
+        """
+        turn = self._begin(input, config)
+        chunks: list[Any] = []
+        inner = self.runnable.stream(turn.inner_input, turn.inner_config)
+        try:
+            for chunk in inner:
+                chunks.append(chunk)
+                yield chunk
+        except GeneratorExit:
+            close = getattr(inner, "close", None)
+            if close is not None:
+                close()
+            self._fail(turn, "cancelled", aggregate(chunks), None)
+            raise
+        except Exception as e:
+            self._fail(turn, "error", aggregate(chunks), e)
+            raise
+        self._save(turn, aggregate(chunks))
+
+    async def astream(self, input: Any, config: RunnableConfig | None = None) -> AsyncIterator[Any]:
+        """Async ``stream``; closing or cancelling it records the partial output."""
+        turn = await self._abegin(input, config)
+        chunks: list[Any] = []
+        inner = self.runnable.astream(turn.inner_input, turn.inner_config)
+        try:
+            async for chunk in inner:
+                chunks.append(chunk)
+                yield chunk
+        except (GeneratorExit, asyncio.CancelledError):
+            aclose = getattr(inner, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            await self._afail(turn, "cancelled", aggregate(chunks), None)
+            raise
+        except Exception as e:
+            await self._afail(turn, "error", aggregate(chunks), e)
+            raise
+        await self._asave(turn, aggregate(chunks))

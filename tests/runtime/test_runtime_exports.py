@@ -1,0 +1,54 @@
+"""The runtime's public names: sorted, complete, importable; and the runtime keeps no state."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+import pytest
+
+import runtime
+import runtime.models
+from projections import ChatHistory
+from runtime import RunnableWithMessageHistory
+from runtime.models import FakeChatModel
+
+
+@pytest.mark.parametrize("module", [runtime, runtime.models])
+def test_all_is_sorted_and_importable(module: object) -> None:
+    """``__all__`` is sorted and every name in it exists."""
+    names = list(module.__all__)  # type: ignore[attr-defined]
+    assert names == sorted(names)
+    for name in names:
+        assert hasattr(module, name), name
+
+
+def test_all_covers_every_public_class_of_the_private_modules() -> None:
+    """Every public class defined in runtime's private modules is exported from ``runtime``."""
+    exported = set(runtime.__all__)
+    for name in ("_compose", "_config", "_lambda", "_passthrough", "_prompts", "_runnable",
+                 "_with_history"):
+        module = importlib.import_module(f"runtime.{name}")
+        for attr, value in vars(module).items():
+            if inspect.isclass(value) and value.__module__ == module.__name__ and not attr.startswith("_"):
+                assert attr in exported, f"runtime.{name}.{attr} is not exported"
+
+
+def test_design_contract_names_are_exported() -> None:
+    """The names DESIGN.md promises are importable from ``runtime`` and ``runtime.models``."""
+    for name in ("HumanMessage", "AIMessage", "SystemMessage", "ToolMessage", "ChatPromptTemplate",
+                 "MessagesPlaceholder", "RunnableLambda", "RunnableParallel",
+                 "RunnablePassthrough", "RunnableWithMessageHistory", "ConfigurableFieldSpec"):
+        assert name in runtime.__all__
+    for name in ("ChatModel", "FakeChatModel", "OfflineChatModel", "OpenAIChatModel"):
+        assert name in runtime.models.__all__
+
+
+def test_wrapper_keeps_no_state_between_calls(db_url: str) -> None:
+    """Invoking the wrapper leaves its attributes exactly as they were."""
+    chain = RunnableWithMessageHistory(FakeChatModel(["r"]),
+                                       lambda session_id: ChatHistory(session_id, db_url))
+    before = {k: v for k, v in vars(chain).items() if k != "runnable"}
+    chain.invoke("hi", {"session_id": "s"})
+    list(chain.stream("again", {"session_id": "s"}))
+    assert {k: v for k, v in vars(chain).items() if k != "runnable"} == before
