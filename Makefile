@@ -10,7 +10,8 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(PY)
+# An editable install records which packages exist: re-run it when one is added.
+$(STAMP): pyproject.toml $(wildcard */__init__.py */*/__init__.py) | $(PY)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	touch $(STAMP)
 

@@ -1,0 +1,1 @@
+"""The ``chatledger`` command line: inspect, audit, replay, export and import session logs."""

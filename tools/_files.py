@@ -1,0 +1,58 @@
+"""Files written whole or not at all: write to a temporary file beside the target, then rename."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
+
+__all__ = ["atomic_path", "is_stream"]
+
+
+def is_stream(path: str) -> bool:
+    """True when ``path`` exists and is not a regular file or directory: a pipe or a device
+    such as ``/dev/stdout``, which can only be written in place."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str) -> Iterator[str]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    On any error the temporary file is removed, so a failed export never leaves half a file.
+    A symlink is followed (the file it points to is replaced, the link stays); a pipe or a
+    device (``/dev/stdout``) is yielded as is and written in place, since it cannot be
+    replaced.
+
+    Raises:
+        FileNotFoundError: The target's directory does not exist.
+        IsADirectoryError: The target is a directory.
+    """
+    if is_stream(path):
+        yield path
+        return
+    target = os.path.realpath(path)
+    directory = os.path.dirname(target)
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(2, "directory does not exist", directory)
+    if os.path.isdir(target):
+        raise IsADirectoryError(21, "is a directory", path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".part",
+                               dir=directory)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # as open() would have created it, not mkstemp's 0600
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,181 @@
+"""Output for people (aligned plain-text tables) and for programs (JSON), plus progress bars."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import click
+import msgspec
+
+from eventstore import (
+    AIMessage,
+    ChatMessage,
+    HistoryCleared,
+    Message,
+    MessageAppended,
+    MessageRedacted,
+    PayloadErased,
+    Problem,
+    Record,
+    RunRecorded,
+    SessionForked,
+    SessionInfo,
+    SessionKey,
+    SessionTagged,
+    ToolMessage,
+)
+
+__all__ = [
+    "echo_json",
+    "event_summary",
+    "format_time",
+    "key_text",
+    "message_dict",
+    "message_text",
+    "problem_dict",
+    "progress",
+    "record_dict",
+    "role_of",
+    "session_dict",
+    "shorten",
+    "table",
+]
+
+T = TypeVar("T")
+
+# Messages by role for people: what the LangChain how-to prints, in one word.
+_ROLE = {"human": "user", "ai": "assistant", "AIMessageChunk": "assistant", "system": "system",
+         "tool": "tool", "function": "function"}
+
+
+def echo_json(value: Any, *, err: bool = False) -> None:
+    """Print one JSON document (non-ASCII kept as is) to stdout, or stderr with ``err``."""
+    click.echo(json.dumps(value, ensure_ascii=False, indent=2), err=err)
+
+
+def format_time(moment: datetime) -> str:
+    """A UTC time to the second, for tables."""
+    return moment.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def shorten(text: str, width: int) -> str:
+    """One line of at most ``width`` characters (newlines shown as spaces, cut with an ellipsis)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: max(width - 1, 0)] + "…"
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """Plain aligned columns: a header, a rule, then the rows; the last column is not padded."""
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = []
+    for n, row in enumerate(cells):
+        padded = [c.ljust(w) for c, w in zip(row[:-1], widths[:-1], strict=True)] + [row[-1]]
+        lines.append("  ".join(padded).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def key_text(key: SessionKey) -> str:
+    """A key as the command line takes it: ``name=value`` pairs separated by spaces."""
+    return " ".join(f"{name}={value}" for name, value in key.parts.items())
+
+
+def role_of(message: Message) -> str:
+    """The message's role in one word (user, assistant, system, tool, …)."""
+    if isinstance(message, ChatMessage):
+        return message.role
+    return _ROLE.get(message.type, message.type)
+
+
+def message_text(message: Message) -> str:
+    """The message's text, with tool calls and tool results spelled out."""
+    text = message.text
+    if isinstance(message, AIMessage) and message.tool_calls:
+        calls = ", ".join(f"{c['name']}({json.dumps(c.get('args', {}), ensure_ascii=False)})"
+                          for c in message.tool_calls)
+        text = f"{text} [calls {calls}]".strip()
+    if isinstance(message, ToolMessage):
+        text = f"[{message.tool_call_id}] {text}"
+    return text
+
+
+def message_dict(message: Message) -> dict[str, Any]:
+    """The message as chatledger stores it: flat JSON tagged by ``type``."""
+    return msgspec.to_builtins(message)  # type: ignore[no-any-return]
+
+
+def record_dict(rec: Record) -> dict[str, Any]:
+    """Every field of a stored event, JSON-ready."""
+    return {
+        "position": rec.position,
+        "stream_id": rec.stream_id,
+        "key": rec.key.parts,
+        "version": rec.version,
+        "event_id": rec.event_id,
+        "type": rec.type,
+        "recorded_at": rec.recorded_at.isoformat(),
+        "event": msgspec.to_builtins(rec.event),
+        "meta": rec.meta,
+        "digest": rec.digest,
+        "chain": rec.chain,
+    }
+
+
+def session_dict(info: SessionInfo) -> dict[str, Any]:
+    """A catalog row, JSON-ready."""
+    return {
+        "key": info.key.parts,
+        "stream_id": info.stream_id,
+        "version": info.version,
+        "message_count": info.message_count,
+        "created_at": info.created_at.isoformat(),
+        "last_active": info.last_active.isoformat(),
+        "tags": list(info.tags),
+        "cursor": info.cursor,
+    }
+
+
+def problem_dict(problem: Problem) -> dict[str, Any]:
+    """A ``verify`` finding, JSON-ready."""
+    return msgspec.to_builtins(problem)  # type: ignore[no-any-return]
+
+
+def event_summary(rec: Record, width: int = 60) -> str:
+    """What an event says, in one short line."""
+    match rec.event:
+        case MessageAppended(message=message):
+            text = f"{role_of(message)}: {message_text(message)}"
+        case SessionForked(parent=parent, parent_version=version, messages=messages):
+            origin = " ".join(f"{k}={v}" for k, v in sorted(parent.items()))
+            text = f"forked from {origin} at version {version} ({len(messages)} messages)"
+        case HistoryCleared(reason=reason):
+            text = "history cleared" + (f": {reason}" if reason else "")
+        case MessageRedacted(version=version, reason=reason):
+            text = f"erased version {version}" + (f": {reason}" if reason else "")
+        case RunRecorded(status=status, history_version=hv, output=output, error=error):
+            said = message_text(output[-1]) if output else (error or "")
+            text = f"run {status} on history v{hv}: {said}"
+        case SessionTagged(added=added, removed=removed):
+            text = " ".join([*(f"+{t}" for t in added), *(f"-{t}" for t in removed)])
+        case PayloadErased(erased_type=erased_type):
+            text = f"({erased_type}; payload erased)"
+        case _:
+            text = ""
+    return shorten(text, width)
+
+
+@contextlib.contextmanager
+def progress(items: Iterable[T], *, length: int | None, label: str) -> Iterator[Iterable[T]]:
+    """A progress bar on stderr when it is a terminal (and the work is long); else the items."""
+    if length is not None and length >= 1000 and sys.stderr.isatty():
+        with click.progressbar(items, length=length, label=label, file=sys.stderr) as bar:
+            yield bar
+    else:
+        yield items

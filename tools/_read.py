@@ -1,0 +1,203 @@
+"""Read commands: ``sessions``, ``history``, ``log``, ``verify``, ``stats``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import click
+
+from eventstore import InvalidInputError
+from projections import window
+from tools._context import CHECK_FAILED, Ledger, json_flag, pass_ledger, require_session
+from tools._keys import parse_key, parse_parts
+from tools._output import (
+    echo_json,
+    event_summary,
+    format_time,
+    key_text,
+    message_dict,
+    message_text,
+    problem_dict,
+    record_dict,
+    role_of,
+    session_dict,
+    shorten,
+    table,
+)
+
+__all__ = ["COMMANDS", "parse_as_of"]
+
+KEY = click.argument("key", nargs=-1, required=True, metavar="KEY...")
+
+
+def parse_as_of(text: str) -> tuple[int | None, datetime | None]:
+    """``--as-of``: a version number, or an ISO 8601 time that names its zone.
+
+    Raises:
+        InvalidInputError: Neither form, or a time without a zone.
+    """
+    if text.isdigit():
+        return int(text), None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInputError(
+            f"--as-of {text!r} is neither a version number nor an ISO 8601 time; "
+            "expected e.g. 5 or 2024-05-01T12:00:00Z"
+        ) from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise InvalidInputError(
+            f"--as-of {text!r} has no time zone; expected e.g. 2024-05-01T12:00:00Z "
+            "or 2024-05-01T14:00:00+02:00"
+        )
+    return None, moment
+
+
+@click.command()
+@click.argument("filters", nargs=-1, metavar="[NAME=VALUE]...")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Sessions per page.")
+@click.option("--after", metavar="CURSOR", help="Start after this cursor (printed by the "
+              "previous page).")
+@json_flag
+@pass_ledger
+def sessions(ledger: Ledger, filters: tuple[str, ...], limit: int, after: str | None,
+             as_json: bool) -> None:
+    """List sessions, most recently active first.
+
+    \b
+    Example: chatledger sessions user_id=123 --limit 10
+    """
+    rows = ledger.store().sessions(limit=limit + 1, after=after, **parse_parts(filters))
+    page, more = rows[:limit], len(rows) > limit
+    cursor = page[-1].cursor if more else None
+    if ledger.wants_json(as_json):
+        echo_json({"sessions": [session_dict(s) for s in page], "next": cursor})
+        return
+    if not page:
+        click.echo("no sessions")
+        return
+    click.echo(table(
+        ["KEY", "VERSION", "MESSAGES", "CREATED", "LAST ACTIVE", "TAGS"],
+        ([key_text(s.key), s.version, s.message_count,
+          format_time(s.created_at), format_time(s.last_active), ",".join(s.tags)]
+         for s in page)))
+    if cursor is not None:
+        click.echo(f"next page: --after '{cursor}'")
+
+
+@click.command()
+@KEY
+@click.option("--as-of", "as_of", metavar="VERSION|TIME",
+              help="The history as it stood at a version or an ISO 8601 time with a zone.")
+@click.option("--window", "last", type=click.IntRange(min=1), metavar="N",
+              help="Only the last N messages (a tool call stays with its results).")
+@json_flag
+@pass_ledger
+def history(ledger: Ledger, key: tuple[str, ...], as_of: str | None, last: int | None,
+            as_json: bool) -> None:
+    """Show a session's messages, now or as of a version or time.
+
+    \b
+    Example: chatledger history user_id=123 conversation_id=1 --as-of 2
+    """
+    session_key = parse_key(key)
+    when = parse_as_of(as_of) if as_of is not None else None
+    store = ledger.store()
+    require_session(store, session_key)
+    head = store.version(session_key)
+    if when is None:
+        version, messages = store.load_history(session_key)
+    else:
+        version, messages = store.load_history_at(session_key, version=when[0], time=when[1])
+    if last is not None:
+        messages = window(messages, last=last)
+    if ledger.wants_json(as_json):
+        echo_json({"key": session_key.parts, "stream_id": session_key.stream_id,
+                   "version": version, "head": head,
+                   "messages": [message_dict(m) for m in messages]})
+        return
+    title = f"{key_text(session_key)}  version {version}"
+    if version != head:
+        title += f" (as of; the session is at {head})"
+    click.echo(f"{title}  {len(messages)} messages")
+    if messages:
+        click.echo(table(["#", "ROLE", "CONTENT"],
+                         ([i, role_of(m), shorten(message_text(m), 10_000)]
+                          for i, m in enumerate(messages, 1))))
+
+
+@click.command()
+@KEY
+@json_flag
+@pass_ledger
+def log(ledger: Ledger, key: tuple[str, ...], as_json: bool) -> None:
+    """Show a session's raw events.
+
+    \b
+    Example: chatledger log abc123 --json
+    """
+    session_key = parse_key(key)
+    store = ledger.store()
+    require_session(store, session_key)
+    records = store.read(session_key)
+    if ledger.wants_json(as_json):
+        echo_json([record_dict(r) for r in records])
+        return
+    click.echo(table(["POSITION", "VERSION", "TYPE", "RECORDED", "DIGEST", "SUMMARY"],
+                     ([r.position, r.version, r.type, format_time(r.recorded_at),
+                       r.digest[:12], event_summary(r)] for r in records)))
+
+
+@click.command()
+@click.argument("key", nargs=-1, metavar="[KEY]...")
+@json_flag
+@pass_ledger
+@click.pass_context
+def verify(ctx: click.Context, ledger: Ledger, key: tuple[str, ...], as_json: bool) -> None:
+    """Check every digest and chain link (exit 0 only if intact).
+
+    With a KEY only that session is checked. Each bad row is listed with its stream, version,
+    position, kind (altered, missing, reordered, erased) and detail; the exit status is then 1.
+
+    \b
+    Example: chatledger verify && echo intact
+    """
+    store = ledger.store()
+    session_key = parse_key(key) if key else None
+    if session_key is not None:
+        require_session(store, session_key)
+    report = store.verify(session_key)
+    if ledger.wants_json(as_json):
+        echo_json({"ok": report.ok, "streams": report.streams, "events": report.events,
+                   "problems": [problem_dict(p) for p in report.problems]})
+    elif report.ok:
+        click.echo(f"intact: {report.events} events in {report.streams} sessions; every digest "
+                   "and chain link checks out")
+    else:
+        click.echo(table(["STREAM", "VERSION", "POSITION", "KIND", "DETAIL"],
+                         ([p.stream_id, p.version, "" if p.position is None else p.position,
+                           p.kind, p.detail] for p in report.problems)))
+        click.echo(f"{len(report.problems)} problems in {report.events} events")
+    if not report.ok:
+        ctx.exit(CHECK_FAILED)
+
+
+@click.command()
+@json_flag
+@pass_ledger
+def stats(ledger: Ledger, as_json: bool) -> None:
+    """Show counts of sessions, events and messages.
+
+    \b
+    Example: chatledger stats --json
+    """
+    numbers = ledger.store().stats()
+    numbers["last_position"] = ledger.store().last_position()
+    if ledger.wants_json(as_json):
+        echo_json(numbers)
+        return
+    click.echo(table(["STAT", "VALUE"], sorted(numbers.items())))
+
+
+COMMANDS = [sessions, history, log, verify, stats]

@@ -1,0 +1,120 @@
+"""The ``chatledger`` command: a thin click layer over the store, the projections and the runtime.
+
+Every command parses its arguments, makes one library call and formats the answer. Errors end
+here as one line on stderr: exit status 2 for trouble (bad usage, bad input, an unusable
+database or file), 1 for a check that ran and failed (``verify``, ``replay``,
+``export --strict``), 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import errno
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from eventstore import ChatledgerError
+from tools import _read, _run, _write
+from tools._context import Ledger
+from tools._logging import configure_logging, reset_logging
+
+__all__ = ["cli", "main"]
+
+ERROR = 2
+
+
+class Failure(click.ClickException):
+    """An error already phrased for the user: printed as one line, exit status 2."""
+
+    exit_code = ERROR
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"Error: {self.format_message()}", err=True)
+
+
+class LedgerGroup(click.Group):
+    """A group whose errors are one line on stderr and never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except BrokenPipeError:
+            raise
+        except ChatledgerError as e:
+            raise Failure(str(e)) from e
+        except OSError as e:
+            if e.errno == errno.EPIPE:
+                raise
+            raise Failure(_os_message(e)) from e
+        except Exception as e:
+            if ctx.params.get("debug"):
+                traceback.print_exc(file=sys.stderr)
+            raise Failure(f"unexpected {type(e).__name__}: {e} (run with --debug for the "
+                          "traceback)") from e
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.UsageError as e:
+            hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+            click.echo(f"Error: {e.format_message()}{hint}", err=True)
+            code: int = e.exit_code
+        except click.ClickException as e:
+            e.show()
+            code = e.exit_code
+        except click.exceptions.Abort:
+            click.echo("Aborted.", err=True)
+            code = 130
+        else:
+            code = result if isinstance(result, int) else 0
+        finally:
+            reset_logging()
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _os_message(e: OSError) -> str:
+    text = e.strerror or str(e)
+    return f"{text}: {e.filename!r}" if e.filename else text
+
+
+@click.group("chatledger", cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--db", "url", metavar="URL", default=None,
+              help="Database: sqlite:///path.db or postgresql://… "
+                   "[default: $CHATLEDGER_URL, else ./chatledger.db]")
+@click.option("--json", "as_json", is_flag=True, help="JSON output from every read command.")
+@click.option("-v", "--verbose", count=True, help="Log more: -v info, -vv debug (default: warnings).")
+@click.option("--log-json", is_flag=True, help="Log lines as JSON on stderr.")
+@click.option("--debug", is_flag=True, help="Show the traceback of an unexpected error.")
+@click.version_option(package_name="chatledger", prog_name="chatledger")
+@click.pass_context
+def cli(ctx: click.Context, url: str | None, as_json: bool, verbose: int, log_json: bool,
+        debug: bool) -> None:
+    """chatledger: an event-sourced, auditable log of chat conversations.
+
+    Keys are name=value pairs (user_id=123 conversation_id=1); a bare value means
+    session_id=value. Exit status: 0 ok, 1 a check failed (verify, replay, export --strict),
+    2 an error.
+    """
+    configure_logging(verbosity=verbose, as_json=log_json)
+    ledger = Ledger(url, as_json=as_json, debug=debug)
+    ctx.obj = ledger
+    ctx.call_on_close(ledger.close)
+
+
+for _module in (_read, _write, _run):
+    for _command in _module.COMMANDS:
+        cli.add_command(_command)
+
+
+def main() -> None:
+    """Entry point of the ``chatledger`` console script."""
+    cli.main(prog_name="chatledger")
