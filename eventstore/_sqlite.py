@@ -488,6 +488,8 @@ class SQLiteStore(EventStore):
     # -- projections -----------------------------------------------------------------------
     def load_history(self, key: KeyLike) -> tuple[int, list[Message]]:
         sid = SessionKey.coerce(key).stream_id
+        if not self._projections:
+            self.catch_up()  # this store does not keep the tables current: bring them up first
         row = self._read(lambda conn: conn.execute(SQL.LOAD_CURRENT, (sid,)).fetchone())
         if row is None:
             return 0, []
@@ -500,6 +502,8 @@ class SQLiteStore(EventStore):
         check_version(version, "version")
         check_time(time, "time")
         sid = SessionKey.coerce(key).stream_id
+        if not self._projections:
+            self.catch_up()
 
         def run(conn: sqlite3.Connection) -> tuple[int, str | None]:
             row = conn.execute(SQL.STREAM_VERSION, (sid,)).fetchone()
