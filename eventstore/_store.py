@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
@@ -511,8 +512,12 @@ def default_url() -> str:
     return os.environ.get("CHATLEDGER_URL") or DEFAULT_URL
 
 
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+
+
 def redact_url(url: str) -> str:
-    """The URL without its password, for error messages and logs."""
+    """The URL without its password (in the userinfo or a ``password=`` parameter)."""
+    url = _QUERY_PASSWORD.sub(r"\1***", url)
     scheme, sep, rest = url.partition("://")
     if not sep or "@" not in rest:
         return url

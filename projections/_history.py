@@ -26,6 +26,7 @@ from eventstore import (
     SessionKey,
     get_buffer_string,
     open_store,
+    redact_url,
 )
 from eventstore._store import normalise_message
 from projections._window import window as _window
@@ -107,7 +108,7 @@ class ChatHistory:
             )
 
     def __repr__(self) -> str:
-        return f"ChatHistory({self.key!r}, {self.store.url!r})"
+        return f"ChatHistory({self.key!r}, {redact_url(self.store.url)!r})"
 
     # -- reads -----------------------------------------------------------------------------
     def load(self) -> HistoryView:

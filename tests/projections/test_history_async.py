@@ -35,11 +35,6 @@ LOOP_LIMIT_S = 30
 CHILD_LIMIT_S = 10
 CHILD_RUNS = 10
 TURN = [HumanMessage(content="hi"), AIMessage(content="hello")]
-HANGS_ON_POSTGRES = (
-    "asyncio.run() often never returns on PostgreSQL: the store keeps an AsyncConnectionPool "
-    "per event loop, and when asyncio.run cancels the pool's worker while it is still "
-    "connecting, psycopg_pool swallows the CancelledError and the loop waits forever"
-)
 
 
 def _run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -66,9 +61,7 @@ def _run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 @pytest.fixture
 def run(backend: str) -> Callable[[Callable[[], Coroutine[Any, Any, Any]]], Any]:
-    """The time-limited asyncio.run; skipped where asyncio.run is known to hang."""
-    if backend == "postgres":
-        pytest.skip(f"{HANGS_ON_POSTGRES} (see test_asyncio_run_returns_in_a_fresh_process)")
+    """The time-limited asyncio.run, for every backend."""
     return _run
 
 
@@ -146,8 +139,6 @@ def test_asyncio_run_returns_in_a_fresh_process(
     store: EventStore, backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """A process that calls asyncio.run(history.aget_messages()) repeatedly finishes and sees the history."""
-    if backend == "postgres":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=HANGS_ON_POSTGRES))
     url = store.url if backend != "sqlite-memory" else f"sqlite:///{tmp_path / 'async.db'}"
     with open_store(url) as writer:
         ChatHistory("s", writer).add_messages(TURN)

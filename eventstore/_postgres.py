@@ -1,0 +1,505 @@
+"""The PostgreSQL backend: many app servers, one database.
+
+Same contract, tables and encodings as the SQLite backend; psycopg 3 with a connection pool per
+process (and an async pool per event loop for the native ``a``-methods).
+
+Ordering: every write transaction first locks the ``checkpoints`` row named 'log'; an append
+does so by handing itself positions (``UPDATE ... SET position = position + n RETURNING``).
+That row lock is held until commit, and PostgreSQL makes a transaction visible before it
+releases its locks, so the next writer gets its positions only after the previous one is
+visible. Positions therefore become visible strictly in order: a reader that has seen position
+p has seen every position below p, and ``read_all(after_position=p)`` can never miss an event
+that commits later. The same lock serialises the projections' checkpoint, so the history
+tables are always exactly the fold of the visible log (read-your-writes). Optimistic
+concurrency is checked under a row lock on the stream's head (``SELECT ... FOR UPDATE``), with
+``(stream_id, version)`` unique as a backstop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time as _time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from eventstore import _codec
+from eventstore import _postgres_sql as SQL
+from eventstore._errors import (
+    ConcurrencyError,
+    DuplicateEventError,
+    InvalidInputError,
+    NotFoundError,
+    StoreError,
+)
+from eventstore._events import Event, Record
+from eventstore._keys import KeyLike, SessionKey
+from eventstore._log import get_logger, logging_enabled
+from eventstore._messages import Message
+from eventstore._postgres_plans import (
+    Duplicate,
+    Plan,
+    Writer,
+    append_plan,
+    caught_up_plan,
+    erase_plan,
+    rebuild_plan,
+    record_of,
+    run_async,
+    run_sync,
+    session_of,
+)
+from eventstore._postgres_pools import AsyncPools
+from eventstore._postgres_schema import migrate
+from eventstore._postgres_tail import asubscribe, check_tail, subscribe
+from eventstore._postgres_url import PostgresTarget, parse_url, scrub
+from eventstore._store import (
+    AppendResult,
+    EventStore,
+    SessionInfo,
+    VerifyReport,
+    VerifyRow,
+    check_time,
+    check_version,
+    prepare,
+    verify_rows,
+)
+
+__all__ = ["PostgresStore"]
+
+log = get_logger("chatledger.postgres")
+
+POOL_TIMEOUT_S = 30.0
+_NO_LIMIT = 2**62
+
+
+class PostgresStore(EventStore):
+    """The event store in one PostgreSQL database (one schema of it, with ``?schema=``).
+
+    Args:
+        url: ``postgresql://user:password@host:port/dbname``; ``?schema=name`` keeps the
+            tables in that schema, ``?pool_size=N`` caps the connections per pool; any other
+            query parameter goes to libpq.
+        durability: ``"full"`` (a returned append is on disk) or ``"fast"``
+            (``synchronous_commit=off`` for this store's transactions: an append returns
+            before its WAL is flushed, and a server crash may lose the last ~600 ms of
+            appends, never corrupt or reorder the log).
+        projections: Keep the projections up to date in each append's transaction.
+
+    Raises:
+        StoreError: The URL is malformed, the server cannot be reached, the login or database
+            is refused, or the schema cannot be created.
+    """
+
+    def __init__(self, url: str, *, durability: str = "full", projections: bool = True) -> None:
+        self.url = url
+        self.durability = durability
+        self._projections = projections
+        self._target: PostgresTarget = parse_url(url, durability=durability)
+        self._closed = False
+        self._lock = threading.Lock()
+        self.schema = self._setup()
+        self._pool: ConnectionPool[Any] = ConnectionPool(
+            self._target.conninfo, min_size=1, max_size=self._target.pool_size,
+            kwargs={"autocommit": True}, open=False, timeout=POOL_TIMEOUT_S, num_workers=2,
+            name=f"chatledger-{self.schema}",
+        )
+        self._pool.open(wait=False)
+        self._apools = AsyncPools(self._target.conninfo, max_size=self._target.pool_size,
+                                  timeout=POOL_TIMEOUT_S)
+        if projections:
+            try:
+                self.catch_up()
+            except BaseException:
+                self.close()
+                raise
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self._target.redacted!r})"
+
+    def _setup(self) -> str:
+        try:
+            conn = psycopg.connect(self._target.conninfo, autocommit=True)
+        except psycopg.Error as e:
+            raise StoreError(f"cannot connect to PostgreSQL at {self._target.redacted}: "
+                             f"{scrub(self._target, e)}") from e
+        with conn:
+            try:
+                return migrate(conn, self._target)
+            except psycopg.Error as e:
+                raise StoreError(f"cannot set up the chatledger tables in "
+                                 f"{self._target.redacted}: {scrub(self._target, e)}") from e
+
+    # -- plumbing --------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"store {self._target.redacted!r} is closed")
+
+    def _error(self, e: Exception, action: str) -> Exception:
+        """The chatledger error for a driver error raised while doing ``action``."""
+        if isinstance(e, psycopg.errors.UniqueViolation) and \
+                e.diag.constraint_name == "events_event_id":
+            return DuplicateEventError(f"an event id is already stored: {scrub(self._target, e)}")
+        if isinstance(e, PoolTimeout):
+            return StoreError(f"{action} on {self._target.redacted}: no connection within "
+                              f"{POOL_TIMEOUT_S:g} s ({scrub(self._target, e)})")
+        return StoreError(f"{action} on {self._target.redacted} failed: {scrub(self._target, e)}")
+
+    @contextmanager
+    def _connection(self, action: str) -> Iterator[psycopg.Connection[Any]]:
+        self._check_open()
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except psycopg.Error as e:
+            raise self._error(e, action) from e
+
+    @asynccontextmanager
+    async def _aconnection(self, action: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        self._check_open()
+        pool = self._apools.get()
+        try:
+            async with pool.connection() as conn:
+                yield conn
+        except psycopg.Error as e:
+            raise self._error(e, action) from e
+
+    def _fetch(self, action: str, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        with self._connection(action) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    async def _afetch(self, action: str, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        async with self._aconnection(action) as conn:
+            cur = await conn.execute(sql, params)
+            return await cur.fetchall()
+
+    def _run(self, action: str, plan: Plan[Any]) -> Any:
+        with self._connection(action) as conn:
+            return run_sync(conn, plan)
+
+    # -- the log ---------------------------------------------------------------------------
+    def _append_args(self, key: KeyLike, events: Sequence[Event], expected_version: int | None,
+                     event_ids: Sequence[str] | None,
+                     meta: dict[str, Any] | None) -> tuple[SessionKey, Plan[AppendResult] | None]:
+        key = SessionKey.coerce(key)
+        check_version(expected_version, "expected_version")
+        prepared, meta_text = prepare(events, event_ids, meta)
+        if not prepared:
+            return key, None
+        return key, self._append_plan(key, prepared, meta_text, expected_version,
+                                      event_ids is not None)
+
+    def _append_plan(self, key: SessionKey, prepared: Any, meta_text: str,
+                     expected_version: int | None, check_ids: bool) -> Plan[AppendResult]:
+        w = Writer()
+        result = yield from append_plan(w, key, prepared, meta_text, expected_version, check_ids,
+                                        project=self._projections, schema=self.schema)
+        yield from w.flush()
+        return result
+
+    @staticmethod
+    def _lost_race(e: StoreError) -> bool:
+        """True when the database's unique (stream_id, version) stopped a concurrent append.
+
+        The write lock makes this unreachable for chatledger's own writers; it is the backstop
+        should anything else write to the tables.
+        """
+        cause = e.__cause__
+        return isinstance(cause, psycopg.errors.UniqueViolation) and \
+            cause.diag.constraint_name in ("events_stream", "streams_pkey")
+
+    def _logged(self, result: AppendResult, count: int, started: float) -> AppendResult:
+        if logging_enabled():
+            log.debug("append", stream_id=result.stream_id, from_version=result.first_version,
+                      to_version=result.version, count=count, duplicate=result.duplicate,
+                      duration_ms=round((_time.perf_counter() - started) * 1000, 3))
+        return result
+
+    def append(
+        self,
+        key: KeyLike,
+        events: Sequence[Event],
+        *,
+        expected_version: int | None = None,
+        event_ids: Sequence[str] | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> AppendResult:
+        started = _time.perf_counter()
+        key, plan = self._append_args(key, events, expected_version, event_ids, meta)
+        if plan is None:
+            return _empty(key, expected_version, self.version(key))
+        try:
+            result: AppendResult = self._run("append", plan)
+        except Duplicate as d:
+            result = d.result
+        except StoreError as e:
+            if not self._lost_race(e):
+                raise
+            actual = self.version(key)
+            raise ConcurrencyError(key.stream_id, _expected(expected_version, actual),
+                                   actual) from e
+        return self._logged(result, len(result.positions), started)
+
+    async def aappend(self, key: KeyLike, events: Sequence[Event], *,
+                      expected_version: int | None = None,
+                      event_ids: Sequence[str] | None = None,
+                      meta: dict[str, Any] | None = None) -> AppendResult:
+        """``append`` on this event loop's async pool: it never blocks the loop."""
+        started = _time.perf_counter()
+        key, plan = self._append_args(key, events, expected_version, event_ids, meta)
+        if plan is None:
+            rows = await self._afetch("read", SQL.STREAM_VERSION, (key.stream_id,))
+            return _empty(key, expected_version, int(rows[0][0]) if rows else 0)
+        try:
+            async with self._aconnection("append") as conn:
+                result = await run_async(conn, plan)
+        except Duplicate as d:
+            result = d.result
+        except StoreError as e:
+            if not self._lost_race(e):
+                raise
+            rows = await self._afetch("read", SQL.STREAM_VERSION, (key.stream_id,))
+            actual = int(rows[0][0]) if rows else 0
+            raise ConcurrencyError(key.stream_id, _expected(expected_version, actual),
+                                   actual) from e
+        return self._logged(result, len(result.positions), started)
+
+    def _read_query(self, key: KeyLike, after_version: int, until_version: int | None,
+                    until_time: datetime | None) -> tuple[str, Any]:
+        key = SessionKey.coerce(key)
+        check_version(after_version, "after_version")
+        check_version(until_version, "until_version")
+        check_time(until_time, "until_time")
+        upper = until_version if until_version is not None else _NO_LIMIT
+        if until_time is None:
+            return SQL.READ_STREAM, (key.stream_id, after_version, upper)
+        return SQL.READ_STREAM_UNTIL_TIME, {"sid": key.stream_id, "after": after_version,
+                                            "upper": upper,
+                                            "time": _codec.format_time(until_time)}
+
+    def read(self, key: KeyLike, *, after_version: int = 0, until_version: int | None = None,
+             until_time: datetime | None = None) -> list[Record]:
+        sql, params = self._read_query(key, after_version, until_version, until_time)
+        return [record_of(r) for r in self._fetch("read", sql, params)]
+
+    async def aread(self, key: KeyLike, *, after_version: int = 0,
+                    until_version: int | None = None,
+                    until_time: datetime | None = None) -> list[Record]:
+        """``read`` on this event loop's async pool."""
+        sql, params = self._read_query(key, after_version, until_version, until_time)
+        return [record_of(r) for r in await self._afetch("read", sql, params)]
+
+    def read_all(self, after_position: int = 0, limit: int | None = None) -> list[Record]:
+        check_version(after_position, "after_position")
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)
+                                  or limit < 1):
+            raise InvalidInputError(f"limit must be a positive int, got {limit!r}")
+        if limit is None:
+            rows = self._fetch("read", SQL.READ_ALL_UNLIMITED, (after_position,))
+        else:
+            rows = self._fetch("read", SQL.READ_ALL, (after_position, limit))
+        return [record_of(r) for r in rows]
+
+    def subscribe(self, after_position: int = 0, *,
+                  timeout: float | None = None) -> Iterator[Record]:
+        """Every event after ``after_position`` in order, then each new one as it commits.
+
+        Blocks on LISTEN (a dedicated connection) between commits instead of polling; close
+        the generator (or break out of the loop) to release the connection.
+
+        Args:
+            after_position: Start after this position (0 = from the beginning).
+            timeout: Stop after this many seconds without a new event; None waits forever.
+
+        Raises:
+            InvalidInputError: A negative position or timeout.
+            StoreError: The connection failed or was lost.
+        """
+        self._check_open()
+        check_tail(after_position, timeout)
+        return subscribe(self._target, self.schema, after_position, timeout=timeout)
+
+    def asubscribe(self, after_position: int = 0, *,
+                   timeout: float | None = None) -> AsyncIterator[Record]:
+        """``subscribe`` as an async generator (``async for record in store.asubscribe()``).
+
+        Raises:
+            InvalidInputError: A negative position or timeout.
+            StoreError: The connection failed or was lost.
+        """
+        self._check_open()
+        check_tail(after_position, timeout)
+        return asubscribe(self._target, self.schema, after_position, timeout=timeout)
+
+    def version(self, key: KeyLike) -> int:
+        rows = self._fetch("read", SQL.STREAM_VERSION, (SessionKey.coerce(key).stream_id,))
+        return int(rows[0][0]) if rows else 0
+
+    def last_position(self) -> int:
+        return int(self._fetch("read", SQL.LAST_POSITION)[0][0])
+
+    def sessions(self, *, limit: int = 100, after: str | None = None,
+                 **key_filter: str) -> list[SessionInfo]:
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise InvalidInputError(f"limit must be a positive int, got {limit!r}")
+        filters = ["TRUE"]
+        params: list[Any] = []
+        for name, value in sorted(key_filter.items()):
+            SessionKey(**{name: value})  # validates the part, naming it on error
+            filters.append(SQL.SESSION_FILTER)
+            params += [name, value]
+        if after is not None:
+            moment, sep, sid = str(after).partition("|")
+            if not sep or not sid:
+                raise InvalidInputError(f"bad sessions cursor {after!r}")
+            filters.append(SQL.SESSION_AFTER)
+            params += [moment, moment, sid]
+        sql = SQL.SESSIONS.format(filters=" AND ".join(filters))
+        return [session_of(r) for r in self._fetch("read", sql, (*params, limit))]
+
+    def session(self, key: KeyLike) -> SessionInfo | None:
+        rows = self._fetch("read", SQL.SESSION_ONE, (SessionKey.coerce(key).stream_id,))
+        return session_of(rows[0]) if rows else None
+
+    def verify(self, key: KeyLike | None = None) -> VerifyReport:
+        where, params = "", tuple[str, ...]()
+        if key is not None:
+            where, params = SQL.VERIFY_ONE, (SessionKey.coerce(key).stream_id,)
+        with self._connection("verify") as conn, conn.transaction():
+            conn.execute(SQL.SNAPSHOT)
+            heads = {r[0]: (r[1], r[2]) for r in
+                     conn.execute(SQL.VERIFY_HEADS.format(where=where), params)}
+            with conn.cursor(name="chatledger_verify") as cur:
+                cur.itersize = 5000
+                cur.execute(SQL.VERIFY_ROWS.format(where=where), params)
+                report = verify_rows((VerifyRow(*r) for r in cur), heads)
+        if logging_enabled():
+            log.info("verified", streams=report.streams, events=report.events,
+                     problems=len(report.problems))
+        return report
+
+    def erase(self, key: KeyLike, *, versions: Sequence[int] | None = None,
+              reason: str = "erasure requested") -> AppendResult:
+        key = SessionKey.coerce(key)
+        result: AppendResult = self._run("erase", erase_plan(
+            key, versions, reason, project=self._projections, schema=self.schema))
+        if logging_enabled():
+            log.info("erased", stream_id=key.stream_id, versions=len(result.positions))
+        return result
+
+    # -- projections -----------------------------------------------------------------------
+    def load_history(self, key: KeyLike) -> tuple[int, list[Message]]:
+        if not self._projections:
+            self.catch_up()  # this store does not keep the tables current: bring them up first
+        rows = self._fetch("read", SQL.LOAD_CURRENT, (SessionKey.coerce(key).stream_id,))
+        return _current(rows)
+
+    async def aload_history(self, key: KeyLike) -> tuple[int, list[Message]]:
+        """``load_history`` on this event loop's async pool."""
+        if not self._projections:
+            await self._acatch_up()
+        rows = await self._afetch("read", SQL.LOAD_CURRENT, (SessionKey.coerce(key).stream_id,))
+        return _current(rows)
+
+    def _at_query(self, key: KeyLike, version: int | None,
+                  time: datetime | None) -> tuple[str, dict[str, Any]]:
+        if (version is None) == (time is None):
+            raise InvalidInputError("give exactly one of version= or time=")
+        check_version(version, "version")
+        check_time(time, "time")
+        return SQL.LOAD_AT, {"sid": SessionKey.coerce(key).stream_id, "version": version,
+                             "time": None if time is None else _codec.format_time(time)}
+
+    def load_history_at(self, key: KeyLike, *, version: int | None = None,
+                        time: datetime | None = None) -> tuple[int, list[Message]]:
+        sql, params = self._at_query(key, version, time)
+        if not self._projections:
+            self.catch_up()
+        return _at(params, self._fetch("read", sql, params))
+
+    async def aload_history_at(self, key: KeyLike, *, version: int | None = None,
+                               time: datetime | None = None) -> tuple[int, list[Message]]:
+        """``load_history_at`` on this event loop's async pool."""
+        sql, params = self._at_query(key, version, time)
+        if not self._projections:
+            await self._acatch_up()
+        return _at(params, await self._afetch("read", sql, params))
+
+    def catch_up(self) -> int:
+        rows = self._fetch("catch-up", SQL.POSITIONS)
+        if rows[0][0] == rows[0][1]:
+            return 0  # the common case (already current) takes no lock
+        n = int(self._run("catch-up", caught_up_plan()))
+        if n and logging_enabled():
+            log.info("projection_caught_up", projection="history", events=n)
+        return n
+
+    async def _acatch_up(self) -> int:
+        rows = await self._afetch("catch-up", SQL.POSITIONS)
+        if rows[0][0] == rows[0][1]:
+            return 0
+        async with self._aconnection("catch-up") as conn:
+            return await run_async(conn, caught_up_plan())
+
+    def rebuild(self) -> int:
+        n = int(self._run("rebuild", rebuild_plan()))
+        if logging_enabled():
+            log.info("projection_rebuilt", projection="history", events=n)
+        return n
+
+    def stats(self) -> dict[str, Any]:
+        sessions, events, messages, size = self._fetch("stats", SQL.STATS, (list(SQL.TABLES),))[0]
+        return {"backend": "postgresql", "url": self._target.redacted, "schema": self.schema,
+                "sessions": sessions, "events": events, "projected_messages": messages,
+                "bytes": int(size), "durability": self.durability}
+
+    # -- closing ---------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the pools; connections still in use close when they are given back."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.close()
+        apools = getattr(self, "_apools", None)
+        if apools is not None:
+            apools.close()
+
+    async def aclose(self) -> None:
+        """``close`` without blocking the event loop."""
+        await asyncio.to_thread(self.close)
+
+
+def _expected(expected_version: int | None, actual: int) -> int:
+    # An unconditional append that lost a race expected the version it had read: one less.
+    return max(actual - 1, 0) if expected_version is None else expected_version
+
+
+def _empty(key: SessionKey, expected_version: int | None, current: int) -> AppendResult:
+    """An append of no events: writes nothing, but still checks ``expected_version``."""
+    if expected_version is not None and expected_version != current:
+        raise ConcurrencyError(key.stream_id, expected_version, current)
+    return AppendResult(key.stream_id, current, [])
+
+
+def _current(rows: list[tuple[Any, ...]]) -> tuple[int, list[Message]]:
+    if not rows:
+        return 0, []
+    version, data = rows[0]
+    return int(version), _codec.decode_messages(data) if data else []
+
+
+def _at(params: dict[str, Any], rows: list[tuple[Any, ...]]) -> tuple[int, list[Message]]:
+    head, v, data = rows[0]
+    head = head or 0
+    if params["version"] is not None and params["version"] > head:
+        raise NotFoundError(f"session {params['sid']!r} is at version {head}; "
+                            f"version {params['version']} does not exist yet")
+    return int(v), _codec.decode_messages(data) if data else []

@@ -1,0 +1,146 @@
+"""Tailing the PostgreSQL log: LISTEN/NOTIFY instead of polling.
+
+Every append's transaction sends ``NOTIFY chatledger_events`` with ``"<schema>:<position>"``;
+PostgreSQL delivers it after the commit. A tail uses its own connection: it LISTENs first,
+then reads every event after its position, and only then waits. Any commit the read missed
+happened after the LISTEN, so its notification is already queued, and the wait returns at
+once: no event is ever left unread, and no reader polls.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import psycopg
+
+from eventstore import _postgres_sql as SQL
+from eventstore._errors import InvalidInputError, StoreError
+from eventstore._events import Record
+from eventstore._postgres_plans import record_of
+from eventstore._postgres_url import PostgresTarget, scrub
+from eventstore._store import check_version
+
+__all__ = ["asubscribe", "check_tail", "subscribe"]
+
+PAGE = 1000
+
+
+def check_tail(after_position: int, timeout: float | None) -> None:
+    """Validate a tail's arguments.
+
+    Raises:
+        InvalidInputError: A negative position or timeout.
+    """
+    check_version(after_position, "after_position")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                or timeout < 0):
+        raise InvalidInputError(f"timeout must be None or a non-negative number, got {timeout!r}")
+
+
+def _ours(payloads: list[str], schema: str) -> bool:
+    prefix = f"{schema}:"
+    return any(p.startswith(prefix) for p in payloads)
+
+
+def subscribe(target: PostgresTarget, schema: str, after_position: int = 0, *,
+              timeout: float | None = None) -> Iterator[Record]:
+    """Every event after ``after_position`` in position order, then each new one as it commits.
+
+    Args:
+        target: Where the log is.
+        schema: The log's schema; notifications of other schemas are ignored.
+        after_position: Start after this position (0 = from the beginning).
+        timeout: Stop after this many seconds without a new event; None waits forever.
+
+    Raises:
+        InvalidInputError: A negative position or timeout.
+        StoreError: The connection failed or was lost.
+    """
+    check_tail(after_position, timeout)
+    try:
+        conn = psycopg.connect(target.conninfo, autocommit=True)
+    except psycopg.Error as e:
+        raise StoreError(f"cannot connect to PostgreSQL at {target.redacted}: "
+                         f"{scrub(target, e)}") from e
+    position = after_position
+    try:
+        with conn:
+            conn.execute(SQL.LISTEN)
+            while True:
+                while True:
+                    rows = conn.execute(SQL.READ_ALL, (position, PAGE)).fetchall()
+                    for row in rows:
+                        record = record_of(row)
+                        position = record.position
+                        yield record
+                    if len(rows) < PAGE:
+                        break
+                if not _wait(conn, schema, timeout):
+                    return
+    except psycopg.Error as e:
+        raise StoreError(f"tailing {target.redacted} failed after position {position}: "
+                         f"{scrub(target, e)}") from e
+
+
+def _wait(conn: psycopg.Connection[Any], schema: str, timeout: float | None) -> bool:
+    """Block until this schema's next commit (True) or ``timeout`` seconds pass (False)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        got = [n.payload for n in conn.notifies(timeout=remaining, stop_after=1)]
+        if not got:
+            return False
+        # Drain what else is queued: one read after this wake-up covers all of it.
+        got += [n.payload for n in conn.notifies(timeout=0)]
+        if _ours(got, schema):
+            return True
+
+
+async def asubscribe(target: PostgresTarget, schema: str, after_position: int = 0, *,
+                     timeout: float | None = None) -> AsyncIterator[Record]:
+    """``subscribe`` as an async generator on an async connection.
+
+    Raises:
+        InvalidInputError: A negative position or timeout.
+        StoreError: The connection failed or was lost.
+    """
+    check_tail(after_position, timeout)
+    try:
+        conn = await psycopg.AsyncConnection.connect(target.conninfo, autocommit=True)
+    except psycopg.Error as e:
+        raise StoreError(f"cannot connect to PostgreSQL at {target.redacted}: "
+                         f"{scrub(target, e)}") from e
+    position = after_position
+    try:
+        async with conn:
+            await conn.execute(SQL.LISTEN)
+            while True:
+                while True:
+                    cur = await conn.execute(SQL.READ_ALL, (position, PAGE))
+                    rows = await cur.fetchall()
+                    for row in rows:
+                        record = record_of(row)
+                        position = record.position
+                        yield record
+                    if len(rows) < PAGE:
+                        break
+                if not await _await(conn, schema, timeout):
+                    return
+    except psycopg.Error as e:
+        raise StoreError(f"tailing {target.redacted} failed after position {position}: "
+                         f"{scrub(target, e)}") from e
+
+
+async def _await(conn: psycopg.AsyncConnection[Any], schema: str,
+                 timeout: float | None) -> bool:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        got = [n.payload async for n in conn.notifies(timeout=remaining, stop_after=1)]
+        if not got:
+            return False
+        got += [n.payload async for n in conn.notifies(timeout=0)]
+        if _ours(got, schema):
+            return True
