@@ -29,7 +29,8 @@ __all__ = [
 ]
 
 
-class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", omit_defaults=True):
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", omit_defaults=True,
+            gc=False):
     """Base of every event. Use a concrete event such as ``MessageAppended``."""
 
 
@@ -95,7 +96,7 @@ AnyEvent = Union[
 ]
 
 
-class Record(msgspec.Struct, frozen=True):
+class Record(msgspec.Struct, frozen=True, gc=False):
     """One stored event with its envelope, as ``read`` and ``read_all`` return it."""
 
     position: int

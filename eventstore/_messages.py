@@ -61,7 +61,8 @@ class Message(msgspec.Struct, tag_field="type", omit_defaults=True, repr_omit_de
     def __post_init__(self) -> None:
         # Runs on every decode too (a 10k-message load calls it 10k times): the common case
         # of plain text and no name/id returns after one type check.
-        if type(self.content) is str and self.name is None and self.id is None:
+        if (type(self.content) is str and (self.name is None or type(self.name) is str)
+                and (self.id is None or type(self.id) is str)):
             return
         _check_content(type(self).__name__, self.content)
         if self.name is not None and not isinstance(self.name, str):
@@ -122,7 +123,7 @@ class AIMessage(Message, tag="ai", kw_only=True):
     type: ClassVar[str] = "ai"
 
     def __post_init__(self) -> None:
-        super().__post_init__()
+        Message.__post_init__(self)
         if self.tool_calls:
             self.tool_calls = _normalise_tool_calls(type(self).__name__, self.tool_calls)
 

@@ -11,7 +11,7 @@ import os
 import sqlite3
 import threading
 import time as _time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -393,7 +393,7 @@ class SQLiteStore(EventStore):
                 at = conn.execute(SQL.VERSION_AT_TIME,
                                   (sid, _codec.format_time(until_time))).fetchone()[0]
                 upper = min(upper, at or 0)
-            return [_record(r) for r in conn.execute(SQL.READ_STREAM, (sid, after_version, upper))]
+            return _records(conn.execute(SQL.READ_STREAM, (sid, after_version, upper)))
         result: list[Record] = self._read(run)
         return result
 
@@ -403,7 +403,7 @@ class SQLiteStore(EventStore):
             raise InvalidInputError(f"limit must be a positive int, got {limit!r}")
         rows = self._read(lambda conn: conn.execute(
             SQL.READ_ALL, (after_position, -1 if limit is None else limit)).fetchall())
-        return [_record(r) for r in rows]
+        return _records(rows)
 
     def version(self, key: KeyLike) -> int:
         sid = SessionKey.coerce(key).stream_id
@@ -550,11 +550,16 @@ def _statements(script: str) -> Iterator[str]:
         yield "\n".join(buffer)
 
 
-def _record(row: Sequence[Any]) -> Record:
-    position, stream_id, version, event_id, type_, recorded_at, data, meta, digest, chain = row
-    event: AnyEvent | PayloadErased = _codec.decode_event(type_, data)
-    return Record(position, stream_id, version, event_id, type_, _codec.parse_time(recorded_at),
-                  event, _codec.decode_json(meta), digest, chain)
+def _records(rows: Iterable[Sequence[Any]]) -> list[Record]:
+    out = []
+    last_text, moment = "", datetime.min
+    for position, stream_id, version, event_id, type_, recorded_at, data, meta, digest, chain in rows:
+        if recorded_at != last_text:  # the events of one append share one time: parse it once
+            last_text, moment = recorded_at, _codec.parse_time(recorded_at)
+        event: AnyEvent | PayloadErased = _codec.decode_event(type_, data)
+        out.append(Record(position, stream_id, version, event_id, type_, moment, event,
+                          {} if meta == "{}" else _codec.decode_json(meta), digest, chain))
+    return out
 
 
 def _session(row: Sequence[Any]) -> SessionInfo:
