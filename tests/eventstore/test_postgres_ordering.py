@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import postgres_schema_url, postgres_test_schema
+from pgsupport import postgres_schema_url, postgres_test_schema
 
 from eventstore import HumanMessage, MessageAppended, Record, open_store
 from eventstore._postgres import PostgresStore

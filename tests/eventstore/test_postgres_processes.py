@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
-from conftest import postgres_schema_url, postgres_test_schema, postgres_url
+from pgsupport import postgres_schema_url, postgres_test_schema, postgres_url
 
 from eventstore import ConcurrencyError, HumanMessage, MessageAppended, SessionKey, open_store
 

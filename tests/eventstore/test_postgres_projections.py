@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import postgres_schema_url, postgres_test_schema
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pgsupport import postgres_schema_url, postgres_test_schema
 
 from eventstore import (
     AIMessage,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import postgres_schema_url, postgres_test_schema, postgres_url
+from pgsupport import postgres_schema_url, postgres_test_schema, postgres_url
 from psycopg import sql
 
 from eventstore import (

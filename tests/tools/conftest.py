@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from cli_support import populate
+from pgsupport import postgres_schema_url, postgres_test_schema
 
 from eventstore import EventStore, open_store
 
@@ -36,20 +37,5 @@ def store(db: str) -> Iterator[EventStore]:
 
 @pytest.fixture
 def postgres_db(tmp_path: Path) -> Iterator[str]:
-    """A URL to a fresh schema on the test PostgreSQL server, dropped afterwards."""
-    import hashlib
-    import os
-
-    psycopg = pytest.importorskip("psycopg")
-    base = os.environ.get("CHATLEDGER_TEST_POSTGRES_URL",
-                          "postgresql://postgres@127.0.0.1:5432/test")
-    try:
-        psycopg.connect(base, connect_timeout=5).close()
-    except psycopg.Error as e:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL at {base} is unreachable: {e}")
-        pytest.skip(f"PostgreSQL at {base} is unreachable: {e}")
-    schema = "chatledger_cli_" + hashlib.sha1(f"{os.getpid()}:{tmp_path}".encode()).hexdigest()[:12]
-    yield f"{base}{'&' if '?' in base else '?'}schema={schema}"
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    """A URL to a fresh schema on the test PostgreSQL server, dropped after the test."""
+    yield postgres_schema_url(postgres_test_schema(tmp_path))
