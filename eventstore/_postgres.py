@@ -61,6 +61,7 @@ from eventstore._postgres_url import PostgresTarget, parse_url, scrub
 from eventstore._store import (
     AppendResult,
     EventStore,
+    Progress,
     SessionInfo,
     VerifyReport,
     VerifyRow,
@@ -366,7 +367,8 @@ class PostgresStore(EventStore):
         rows = self._fetch("read", SQL.SESSION_ONE, (SessionKey.coerce(key).stream_id,))
         return session_of(rows[0]) if rows else None
 
-    def verify(self, key: KeyLike | None = None) -> VerifyReport:
+    def verify(self, key: KeyLike | None = None, *,
+               progress: Progress | None = None) -> VerifyReport:
         where, params = "", tuple[str, ...]()
         if key is not None:
             where, params = SQL.VERIFY_ONE, (SessionKey.coerce(key).stream_id,)
@@ -377,7 +379,7 @@ class PostgresStore(EventStore):
             with conn.cursor(name="chatledger_verify") as cur:
                 cur.itersize = 5000
                 cur.execute(SQL.VERIFY_ROWS.format(where=where), params)
-                report = verify_rows((VerifyRow(*r) for r in cur), heads)
+                report = verify_rows((VerifyRow(*r) for r in cur), heads, progress)
         if logging_enabled():
             log.info("verified", streams=report.streams, events=report.events,
                      problems=len(report.problems))
@@ -446,8 +448,8 @@ class PostgresStore(EventStore):
         async with self._aconnection("catch-up") as conn:
             return await run_async(conn, caught_up_plan())
 
-    def rebuild(self) -> int:
-        n = int(self._run("rebuild", rebuild_plan()))
+    def rebuild(self, *, progress: Progress | None = None) -> int:
+        n = int(self._run("rebuild", rebuild_plan(progress)))
         if logging_enabled():
             log.info("projection_rebuilt", projection="history", events=n)
         return n

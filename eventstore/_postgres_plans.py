@@ -22,6 +22,7 @@ from eventstore._keys import SessionKey
 from eventstore._store import (
     AppendResult,
     Prepared,
+    Progress,
     SessionInfo,
     erase_targets,
     prepare,
@@ -221,7 +222,8 @@ def project_plan(
     return added
 
 
-def catch_up_plan(w: Writer, checkpoint: int, page: int = 5000) -> Plan[int]:
+def catch_up_plan(w: Writer, checkpoint: int, page: int = 5000,
+                  progress: Progress | None = None) -> Plan[int]:
     """Project every event after ``checkpoint``; the write lock must be held already."""
     applied = 0
     while True:
@@ -240,6 +242,8 @@ def catch_up_plan(w: Writer, checkpoint: int, page: int = 5000) -> Plan[int]:
         checkpoint = rows[-1][2]
         applied += len(rows)
         w.add(SQL.SET_CHECKPOINT, (checkpoint, "history"))
+        if progress is not None:
+            progress(len(rows))
     return applied
 
 
@@ -255,13 +259,13 @@ def caught_up_plan() -> Plan[int]:
     return n
 
 
-def rebuild_plan() -> Plan[int]:
+def rebuild_plan(progress: Progress | None = None) -> Plan[int]:
     """Take the write lock, empty the projection tables and replay the whole log."""
     w = Writer()
     yield from w.read(Query(SQL.LOCK_WRITE, None, "one"))
     for statement in SQL.RESET_PROJECTION:
         w.add(statement)
-    n = yield from catch_up_plan(w, 0, page=20000)
+    n = yield from catch_up_plan(w, 0, page=20000, progress=progress)
     yield from w.flush()
     return n
 

@@ -35,6 +35,7 @@ from eventstore._store import (
     AppendResult,
     EventStore,
     Prepared,
+    Progress,
     SessionInfo,
     VerifyReport,
     VerifyRow,
@@ -326,7 +327,8 @@ class SQLiteStore(EventStore):
             conn.executemany(SQL.INSERT_HISTORY, pending)
         return added
 
-    def _catch_up_locked(self, conn: sqlite3.Connection, page: int = 5000) -> int:
+    def _catch_up_locked(self, conn: sqlite3.Connection, page: int = 5000,
+                         progress: Progress | None = None) -> int:
         checkpoint = conn.execute(SQL.GET_CHECKPOINT, ("history",)).fetchone()[0]
         applied = 0
         while True:
@@ -345,6 +347,8 @@ class SQLiteStore(EventStore):
             checkpoint = rows[-1][2]
             applied += len(rows)
             conn.execute(SQL.SET_CHECKPOINT, (checkpoint, "history"))
+            if progress is not None:
+                progress(len(rows))
         return applied
 
     def catch_up(self) -> int:
@@ -363,11 +367,11 @@ class SQLiteStore(EventStore):
             return 0
         return int(self._write(run))
 
-    def rebuild(self) -> int:
+    def rebuild(self, *, progress: Progress | None = None) -> int:
         def run(conn: sqlite3.Connection) -> int:
             for statement in _statements(SQL.RESET_PROJECTION):
                 conn.execute(statement)
-            return self._catch_up_locked(conn, page=20000)
+            return self._catch_up_locked(conn, page=20000, progress=progress)
         n = int(self._write(run))
         if logging_enabled():
             log.info("projection_rebuilt", projection="history", events=n)
@@ -439,7 +443,8 @@ class SQLiteStore(EventStore):
         row = self._read(lambda conn: conn.execute(SQL.SESSION_ONE, (sid,)).fetchone())
         return _session(row) if row else None
 
-    def verify(self, key: KeyLike | None = None) -> VerifyReport:
+    def verify(self, key: KeyLike | None = None, *,
+               progress: Progress | None = None) -> VerifyReport:
         where, params = "", tuple[str, ...]()
         if key is not None:
             where, params = "WHERE stream_id = ?", (SessionKey.coerce(key).stream_id,)
@@ -448,7 +453,7 @@ class SQLiteStore(EventStore):
             heads = {r[0]: (r[1], r[2]) for r in
                      conn.execute(SQL.VERIFY_HEADS.format(where=where), params)}
             rows = (VerifyRow(*r) for r in conn.execute(SQL.VERIFY_ROWS.format(where=where), params))
-            return verify_rows(rows, heads)
+            return verify_rows(rows, heads, progress)
         report: VerifyReport = self._read(run)
         if logging_enabled():
             log.info("verified", streams=report.streams, events=report.events,

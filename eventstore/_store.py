@@ -6,7 +6,7 @@ import asyncio
 import os
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Union
 
@@ -31,6 +31,7 @@ __all__ = [
     "AppendResult",
     "EventStore",
     "Problem",
+    "Progress",
     "SessionInfo",
     "VerifyReport",
     "open_store",
@@ -266,8 +267,15 @@ class VerifyRow(msgspec.Struct, array_like=True):
     chain: str
 
 
+Progress = Callable[[int], None]
+"""Called now and then with how many more events were processed (e.g. a progress bar's update)."""
+
+PROGRESS_EVERY = 10_000
+
+
 def verify_rows(
-    rows: Iterable[VerifyRow], heads: dict[str, tuple[int, str]]
+    rows: Iterable[VerifyRow], heads: dict[str, tuple[int, str]],
+    progress: Progress | None = None,
 ) -> VerifyReport:
     """Recompute every digest and chain link; name each altered, missing or reordered row."""
     problems: list[Problem] = []
@@ -293,6 +301,8 @@ def verify_rows(
 
     for row in rows:
         events += 1
+        if progress is not None and events % PROGRESS_EVERY == 0:
+            progress(PROGRESS_EVERY)
         if row.stream_id != stream:
             if stream is not None:
                 close(stream)
@@ -328,6 +338,8 @@ def verify_rows(
         last_position = max(last_position, row.position)
     if stream is not None:
         close(stream)
+    if progress is not None and events % PROGRESS_EVERY:
+        progress(events % PROGRESS_EVERY)
     for stream_id, (version, _) in heads.items():
         if stream_id not in seen and version > 0:
             problems.append(Problem(stream_id, version, None, "missing",
@@ -429,8 +441,14 @@ class EventStore:
         """The catalog row of one session, or None if it has no events."""
         raise NotImplementedError
 
-    def verify(self, key: KeyLike | None = None) -> VerifyReport:
-        """Recompute every digest and chain link, of one stream or of the whole log."""
+    def verify(self, key: KeyLike | None = None, *,
+               progress: Progress | None = None) -> VerifyReport:
+        """Recompute every digest and chain link, of one stream or of the whole log.
+
+        Args:
+            key: One session, or None for the whole log.
+            progress: Called now and then with how many more events were checked.
+        """
         raise NotImplementedError
 
     def erase(self, key: KeyLike, *, versions: Sequence[int] | None = None,
@@ -460,8 +478,12 @@ class EventStore:
         """
         raise NotImplementedError
 
-    def rebuild(self) -> int:
-        """Drop the projection tables and replay the whole log; returns events replayed."""
+    def rebuild(self, *, progress: Progress | None = None) -> int:
+        """Drop the projection tables and replay the whole log; returns events replayed.
+
+        Args:
+            progress: Called after each page with how many more events were replayed.
+        """
         raise NotImplementedError
 
     def catch_up(self) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -179,3 +179,13 @@ def progress(items: Iterable[T], *, length: int | None, label: str) -> Iterator[
             yield bar
     else:
         yield items
+
+
+@contextlib.contextmanager
+def counter_bar(*, length: int, label: str) -> Iterator[Callable[[int], None] | None]:
+    """A ``progress(n)`` callback driving a bar on stderr (terminal and long work only)."""
+    if length >= 1000 and sys.stderr.isatty():
+        with click.progressbar(length=length, label=label, file=sys.stderr) as bar:
+            yield bar.update
+    else:
+        yield None

@@ -11,6 +11,7 @@ from projections import window
 from tools._context import CHECK_FAILED, Ledger, json_flag, pass_ledger, require_session
 from tools._keys import parse_key, parse_parts
 from tools._output import (
+    counter_bar,
     echo_json,
     event_summary,
     format_time,
@@ -167,7 +168,9 @@ def verify(ctx: click.Context, ledger: Ledger, key: tuple[str, ...], as_json: bo
     session_key = parse_key(key) if key else None
     if session_key is not None:
         require_session(store, session_key)
-    report = store.verify(session_key)
+    total = (session_key and store.version(session_key)) or store.last_position()
+    with counter_bar(length=total, label="verifying") as bar:
+        report = store.verify(session_key, progress=bar)
     if ledger.wants_json(as_json):
         echo_json({"ok": report.ok, "streams": report.streams, "events": report.events,
                    "problems": [problem_dict(p) for p in report.problems]})

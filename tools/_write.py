@@ -12,7 +12,7 @@ from projections import ChatHistory
 from tools._context import CHECK_FAILED, Ledger, json_flag, pass_ledger, require_session
 from tools._files import is_stream
 from tools._keys import override_key, parse_key, parse_parts
-from tools._output import echo_json
+from tools._output import counter_bar, echo_json
 from tools.export import FORMATS, ExportRejected, export
 from tools.importer import import_langchain_sqlite
 
@@ -140,7 +140,8 @@ def rebuild(ledger: Ledger, as_json: bool) -> None:
     """
     store = ledger.store()
     started = time.perf_counter()
-    events = store.rebuild()
+    with counter_bar(length=store.last_position(), label="rebuilding") as bar:
+        events = store.rebuild(progress=bar)
     seconds = time.perf_counter() - started
     rate = events / seconds if seconds > 0 else 0.0
     if ledger.wants_json(as_json):
