@@ -23,10 +23,12 @@ from eventstore._store import (
     AppendResult,
     Prepared,
     Progress,
+    ProjectionStep,
     SessionInfo,
     erase_targets,
     prepare,
     projection_step,
+    stored_step,
 )
 
 __all__ = [
@@ -186,7 +188,7 @@ def _find_duplicate(
 
 
 def project_plan(
-    w: Writer, sid: str, items: Sequence[tuple[int, AnyEvent | Event]]
+    w: Writer, sid: str, items: Sequence[tuple[int, AnyEvent | Event | ProjectionStep]]
 ) -> Plan[int]:
     """Apply events of one stream to the history projection and the catalog.
 
@@ -196,7 +198,7 @@ def project_plan(
     pending: list[tuple[str, int, int, str]] = []
     added = 0
     for version, event in items:
-        step = projection_step(event)
+        step = event if isinstance(event, ProjectionStep) else projection_step(event)
         for idx, message in enumerate(step.messages):
             pending.append((sid, version, idx, message))
         added += len(step.messages)
@@ -235,7 +237,7 @@ def catch_up_plan(w: Writer, checkpoint: int, page: int = 5000,
             if i == len(rows) or rows[i][0] != rows[start][0]:
                 sid = rows[start][0]
                 added = yield from project_plan(w, sid, [
-                    (r[1], _codec.decode_event(r[3], r[4])) for r in rows[start:i]])
+                    (r[1], stored_step(r[3], r[4])) for r in rows[start:i]])
                 if added:
                     w.add(SQL.ADD_MESSAGE_COUNT, (added, sid))
                 start = i

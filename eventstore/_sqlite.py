@@ -36,6 +36,7 @@ from eventstore._store import (
     EventStore,
     Prepared,
     Progress,
+    ProjectionStep,
     SessionInfo,
     VerifyReport,
     VerifyRow,
@@ -44,6 +45,7 @@ from eventstore._store import (
     erase_targets,
     prepare,
     projection_step,
+    stored_step,
     verify_rows,
 )
 
@@ -291,7 +293,7 @@ class SQLiteStore(EventStore):
         return AppendResult(sid, ordered[-1][2], [r[3] for r in ordered], duplicate=True)
 
     def _project(self, conn: sqlite3.Connection, sid: str,
-                 items: Sequence[tuple[int, AnyEvent | Event]]) -> int:
+                 items: Sequence[tuple[int, AnyEvent | Event | ProjectionStep]]) -> int:
         """Apply events of one stream to the history projection and the catalog.
 
         Returns how many messages to add to the catalog's count; the caller folds that into
@@ -300,7 +302,7 @@ class SQLiteStore(EventStore):
         pending: list[tuple[str, int, int, str]] = []
         added = 0
         for version, event in items:
-            step = projection_step(event)
+            step = event if isinstance(event, ProjectionStep) else projection_step(event)
             for idx, message in enumerate(step.messages):
                 pending.append((sid, version, idx, message))
             added += len(step.messages)
@@ -339,7 +341,7 @@ class SQLiteStore(EventStore):
             for i in range(1, len(rows) + 1):
                 if i == len(rows) or rows[i][0] != rows[start][0]:
                     sid = rows[start][0]
-                    added = self._project(conn, sid, [(r[1], _codec.decode_event(r[3], r[4]))
+                    added = self._project(conn, sid, [(r[1], stored_step(r[3], r[4]))
                                                       for r in rows[start:i]])
                     if added:
                         conn.execute(SQL.ADD_MESSAGE_COUNT, (added, sid))

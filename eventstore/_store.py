@@ -35,6 +35,7 @@ __all__ = [
     "SessionInfo",
     "VerifyReport",
     "open_store",
+    "stored_step",
 ]
 
 DEFAULT_URL = "sqlite:///chatledger.db"
@@ -223,6 +224,24 @@ def projection_step(event: AnyEvent | Event) -> ProjectionStep:
             return ProjectionStep([], tags_added=added, tags_removed=removed)
         case _:
             return ProjectionStep([])
+
+
+_APPENDED_PREFIX = '{"type":"message_appended","message":'
+_NO_STEP = ProjectionStep([])
+
+
+def stored_step(type_: str, data: str | None) -> ProjectionStep:
+    """``projection_step`` of a stored event, without decoding what the fold does not need.
+
+    A stored ``MessageAppended`` is its tag followed by the message exactly as ``encode`` wrote
+    it, so the message's JSON is a slice of the payload; a replay then neither decodes nor
+    re-encodes messages. Anything else (an upcast tag, an odd encoding) takes the full path.
+    """
+    if data is None or type_ == "run_recorded":
+        return _NO_STEP
+    if type_ == "message_appended" and data.startswith(_APPENDED_PREFIX) and data[-1] == "}":
+        return ProjectionStep([data[len(_APPENDED_PREFIX):-1]])
+    return projection_step(_codec.decode_event(type_, data))
 
 
 def check_time(moment: datetime | None, name: str) -> None:
