@@ -558,6 +558,11 @@ def _statements(script: str) -> Iterator[str]:
 
 
 def _records(rows: Iterable[Sequence[Any]]) -> list[Record]:
+    with _codec.collector_paused():
+        return _decode_records(rows)
+
+
+def _decode_records(rows: Iterable[Sequence[Any]]) -> list[Record]:
     out = []
     last_text, moment = "", datetime.min
     for position, stream_id, version, event_id, type_, recorded_at, data, meta, digest, chain in rows:
