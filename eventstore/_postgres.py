@@ -68,6 +68,7 @@ from eventstore._store import (
     check_time,
     check_version,
     prepare,
+    sessions_query,
     verify_rows,
 )
 
@@ -346,22 +347,10 @@ class PostgresStore(EventStore):
 
     def sessions(self, *, limit: int = 100, after: str | None = None,
                  **key_filter: str) -> list[SessionInfo]:
-        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-            raise InvalidInputError(f"limit must be a positive int, got {limit!r}")
-        filters = ["TRUE"]
-        params: list[Any] = []
-        for name, value in sorted(key_filter.items()):
-            SessionKey(**{name: value})  # validates the part, naming it on error
-            filters.append(SQL.SESSION_FILTER)
-            params += [name, value]
-        if after is not None:
-            moment, sep, sid = str(after).partition("|")
-            if not sep or not sid:
-                raise InvalidInputError(f"bad sessions cursor {after!r}")
-            filters.append(SQL.SESSION_AFTER)
-            params += [moment, moment, sid]
-        sql = SQL.SESSIONS.format(filters=" AND ".join(filters))
-        return [session_of(r) for r in self._fetch("read", sql, (*params, limit))]
+        sql, params = sessions_query(SQL.SESSIONS, key_filter, after, limit, true="TRUE",
+                                     part_filter=SQL.SESSION_FILTER,
+                                     after_filter=SQL.SESSION_AFTER)
+        return [session_of(r) for r in self._fetch("read", sql, params)]
 
     def session(self, key: KeyLike) -> SessionInfo | None:
         rows = self._fetch("read", SQL.SESSION_ONE, (SessionKey.coerce(key).stream_id,))

@@ -45,6 +45,7 @@ from eventstore._store import (
     erase_targets,
     prepare,
     projection_step,
+    sessions_query,
     stored_step,
     verify_rows,
 )
@@ -422,22 +423,10 @@ class SQLiteStore(EventStore):
     def sessions(
         self, *, limit: int = 100, after: str | None = None, **key_filter: str
     ) -> list[SessionInfo]:
-        if not isinstance(limit, int) or limit < 1:
-            raise InvalidInputError(f"limit must be a positive int, got {limit!r}")
-        filters = ["1"]
-        params: list[Any] = []
-        for name, value in sorted(key_filter.items()):
-            SessionKey(**{name: value})  # validates the part, naming it on error
-            filters.append(SQL.SESSION_FILTER)
-            params += [name, value]
-        if after is not None:
-            moment, sep, sid = str(after).partition("|")
-            if not sep or not sid:
-                raise InvalidInputError(f"bad sessions cursor {after!r}")
-            filters.append(SQL.SESSION_AFTER)
-            params += [moment, moment, sid]
-        sql = SQL.SESSIONS.format(filters=" AND ".join(filters))
-        rows = self._read(lambda conn: conn.execute(sql, (*params, limit)).fetchall())
+        sql, params = sessions_query(SQL.SESSIONS, key_filter, after, limit, true="1",
+                                     part_filter=SQL.SESSION_FILTER,
+                                     after_filter=SQL.SESSION_AFTER)
+        rows = self._read(lambda conn: conn.execute(sql, params).fetchall())
         return [_session(r) for r in rows]
 
     def session(self, key: KeyLike) -> SessionInfo | None:

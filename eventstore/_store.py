@@ -35,6 +35,7 @@ __all__ = [
     "SessionInfo",
     "VerifyReport",
     "open_store",
+    "sessions_query",
     "stored_step",
 ]
 
@@ -242,6 +243,35 @@ def stored_step(type_: str, data: str | None) -> ProjectionStep:
     if type_ == "message_appended" and data.startswith(_APPENDED_PREFIX) and data[-1] == "}":
         return ProjectionStep([data[len(_APPENDED_PREFIX):-1]])
     return projection_step(_codec.decode_event(type_, data))
+
+
+def sessions_query(
+    template: str, key_filter: dict[str, str], after: str | None, limit: int, *,
+    true: str, part_filter: str, after_filter: str,
+) -> tuple[str, tuple[Any, ...]]:
+    """The catalog query for ``sessions()``: one ``part_filter`` per key part, then the cursor.
+
+    The SQL pieces come from the backend's SQL module; this builds the same query shape for all.
+
+    Raises:
+        InvalidInputError: A bad limit or cursor.
+        InvalidKeyError: A bad key part in the filter.
+    """
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise InvalidInputError(f"limit must be a positive int, got {limit!r}")
+    filters = [true]
+    params: list[Any] = []
+    for name, value in sorted(key_filter.items()):
+        SessionKey(**{name: value})  # validates the part, naming it on error
+        filters.append(part_filter)
+        params += [name, value]
+    if after is not None:
+        moment, sep, sid = str(after).partition("|")
+        if not sep or not sid:
+            raise InvalidInputError(f"bad sessions cursor {after!r}")
+        filters.append(after_filter)
+        params += [moment, moment, sid]
+    return template.format(filters=" AND ".join(filters)), (*params, limit)
 
 
 def check_time(moment: datetime | None, name: str) -> None:
