@@ -15,8 +15,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-import sqlite_utils
-
 from eventstore import _codec
 from eventstore import _sqlite_sql as SQL
 from eventstore._errors import (
@@ -104,7 +102,6 @@ class SQLiteStore(EventStore):
         except ChatledgerError:
             self._conn.close()
             raise
-        self.db = sqlite_utils.Database(self._conn)
         if projections:
             self.catch_up()
 
@@ -144,6 +141,18 @@ class SQLiteStore(EventStore):
         except BaseException:
             conn.execute(SQL.ROLLBACK)
             raise
+
+    @property
+    def db(self) -> Any:
+        """The database as a ``sqlite_utils.Database`` on this store's connection.
+
+        For inspection (``store.db["events"].count``, ``store.db.schema``); writes must go
+        through ``append`` so digests, chains and projections stay right. Imported on first use,
+        since sqlite-utils pulls in more than a chat app needs at start-up.
+        """
+        import sqlite_utils
+
+        return sqlite_utils.Database(self._conn)
 
     # -- plumbing --------------------------------------------------------------------------
     def _check_open(self) -> None:
@@ -521,8 +530,11 @@ class SQLiteStore(EventStore):
     def stats(self) -> dict[str, Any]:
         sessions, events, messages = self._read(lambda conn: conn.execute(SQL.STATS).fetchone())
         size = 0 if self.path == ":memory:" else os.path.getsize(self.path)
+        with self._lock:
+            rows = {name: self.db[name].count for name in SQL.TABLES}
         return {"backend": "sqlite", "path": self.path, "sessions": sessions, "events": events,
-                "projected_messages": messages, "bytes": size, "durability": self.durability}
+                "projected_messages": messages, "bytes": size, "durability": self.durability,
+                "rows": rows}
 
     def close(self) -> None:
         with self._lock:
