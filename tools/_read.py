@@ -200,7 +200,10 @@ def stats(ledger: Ledger, as_json: bool) -> None:
     if ledger.wants_json(as_json):
         echo_json(numbers)
         return
-    click.echo(table(["STAT", "VALUE"], sorted(numbers.items())))
+    flat = [(f"{name}.{sub}", v) for name, value in numbers.items() if isinstance(value, dict)
+            for sub, v in value.items()]
+    flat += [(name, value) for name, value in numbers.items() if not isinstance(value, dict)]
+    click.echo(table(["STAT", "VALUE"], sorted(flat)))
 
 
 COMMANDS = [sessions, history, log, verify, stats]
