@@ -21,13 +21,18 @@ from eventstore._events import AnyEvent, Event, MessageRedacted, PayloadErased, 
 from eventstore._keys import SessionKey
 from eventstore._store import (
     AppendResult,
+    ChangeTags,
+    DropVersion,
+    InsertRows,
+    MarkClear,
     Prepared,
     Progress,
     ProjectionStep,
     SessionInfo,
     erase_targets,
+    merge_tags,
     prepare,
-    projection_step,
+    projection_ops,
     stored_step,
 )
 
@@ -190,37 +195,21 @@ def _find_duplicate(
 def project_plan(
     w: Writer, sid: str, items: Sequence[tuple[int, AnyEvent | Event | ProjectionStep]]
 ) -> Plan[int]:
-    """Apply events of one stream to the history projection and the catalog.
-
-    Returns how many messages to add to the catalog's count; the caller folds that into its
-    update of the stream row, so a plain append writes that row once.
-    """
-    pending: list[tuple[str, int, int, str]] = []
-    added = 0
-    for version, event in items:
-        step = event if isinstance(event, ProjectionStep) else projection_step(event)
-        for idx, message in enumerate(step.messages):
-            pending.append((sid, version, idx, message))
-        added += len(step.messages)
-        if step.clears:
-            w.add(SQL.INSERT_CLEAR, (sid, version))
-            w.add(SQL.CLEAR_CATALOG, (version, sid))
-            added = 0
-            # rows of this batch before the clear are history, not current: they are inserted
-            # below with versions at or below the clear, so loads skip them.
-        if step.redacts is not None:
-            w.many(SQL.INSERT_HISTORY, pending)
-            pending = []
-            added = 0
-            w.add(SQL.DELETE_HISTORY_VERSION, (sid, step.redacts))
-            w.add(SQL.RECOUNT_CURRENT, (sid,))
-        if step.tags_added or step.tags_removed:
-            (row,) = yield from w.read(Query(SQL.GET_TAGS, (sid,), "one"))
-            tags = set(_codec.decode_json(row[0]))
-            tags |= set(step.tags_added)
-            tags -= set(step.tags_removed)
-            w.add(SQL.SET_TAGS, (_codec.encode(sorted(tags)).decode(), sid))
-    w.many(SQL.INSERT_HISTORY, pending)
+    """Apply events of one stream to the projection tables; returns messages to count."""
+    ops, added = projection_ops(sid, items)
+    for op in ops:
+        match op:
+            case InsertRows(rows=rows):
+                w.many(SQL.INSERT_HISTORY, rows)
+            case MarkClear(version=version):
+                w.add(SQL.INSERT_CLEAR, (sid, version))
+                w.add(SQL.CLEAR_CATALOG, (version, sid))
+            case DropVersion(version=version):
+                w.add(SQL.DELETE_HISTORY_VERSION, (sid, version))
+                w.add(SQL.RECOUNT_CURRENT, (sid,))
+            case ChangeTags():
+                (row,) = yield from w.read(Query(SQL.GET_TAGS, (sid,), "one"))
+                w.add(SQL.SET_TAGS, (merge_tags(row[0], op), sid))
     return added
 
 

@@ -31,7 +31,11 @@ from eventstore._log import get_logger, logging_enabled
 from eventstore._messages import Message
 from eventstore._store import (
     AppendResult,
+    ChangeTags,
+    DropVersion,
     EventStore,
+    InsertRows,
+    MarkClear,
     Prepared,
     Progress,
     ProjectionStep,
@@ -41,8 +45,9 @@ from eventstore._store import (
     check_time,
     check_version,
     erase_targets,
+    merge_tags,
     prepare,
-    projection_step,
+    projection_ops,
     sessions_query,
     stored_step,
     verify_rows,
@@ -304,39 +309,21 @@ class SQLiteStore(EventStore):
 
     def _project(self, conn: sqlite3.Connection, sid: str,
                  items: Sequence[tuple[int, AnyEvent | Event | ProjectionStep]]) -> int:
-        """Apply events of one stream to the history projection and the catalog.
-
-        Returns how many messages to add to the catalog's count; the caller folds that into
-        its update of the stream row, so a plain append writes that row once.
-        """
-        pending: list[tuple[str, int, int, str]] = []
-        added = 0
-        for version, event in items:
-            step = event if isinstance(event, ProjectionStep) else projection_step(event)
-            for idx, message in enumerate(step.messages):
-                pending.append((sid, version, idx, message))
-            added += len(step.messages)
-            if step.clears:
-                conn.execute(SQL.INSERT_CLEAR, (sid, version))
-                conn.execute(SQL.CLEAR_CATALOG, (version, sid))
-                added = 0
-                # rows of this append before the clear are history, not current: they are
-                # inserted below with versions at or below the clear, so loads skip them.
-            if step.redacts is not None:
-                conn.executemany(SQL.INSERT_HISTORY, pending)
-                pending = []
-                conn.execute(SQL.ADD_MESSAGE_COUNT, (added, sid))
-                added = 0
-                conn.execute(SQL.DELETE_HISTORY_VERSION, (sid, step.redacts))
-                count = conn.execute(SQL.COUNT_CURRENT, (sid, sid)).fetchone()[0]
-                conn.execute(SQL.SET_MESSAGE_COUNT, (count, sid))
-            if step.tags_added or step.tags_removed:
-                tags = set(_codec.decode_json(conn.execute(SQL.GET_TAGS, (sid,)).fetchone()[0]))
-                tags |= set(step.tags_added)
-                tags -= set(step.tags_removed)
-                conn.execute(SQL.SET_TAGS, (_codec.encode(sorted(tags)).decode(), sid))
-        if pending:
-            conn.executemany(SQL.INSERT_HISTORY, pending)
+        """Apply events of one stream to the projection tables; returns messages to count."""
+        ops, added = projection_ops(sid, items)
+        for op in ops:
+            match op:
+                case InsertRows(rows=rows):
+                    conn.executemany(SQL.INSERT_HISTORY, rows)
+                case MarkClear(version=version):
+                    conn.execute(SQL.INSERT_CLEAR, (sid, version))
+                    conn.execute(SQL.CLEAR_CATALOG, (version, sid))
+                case DropVersion(version=version):
+                    conn.execute(SQL.DELETE_HISTORY_VERSION, (sid, version))
+                    conn.execute(SQL.RECOUNT_CURRENT, (sid,))
+                case ChangeTags():
+                    stored = conn.execute(SQL.GET_TAGS, (sid,)).fetchone()[0]
+                    conn.execute(SQL.SET_TAGS, (merge_tags(stored, op), sid))
         return added
 
     def _catch_up_locked(self, conn: sqlite3.Connection, page: int = 5000,

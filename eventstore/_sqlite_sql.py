@@ -147,7 +147,6 @@ CATCH_UP_PAGE = """
 SELECT stream_id, version, position, type, data FROM events
 WHERE position > ? ORDER BY position LIMIT ?
 """
-SET_MESSAGE_COUNT = "UPDATE streams SET message_count = ? WHERE stream_id = ?"
 
 # History projection.
 INSERT_HISTORY = "INSERT INTO history (stream_id, version, idx, message) VALUES (?, ?, ?, ?)"
@@ -157,9 +156,11 @@ ADD_MESSAGE_COUNT = "UPDATE streams SET message_count = message_count + ? WHERE 
 GET_TAGS = "SELECT tags FROM streams WHERE stream_id = ?"
 SET_TAGS = "UPDATE streams SET tags = ? WHERE stream_id = ?"
 CLEAR_CATALOG = "UPDATE streams SET message_count = 0, cleared_version = ? WHERE stream_id = ?"
-COUNT_CURRENT = """
-SELECT count(*) FROM history WHERE stream_id = ?
-  AND version > (SELECT cleared_version FROM streams WHERE stream_id = ?)
+RECOUNT_CURRENT = """
+UPDATE streams SET message_count = (
+    SELECT count(*) FROM history AS h
+    WHERE h.stream_id = streams.stream_id AND h.version > streams.cleared_version)
+WHERE stream_id = ?
 """
 
 # group_concat over an ordered subquery builds the whole JSON array inside SQLite, so a load

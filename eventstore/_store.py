@@ -34,7 +34,9 @@ __all__ = [
     "Progress",
     "SessionInfo",
     "VerifyReport",
+    "merge_tags",
     "open_store",
+    "projection_ops",
     "sessions_query",
     "stored_step",
 ]
@@ -225,6 +227,79 @@ def projection_step(event: AnyEvent | Event) -> ProjectionStep:
             return ProjectionStep([], tags_added=added, tags_removed=removed)
         case _:
             return ProjectionStep([])
+
+
+HistoryRow = tuple[str, int, int, str]
+"""A row of the history projection: stream_id, version, index within the event, message JSON."""
+
+
+class InsertRows(msgspec.Struct, frozen=True):
+    """Insert these history rows."""
+
+    rows: list[HistoryRow]
+
+
+class MarkClear(msgspec.Struct, frozen=True):
+    """Record a clear at ``version``; the catalog's count restarts at zero."""
+
+    version: int
+
+
+class DropVersion(msgspec.Struct, frozen=True):
+    """Delete the history rows of the event at ``version``, then recount the current history."""
+
+    version: int
+
+
+class ChangeTags(msgspec.Struct, frozen=True):
+    """Add and remove catalog tags."""
+
+    added: list[str]
+    removed: list[str]
+
+
+ProjectionOp = Union[InsertRows, MarkClear, DropVersion, ChangeTags]
+
+
+def projection_ops(
+    stream_id: str, items: Sequence[tuple[int, AnyEvent | Event | ProjectionStep]]
+) -> tuple[list[ProjectionOp], int]:
+    """What applying events of one stream does to the projection tables, in order.
+
+    Each backend executes the operations with its own SQL, so the fold's semantics live here
+    once. The second value is how many messages to add to the catalog's count afterwards; the
+    caller folds it into its update of the stream row, so a plain append writes that row once.
+    """
+    ops: list[ProjectionOp] = []
+    pending: list[HistoryRow] = []
+    added = 0
+    for version, event in items:
+        step = event if isinstance(event, ProjectionStep) else projection_step(event)
+        for idx, message in enumerate(step.messages):
+            pending.append((stream_id, version, idx, message))
+        added += len(step.messages)
+        if step.clears:
+            # rows of this batch before the clear are history, not current: inserted with
+            # versions at or below the clear, loads skip them.
+            ops.append(MarkClear(version))
+            added = 0
+        if step.redacts is not None:
+            if pending:
+                ops.append(InsertRows(pending))
+                pending = []
+            ops.append(DropVersion(step.redacts))
+            added = 0  # the recount after the drop includes everything inserted so far
+        if step.tags_added or step.tags_removed:
+            ops.append(ChangeTags(step.tags_added, step.tags_removed))
+    if pending:
+        ops.append(InsertRows(pending))
+    return ops, added
+
+
+def merge_tags(stored: str, change: ChangeTags) -> str:
+    """The catalog's tags column (a sorted JSON list) after ``change``."""
+    tags = set(_codec.decode_json(stored)) | set(change.added)
+    return _codec.encode(sorted(tags - set(change.removed))).decode()
 
 
 _APPENDED_PREFIX = '{"type":"message_appended","message":'
