@@ -1,4 +1,7 @@
-"""Several OS processes appending to one SQLite file: no lost, duplicated or reordered event."""
+"""Several OS processes appending to one database: no lost, duplicated or reordered event.
+
+Runs on a SQLite file and on PostgreSQL (an in-memory SQLite cannot be shared by processes).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,9 @@ import uuid
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import pytest
+from pgsupport import postgres_schema_url, postgres_test_schema
 
 from eventstore import (
     ConcurrencyError,
@@ -52,9 +58,17 @@ def worker(url: str, index: int, start: StartSignal) -> None:
         store.close()
 
 
-def test_processes_appending_with_retries_lose_nothing(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite-file", pytest.param("postgres", marks=pytest.mark.postgres)])
+def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL that several processes can open."""
+    if request.param == "postgres":
+        return postgres_schema_url(postgres_test_schema(tmp_path))
+    return f"sqlite:///{tmp_path / 'shared.db'}"
+
+
+def test_processes_appending_with_retries_lose_nothing(shared_url: str) -> None:
     """4 processes retrying on ConcurrencyError leave versions 1..n and every payload once."""
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    url = shared_url
     open_store(url).close()  # create the schema once, before the race
     ctx = multiprocessing.get_context("fork")
     start = ctx.Event()
@@ -89,6 +103,7 @@ def test_processes_appending_with_retries_lose_nothing(tmp_path: Path) -> None:
                 == [f"own-{i}" for i in range(APPENDS)]
         all_positions = [r.position for r in everything]
         assert all_positions == sorted(set(all_positions))
+        assert all_positions == list(range(1, len(everything) + 1))  # no gaps either
         assert store.last_position() == len(everything) == total + WORKERS * APPENDS
         assert store.load_history(SHARED)[0] == total
         assert len(store.load_history(SHARED)[1]) == total
