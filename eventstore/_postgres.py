@@ -67,6 +67,7 @@ from eventstore._store import (
     VerifyRow,
     check_time,
     check_version,
+    logged_append,
     prepare,
     sessions_query,
     verify_rows,
@@ -215,13 +216,6 @@ class PostgresStore(EventStore):
         return isinstance(cause, psycopg.errors.UniqueViolation) and \
             cause.diag.constraint_name in ("events_stream", "streams_pkey")
 
-    def _logged(self, result: AppendResult, count: int, started: float) -> AppendResult:
-        if logging_enabled():
-            log.debug("append", stream_id=result.stream_id, from_version=result.first_version,
-                      to_version=result.version, count=count, duplicate=result.duplicate,
-                      duration_ms=round((_time.perf_counter() - started) * 1000, 3))
-        return result
-
     def append(
         self,
         key: KeyLike,
@@ -245,7 +239,7 @@ class PostgresStore(EventStore):
             actual = self.version(key)
             raise ConcurrencyError(key.stream_id, _expected(expected_version, actual),
                                    actual) from e
-        return self._logged(result, len(result.positions), started)
+        return logged_append(log, result, started)
 
     async def aappend(self, key: KeyLike, events: Sequence[Event], *,
                       expected_version: int | None = None,
@@ -269,7 +263,7 @@ class PostgresStore(EventStore):
             actual = int(rows[0][0]) if rows else 0
             raise ConcurrencyError(key.stream_id, _expected(expected_version, actual),
                                    actual) from e
-        return self._logged(result, len(result.positions), started)
+        return logged_append(log, result, started)
 
     def _read_query(self, key: KeyLike, after_version: int, until_version: int | None,
                     until_time: datetime | None) -> tuple[str, Any]:

@@ -45,6 +45,7 @@ from eventstore._store import (
     check_time,
     check_version,
     erase_targets,
+    logged_append,
     merge_tags,
     prepare,
     projection_ops,
@@ -224,12 +225,7 @@ class SQLiteStore(EventStore):
             lambda conn: self._append_locked(conn, key, prepared, meta_text, expected_version,
                                              event_ids is not None)
         )
-        if logging_enabled():
-            log.debug("append", stream_id=key.stream_id, from_version=result.first_version,
-                      to_version=result.version, count=len(prepared),
-                      duplicate=result.duplicate,
-                      duration_ms=round((_time.perf_counter() - started) * 1000, 3))
-        return result
+        return logged_append(log, result, started)
 
     def _append_locked(
         self, conn: sqlite3.Connection, key: SessionKey, prepared: list[Prepared],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
@@ -25,6 +26,7 @@ from eventstore._events import (
     SessionTagged,
 )
 from eventstore._keys import KeyLike, SessionKey
+from eventstore._log import logging_enabled
 from eventstore._messages import AIMessageChunk, AnyMessage, Message
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "Progress",
     "SessionInfo",
     "VerifyReport",
+    "logged_append",
     "merge_tags",
     "open_store",
     "projection_ops",
@@ -318,6 +321,16 @@ def stored_step(type_: str, data: str | None) -> ProjectionStep:
     if type_ == "message_appended" and data.startswith(_APPENDED_PREFIX) and data[-1] == "}":
         return ProjectionStep([data[len(_APPENDED_PREFIX):-1]])
     return projection_step(_codec.decode_event(type_, data))
+
+
+def logged_append(logger: Any, result: AppendResult, started: float) -> AppendResult:
+    """Log an append at debug (stream, versions, count, duration) and return it."""
+    if logging_enabled():
+        logger.debug("append", stream_id=result.stream_id, from_version=result.first_version,
+                     to_version=result.version, count=len(result.positions),
+                     duplicate=result.duplicate,
+                     duration_ms=round((time.perf_counter() - started) * 1000, 3))
+    return result
 
 
 def sessions_query(
