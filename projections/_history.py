@@ -28,7 +28,6 @@ from eventstore import (
     open_store,
     redact_url,
 )
-from eventstore._store import normalise_message
 from projections._window import window as _window
 
 __all__ = ["ChatHistory", "HistoryView", "shared_store"]
@@ -71,8 +70,8 @@ def _check_messages(messages: Sequence[Any]) -> list[AnyMessage]:
             raise InvalidInputError(
                 f"item {i} is a {type(message).__name__}, not a message; nothing was saved"
             )
-        out.append(normalise_message(message))
-    return out
+        out.append(message)  # a streamed chunk becomes a whole message in the store's append
+    return out  # type: ignore[return-value]
 
 
 class ChatHistory:
