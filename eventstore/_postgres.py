@@ -3,16 +3,28 @@
 Same contract, tables and encodings as the SQLite backend; psycopg 3 with a connection pool per
 process (and an async pool per event loop for the native ``a``-methods).
 
-Ordering: every write transaction first locks the ``checkpoints`` row named 'log'; an append
-does so by handing itself positions (``UPDATE ... SET position = position + n RETURNING``).
-That row lock is held until commit, and PostgreSQL makes a transaction visible before it
-releases its locks, so the next writer gets its positions only after the previous one is
-visible. Positions therefore become visible strictly in order: a reader that has seen position
-p has seen every position below p, and ``read_all(after_position=p)`` can never miss an event
-that commits later. The same lock serialises the projections' checkpoint, so the history
-tables are always exactly the fold of the visible log (read-your-writes). Optimistic
-concurrency is checked under a row lock on the stream's head (``SELECT ... FOR UPDATE``), with
-``(stream_id, version)`` unique as a backstop.
+Ordering without a store-wide lock. An append's events take their positions from its own
+transaction id: ``pg_current_xact_id() << 20`` plus the event's index (up to 2**20 events per
+append). Every statement that reads the log in position order (``read_all``, ``subscribe``,
+``last_position``) returns only positions below ``pg_snapshot_xmin(pg_current_snapshot()) <<
+20``, the horizon: xmin is the oldest transaction still running when the statement's snapshot
+was taken. That is safe, by two facts PostgreSQL guarantees. A transaction id below xmin
+belongs to a transaction that has ended, so a position below the horizon is either committed
+and visible in the snapshot, or never will be. Any transaction that can still commit has an id
+of at least xmin, so every position it writes is at or above the horizon. A reader that has
+seen position p has therefore seen every position below p that will ever exist, and
+``read_all(after_position=p)`` can never miss a later commit. The price: a transaction that
+holds an id for long (of any application, on any database of the server) holds back what
+readers see until it ends; appends themselves are short.
+
+Within a stream, an advisory lock on the stream (which assigns no transaction id) is taken
+before the transaction id: a later append to a stream always has a newer id than the one
+before it, so positions grow with versions. Optimistic concurrency is checked under that lock,
+with ``(stream_id, version)`` unique as a backstop. Appends to different streams share no lock
+or row, so their commits overlap and PostgreSQL flushes them to disk together.
+
+Projections are written in the append's transaction; ``streams.projected_version`` is each
+stream's checkpoint (behind only after appends by a ``projections=False`` store).
 """
 
 from __future__ import annotations
@@ -46,7 +58,7 @@ from eventstore._postgres_plans import (
     Plan,
     Writer,
     append_plan,
-    caught_up_plan,
+    catch_up_plan,
     erase_plan,
     rebuild_plan,
     record_of,
@@ -79,6 +91,7 @@ log = get_logger("chatledger.postgres")
 
 POOL_TIMEOUT_S = 30.0
 _NO_LIMIT = 2**62
+CATCH_UP_PAGE = 200  # streams per catch-up transaction
 
 
 class PostgresStore(EventStore):
@@ -183,7 +196,7 @@ class PostgresStore(EventStore):
 
     def _run(self, action: str, plan: Plan[Any]) -> Any:
         with self._connection(action) as conn:
-            return run_sync(conn, plan)
+            return run_sync(conn, plan, self.schema)
 
     # -- the log ---------------------------------------------------------------------------
     def _append_args(self, key: KeyLike, events: Sequence[Event], expected_version: int | None,
@@ -194,6 +207,9 @@ class PostgresStore(EventStore):
         prepared, meta_text = prepare(events, event_ids, meta)
         if not prepared:
             return key, None
+        if len(prepared) > SQL.MAX_APPEND:
+            raise InvalidInputError(f"one append to PostgreSQL holds at most {SQL.MAX_APPEND:,} "
+                                    f"events, got {len(prepared):,}: split it into several")
         return key, self._append_plan(key, prepared, meta_text, expected_version,
                                       event_ids is not None)
 
@@ -209,7 +225,7 @@ class PostgresStore(EventStore):
     def _lost_race(e: StoreError) -> bool:
         """True when the database's unique (stream_id, version) stopped a concurrent append.
 
-        The write lock makes this unreachable for chatledger's own writers; it is the backstop
+        The stream lock makes this unreachable for chatledger's own writers; it is the backstop
         should anything else write to the tables.
         """
         cause = e.__cause__
@@ -253,7 +269,7 @@ class PostgresStore(EventStore):
             return _empty(key, expected_version, int(rows[0][0]) if rows else 0)
         try:
             async with self._aconnection("append") as conn:
-                result = await run_async(conn, plan)
+                result = await run_async(conn, plan, self.schema)
         except Duplicate as d:
             result = d.result
         except StoreError as e:
@@ -378,17 +394,23 @@ class PostgresStore(EventStore):
         return result
 
     # -- projections -----------------------------------------------------------------------
+    # A load reports whether the projection is behind on its stream (only after appends by a
+    # ``projections=False`` store); then it catches that stream up and loads again.
     def load_history(self, key: KeyLike) -> tuple[int, list[Message]]:
-        if not self._projections:
-            self.catch_up()  # this store does not keep the tables current: bring them up first
-        rows = self._fetch("read", SQL.LOAD_CURRENT, (SessionKey.coerce(key).stream_id,))
+        sid = SessionKey.coerce(key).stream_id
+        rows = self._fetch("read", SQL.LOAD_CURRENT, (sid,))
+        if rows and rows[0][2]:
+            self._run("catch-up", catch_up_plan(self.schema, [sid]))
+            rows = self._fetch("read", SQL.LOAD_CURRENT, (sid,))
         return _current(rows)
 
     async def aload_history(self, key: KeyLike) -> tuple[int, list[Message]]:
         """``load_history`` on this event loop's async pool."""
-        if not self._projections:
-            await self._acatch_up()
-        rows = await self._afetch("read", SQL.LOAD_CURRENT, (SessionKey.coerce(key).stream_id,))
+        sid = SessionKey.coerce(key).stream_id
+        rows = await self._afetch("read", SQL.LOAD_CURRENT, (sid,))
+        if rows and rows[0][2]:
+            await self._acatch_up_stream(sid)
+            rows = await self._afetch("read", SQL.LOAD_CURRENT, (sid,))
         return _current(rows)
 
     def _at_query(self, key: KeyLike, version: int | None,
@@ -403,36 +425,42 @@ class PostgresStore(EventStore):
     def load_history_at(self, key: KeyLike, *, version: int | None = None,
                         time: datetime | None = None) -> tuple[int, list[Message]]:
         sql, params = self._at_query(key, version, time)
-        if not self._projections:
-            self.catch_up()
-        return _at(params, self._fetch("read", sql, params))
+        rows = self._fetch("read", sql, params)
+        if rows[0][3]:
+            self._run("catch-up", catch_up_plan(self.schema, [params["sid"]]))
+            rows = self._fetch("read", sql, params)
+        return _at(params, rows)
 
     async def aload_history_at(self, key: KeyLike, *, version: int | None = None,
                                time: datetime | None = None) -> tuple[int, list[Message]]:
         """``load_history_at`` on this event loop's async pool."""
         sql, params = self._at_query(key, version, time)
-        if not self._projections:
-            await self._acatch_up()
-        return _at(params, await self._afetch("read", sql, params))
+        rows = await self._afetch("read", sql, params)
+        if rows[0][3]:
+            await self._acatch_up_stream(params["sid"])
+            rows = await self._afetch("read", sql, params)
+        return _at(params, rows)
+
+    async def _acatch_up_stream(self, sid: str) -> int:
+        async with self._aconnection("catch-up") as conn:
+            return await run_async(conn, catch_up_plan(self.schema, [sid]), self.schema)
+
+    def _unprojected(self, after: str) -> list[str]:
+        return [r[0] for r in self._fetch("catch-up", SQL.UNPROJECTED, (after, CATCH_UP_PAGE))]
 
     def catch_up(self) -> int:
-        rows = self._fetch("catch-up", SQL.POSITIONS)
-        if rows[0][0] == rows[0][1]:
+        if not self._fetch("catch-up", SQL.ANY_UNPROJECTED)[0][0]:
             return 0  # the common case (already current) takes no lock
-        n = int(self._run("catch-up", caught_up_plan()))
+        n, after = 0, ""
+        while sids := self._unprojected(after):
+            n += int(self._run("catch-up", catch_up_plan(self.schema, sids)))
+            after = sids[-1]
         if n and logging_enabled():
             log.info("projection_caught_up", projection="history", events=n)
         return n
 
-    async def _acatch_up(self) -> int:
-        rows = await self._afetch("catch-up", SQL.POSITIONS)
-        if rows[0][0] == rows[0][1]:
-            return 0
-        async with self._aconnection("catch-up") as conn:
-            return await run_async(conn, caught_up_plan())
-
     def rebuild(self, *, progress: Progress | None = None) -> int:
-        n = int(self._run("rebuild", rebuild_plan(progress)))
+        n = int(self._run("rebuild", rebuild_plan(progress=progress)))
         if logging_enabled():
             log.info("projection_rebuilt", projection="history", events=n)
         return n
@@ -477,12 +505,12 @@ def _empty(key: SessionKey, expected_version: int | None, current: int) -> Appen
 def _current(rows: list[tuple[Any, ...]]) -> tuple[int, list[Message]]:
     if not rows:
         return 0, []
-    version, data = rows[0]
+    version, data, _ = rows[0]
     return int(version), _codec.decode_messages(data) if data else []
 
 
 def _at(params: dict[str, Any], rows: list[tuple[Any, ...]]) -> tuple[int, list[Message]]:
-    head, v, data = rows[0]
+    head, v, data, _ = rows[0]
     head = head or 0
     if params["version"] is not None and params["version"] > head:
         raise NotFoundError(f"session {params['sid']!r} is at version {head}; "

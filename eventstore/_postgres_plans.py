@@ -9,6 +9,7 @@ round trips: one to lock and read, one to write.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Generator, Sequence
 from typing import Any, NamedTuple, TypeVar
 
@@ -27,6 +28,7 @@ from eventstore._store import (
     MarkClear,
     Prepared,
     Progress,
+    ProjectionOp,
     ProjectionStep,
     SessionInfo,
     erase_targets,
@@ -42,9 +44,11 @@ __all__ = [
     "Query",
     "Writer",
     "append_plan",
+    "apply_ops",
     "catch_up_plan",
-    "caught_up_plan",
     "erase_plan",
+    "lock_key",
+    "notice",
     "project_plan",
     "rebuild_plan",
     "record_of",
@@ -105,16 +109,22 @@ class Writer:
 
 
 # -- plans ---------------------------------------------------------------------------------
+def lock_key(schema: str, sid: str) -> str:
+    """The text whose hash keys a stream's advisory lock."""
+    return f"{schema}:{sid}"
+
+
 def append_plan(
     w: Writer, key: SessionKey, prepared: list[Prepared], meta_text: str,
     expected_version: int | None, check_ids: bool, *, project: bool, schema: str,
 ) -> Plan[AppendResult]:
     """Append ``prepared`` to one stream; the caller flushes ``w`` before commit.
 
-    The first batch takes the store-wide write lock by handing out positions (the
-    ``checkpoints`` row 'log' stays locked until commit), then locks the stream's head and
-    reads the projection's checkpoint; both reads run after the lock is granted, so they see
-    every earlier append.
+    The first batch locks the stream (an advisory lock, which assigns no transaction id),
+    then reads its head together with this transaction's id, which is assigned only now: so
+    a later append to the same stream always has a newer id, and larger positions. A stream
+    the projection has fallen behind on (appends by a ``projections=False`` store) is caught
+    up first, in this transaction.
 
     Raises:
         Duplicate: Every event id is stored already by an identical append.
@@ -122,53 +132,61 @@ def append_plan(
         ConcurrencyError: The stream is not at ``expected_version``.
     """
     sid = key.stream_id
-    n = len(prepared)
-    queries = [Query(SQL.TAKE_POSITIONS, (n,), "one"), Query(SQL.LOCK_STREAM, (sid,), "one"),
-               Query(SQL.GET_CHECKPOINT, ("history",), "one")]
+    queries = [Query(SQL.BEGIN_APPEND, (lock_key(schema, sid), sid), "one")]
     if check_ids:
         queries.append(Query(SQL.FIND_EVENT_IDS, ([p.event_id for p in prepared],), "all"))
     results = yield from w.read(*queries)
-    (last, now), head, (checkpoint,) = results[:3]
+    xid, now, version, chain, updated_at, projected = results[0]
     if check_ids:
-        found = _find_duplicate(sid, prepared, results[3])
+        found = _find_duplicate(sid, prepared, results[1])
         if found is not None:
             raise Duplicate(found)
-    version, chain, updated_at = head if head is not None else (0, _codec.GENESIS, None)
+    exists = version is not None
+    if not exists:
+        version, chain, projected = 0, _codec.GENESIS, 0
     if expected_version is not None and expected_version != version:
         raise ConcurrencyError(sid, expected_version, version)
-    before = last - n
-    if project and checkpoint != before:
-        yield from catch_up_plan(w, checkpoint)
+    if project and projected < version:
+        (rows,) = yield from w.read(Query(SQL.CATCH_UP_EVENTS, ([sid],), "all"))
+        behind = yield from project_plan(w, sid, [(r[1], stored_step(r[2], r[3]))
+                                                  for r in rows])
+        if behind:
+            w.add(SQL.ADD_MESSAGE_COUNT, (behind, sid))
     if updated_at is not None and now < updated_at:
         now = updated_at  # recorded_at never decreases within a stream, whatever the clock does
-    rows = []
-    positions = []
-    for i, p in enumerate(prepared):
-        v = version + 1 + i
-        pos = before + 1 + i
+    base = xid << SQL.POSITION_BITS
+    versions = list(range(version + 1, version + 1 + len(prepared)))
+    positions = list(range(base, base + len(prepared)))
+    params: list[Any] = []
+    for v, pos, p in zip(versions, positions, prepared, strict=True):
         digest = _codec.digest_of(pos, sid, v, p.event_id, p.type, now, p.payload_digest,
                                   meta_text)
         chain = _codec.chain_of(chain, digest)
-        rows.append((sid, v, pos, p.event_id, p.type, now, p.data, meta_text,
-                     p.payload_digest, digest, chain))
-        positions.append(pos)
-    w.many(SQL.INSERT_EVENT, rows)
-    new_version = version + n
-    if head is None:
+        params += (sid, v, pos, p.event_id, p.type, now, p.data, meta_text, p.payload_digest,
+                   digest, chain)
+    new_version = versions[-1]
+    ops, added = projection_ops(sid, list(zip(versions, (p.event for p in prepared),
+                                              strict=True))) if project else ([], 0)
+    projected_after = new_version if project else projected
+    if exists and all(isinstance(op, InsertRows) for op in ops):
+        # the common turn: everything in one statement
+        history = [row for op in ops if isinstance(op, InsertRows) for row in op.rows]
+        for row in history:
+            params += row
+        params += (new_version, chain, now, added, projected_after, sid)
+        w.add(SQL.append_messages(len(prepared), len(history)), params)
+        return AppendResult(sid, new_version, positions)
+    w.add(SQL.insert_events(len(prepared)), params)
+    if not exists:
         # the catalog row must exist before a clear or tag in this append touches it
         w.add(SQL.INSERT_STREAM, (sid, _codec.encode(key.parts).decode(), new_version, chain,
-                                  now, now))
+                                  now, now, projected_after))
         w.many(SQL.INSERT_KEY_PART, [(name, value, sid) for name, value in key.parts.items()])
-    added = 0
-    if project:
-        added = yield from project_plan(w, sid, [(version + 1 + i, p.event)
-                                                 for i, p in enumerate(prepared)])
-        w.add(SQL.SET_CHECKPOINT, (positions[-1], "history"))
-    if head is not None:
-        w.add(SQL.UPDATE_STREAM_HEAD, (new_version, chain, now, added, sid))
+    yield from apply_ops(w, sid, ops)
+    if exists:
+        w.add(SQL.UPDATE_STREAM_HEAD, (new_version, chain, now, added, projected_after, sid))
     elif added:
         w.add(SQL.ADD_MESSAGE_COUNT, (added, sid))
-    w.add(SQL.NOTIFY, (SQL.CHANNEL, f"{schema}:{positions[-1]}"))
     return AppendResult(sid, new_version, positions)
 
 
@@ -197,6 +215,12 @@ def project_plan(
 ) -> Plan[int]:
     """Apply events of one stream to the projection tables; returns messages to count."""
     ops, added = projection_ops(sid, items)
+    yield from apply_ops(w, sid, ops)
+    return added
+
+
+def apply_ops(w: Writer, sid: str, ops: Sequence[ProjectionOp]) -> Plan[None]:
+    """Queue the table operations of ``projection_ops``."""
     for op in ops:
         match op:
             case InsertRows(rows=rows):
@@ -210,55 +234,51 @@ def project_plan(
             case ChangeTags():
                 (row,) = yield from w.read(Query(SQL.GET_TAGS, (sid,), "one"))
                 w.add(SQL.SET_TAGS, (merge_tags(row[0], op), sid))
-    return added
 
 
-def catch_up_plan(w: Writer, checkpoint: int, page: int = 5000,
-                  progress: Progress | None = None) -> Plan[int]:
-    """Project every event after ``checkpoint``; the write lock must be held already."""
-    applied = 0
-    while True:
-        (rows,) = yield from w.read(Query(SQL.CATCH_UP_PAGE, (checkpoint, page), "all"))
-        if not rows:
-            break
-        start = 0
-        for i in range(1, len(rows) + 1):
-            if i == len(rows) or rows[i][0] != rows[start][0]:
-                sid = rows[start][0]
-                added = yield from project_plan(w, sid, [
-                    (r[1], stored_step(r[3], r[4])) for r in rows[start:i]])
-                if added:
-                    w.add(SQL.ADD_MESSAGE_COUNT, (added, sid))
-                start = i
-        checkpoint = rows[-1][2]
-        applied += len(rows)
-        w.add(SQL.SET_CHECKPOINT, (checkpoint, "history"))
-        if progress is not None:
-            progress(len(rows))
-    return applied
-
-
-def caught_up_plan() -> Plan[int]:
-    """Take the write lock and apply what the projections have not seen yet."""
+def catch_up_plan(schema: str, sids: Sequence[str]) -> Plan[int]:
+    """Lock ``sids`` and apply their events that the projection has not seen yet."""
     w = Writer()
-    (_, (last, checkpoint)) = yield from w.read(Query(SQL.LOCK_WRITE, None, "one"),
-                                                Query(SQL.POSITIONS, None, "one"))
-    if last == checkpoint:
-        return 0
-    n = yield from catch_up_plan(w, checkpoint)
+    yield from w.read(Query(SQL.LOCK_TABLES),
+                      Query(SQL.LOCK_STREAMS, ([lock_key(schema, s) for s in sids],), "one"))
+    n = yield from _catch_up(w, sids)
     yield from w.flush()
     return n
 
 
-def rebuild_plan(progress: Progress | None = None) -> Plan[int]:
-    """Take the write lock, empty the projection tables and replay the whole log."""
+def _catch_up(w: Writer, sids: Sequence[str]) -> Plan[int]:
+    """Project the unprojected events of ``sids`` (locked already); returns how many."""
+    (rows,) = yield from w.read(Query(SQL.CATCH_UP_EVENTS, (list(sids),), "all"))
+    start = 0
+    for i in range(1, len(rows) + 1):
+        if i == len(rows) or rows[i][0] != rows[start][0]:
+            sid = rows[start][0]
+            added = yield from project_plan(w, sid, [
+                (r[1], stored_step(r[2], r[3])) for r in rows[start:i]])
+            w.add(SQL.SET_PROJECTED, (rows[i - 1][1], added, sid))
+            start = i
+    return len(rows)
+
+
+def rebuild_plan(page: int = 1000, progress: Progress | None = None) -> Plan[int]:
+    """Stop appends, empty the projection tables and replay the whole log."""
     w = Writer()
-    yield from w.read(Query(SQL.LOCK_WRITE, None, "one"))
+    yield from w.read(Query(SQL.LOCK_LOG))
     for statement in SQL.RESET_PROJECTION:
         w.add(statement)
-    n = yield from catch_up_plan(w, 0, page=20000, progress=progress)
+    applied, after = 0, ""
+    while True:
+        (rows,) = yield from w.read(Query(SQL.UNPROJECTED, (after, page), "all"))
+        if not rows:
+            break
+        sids = [r[0] for r in rows]
+        n = yield from _catch_up(w, sids)
+        applied += n
+        after = sids[-1]
+        if progress is not None:
+            progress(n)
     yield from w.flush()
-    return n
+    return applied
 
 
 def erase_plan(key: SessionKey, versions: Sequence[int] | None, reason: str, *,
@@ -271,9 +291,10 @@ def erase_plan(key: SessionKey, versions: Sequence[int] | None, reason: str, *,
     """
     sid = key.stream_id
     w = Writer()
-    _, head, stored = yield from w.read(Query(SQL.LOCK_WRITE, None, "one"),
-                                        Query(SQL.STREAM_VERSION, (sid,), "one"),
-                                        Query(SQL.ERASE_CANDIDATES, (sid,), "all"))
+    _, _, head, stored = yield from w.read(Query(SQL.LOCK_TABLES),
+                                           Query(SQL.LOCK_STREAM, (lock_key(schema, sid),)),
+                                           Query(SQL.STREAM_VERSION, (sid,), "one"),
+                                           Query(SQL.ERASE_CANDIDATES, (sid,), "all"))
     if head is None:
         raise NotFoundError(f"no session {sid!r}")
     targets = erase_targets(sid, head[0], stored, versions)
@@ -289,53 +310,103 @@ def erase_plan(key: SessionKey, versions: Sequence[int] | None, reason: str, *,
 
 
 # -- drivers -------------------------------------------------------------------------------
-def run_sync(conn: psycopg.Connection[Any], plan: Plan[T]) -> T:
-    """Run a plan in one transaction on ``conn``, one pipeline per batch."""
-    with conn.pipeline(), conn.transaction():
-        batch = next(plan)
-        while True:
-            cursors = []
-            for q in batch:
-                cur = conn.cursor()
-                if not q.many:
-                    cur.execute(q.sql, q.params)
-                elif len(q.params) == 1:
-                    cur.execute(q.sql, q.params[0])
-                else:
-                    cur.executemany(q.sql, q.params)
-                cursors.append(cur)
-            results = [c.fetchone() if q.fetch == "one" else c.fetchall() if q.fetch == "all"
-                       else None for q, c in zip(batch, cursors, strict=True)]
-            try:
-                batch = plan.send(results)
-            except StopIteration as stop:
-                value: T = stop.value
-                return value
+def notice(schema: str, result: object) -> Query | None:
+    """The NOTIFY that wakes tailing readers after an append that wrote events.
+
+    It runs after COMMIT, in the same pipeline but outside the transaction: PostgreSQL
+    serialises the commits of transactions that notify, and a notification sent after the
+    commit reaches every listener that could have missed the events.
+    """
+    if isinstance(result, AppendResult) and result.positions and not result.duplicate:
+        return Query(SQL.NOTIFY, (SQL.CHANNEL, f"{schema}:{result.positions[-1]}"))
+    return None
 
 
-async def run_async(conn: psycopg.AsyncConnection[Any], plan: Plan[T]) -> T:
+def _rollback(conn: psycopg.Connection[Any]) -> None:
+    # The first error is the one raised; a connection too broken to roll back is discarded by
+    # the pool, which also rolls back what it is given back in a transaction.
+    with contextlib.suppress(psycopg.Error):
+        conn.rollback()
+
+
+def run_sync(conn: psycopg.Connection[Any], plan: Plan[T], schema: str = "") -> T:
+    """Run a plan in one transaction on ``conn`` (autocommit), one pipeline sync per batch.
+
+    BEGIN travels with the first batch, COMMIT (and the notification) with the last writes:
+    a plain append is two round trips. Statements run on one cursor, except those whose rows
+    the plan reads back, which get their own.
+    """
+    try:
+        with conn.pipeline():
+            cur = conn.cursor()
+            cur.execute(SQL.BEGIN)
+            batch = next(plan)
+            while True:
+                readers: list[psycopg.Cursor[Any] | None] = []
+                for q in batch:
+                    c = cur if q.fetch == "none" else conn.cursor()
+                    if not q.many:
+                        c.execute(q.sql, q.params)
+                    elif len(q.params) == 1:
+                        c.execute(q.sql, q.params[0])
+                    else:
+                        c.executemany(q.sql, q.params)
+                    readers.append(None if c is cur else c)
+                results = [None if c is None else c.fetchone() if q.fetch == "one"
+                           else c.fetchall() for q, c in zip(batch, readers, strict=True)]
+                try:
+                    batch = plan.send(results)
+                except StopIteration as stop:
+                    value: T = stop.value
+                    break
+            cur.execute(SQL.COMMIT)
+            after = notice(schema, value)
+            if after is not None:
+                cur.execute(after.sql, after.params)
+    except BaseException:
+        _rollback(conn)
+        raise
+    return value
+
+
+async def _arollback(conn: psycopg.AsyncConnection[Any]) -> None:
+    with contextlib.suppress(psycopg.Error):
+        await conn.rollback()
+
+
+async def run_async(conn: psycopg.AsyncConnection[Any], plan: Plan[T], schema: str = "") -> T:
     """``run_sync`` for an async connection."""
-    async with conn.pipeline(), conn.transaction():
-        batch = next(plan)
-        while True:
-            cursors = []
-            for q in batch:
-                cur = conn.cursor()
-                if not q.many:
-                    await cur.execute(q.sql, q.params)
-                elif len(q.params) == 1:
-                    await cur.execute(q.sql, q.params[0])
-                else:
-                    await cur.executemany(q.sql, q.params)
-                cursors.append(cur)
-            results = [await c.fetchone() if q.fetch == "one"
-                       else await c.fetchall() if q.fetch == "all"
-                       else None for q, c in zip(batch, cursors, strict=True)]
-            try:
-                batch = plan.send(results)
-            except StopIteration as stop:
-                value: T = stop.value
-                return value
+    try:
+        async with conn.pipeline():
+            cur = conn.cursor()
+            await cur.execute(SQL.BEGIN)
+            batch = next(plan)
+            while True:
+                readers: list[psycopg.AsyncCursor[Any] | None] = []
+                for q in batch:
+                    c = cur if q.fetch == "none" else conn.cursor()
+                    if not q.many:
+                        await c.execute(q.sql, q.params)
+                    elif len(q.params) == 1:
+                        await c.execute(q.sql, q.params[0])
+                    else:
+                        await c.executemany(q.sql, q.params)
+                    readers.append(None if c is cur else c)
+                results = [None if c is None else await c.fetchone() if q.fetch == "one"
+                           else await c.fetchall() for q, c in zip(batch, readers, strict=True)]
+                try:
+                    batch = plan.send(results)
+                except StopIteration as stop:
+                    value: T = stop.value
+                    break
+            await cur.execute(SQL.COMMIT)
+            after = notice(schema, value)
+            if after is not None:
+                await cur.execute(after.sql, after.params)
+    except BaseException:
+        await _arollback(conn)
+        raise
+    return value
 
 
 # -- rows ----------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ that are compared or sorted use the "C" collation, so they order exactly as SQLi
 
 from __future__ import annotations
 
+import functools
+
 # Key of the session-level advisory lock held while the schema is created or migrated; the
 # second half is derived from the schema's name so that different schemas never wait on
 # each other.
@@ -24,10 +26,9 @@ CREATE TABLE IF NOT EXISTS chatledger_migrations (
 # Version 1: the log, its head per stream, and the history projection.
 #
 # ``events`` is keyed by ``position``, the global order; (stream_id, version) is unique, so one
-# stream is a contiguous index range and a lost race is a unique violation. Positions are
-# handed out from the ``checkpoints`` row named 'log': updating that row inside the append's
-# transaction holds its lock until commit, so positions become visible strictly in order (see
-# PostgresStore's docstring). The row named 'history' is the history projection's checkpoint.
+# stream is a contiguous index range and a lost race is a unique violation. Version 1 handed
+# positions out from the ``checkpoints`` row named 'log', locked by every append until its
+# commit; version 2 replaces that row (below).
 SCHEMA_V1 = """
 CREATE TABLE checkpoints (
     name text COLLATE "C" PRIMARY KEY,
@@ -110,12 +111,54 @@ CREATE TABLE clears (
 );
 """
 
+# Version 2: no store-wide row that every append must lock.
+#
+# Positions come from the appending transaction's id (``pg_current_xact_id() << 20``, plus
+# the event's index), so appends to different streams never wait on each other, and their
+# commits share WAL flushes. The history projection's checkpoint moves from the single
+# 'history' row to ``streams.projected_version``. Positions given out under version 1 are
+# counted from 1, below any transaction-id position, so the order of the log is unchanged.
+SCHEMA_V2 = """
+DO $$
+BEGIN
+    IF (SELECT position FROM checkpoints WHERE name = 'log')
+       >= (pg_current_xact_id()::text::bigint << 20) THEN
+        RAISE EXCEPTION 'the log holds positions beyond this server''s transaction ids';
+    END IF;
+END
+$$;
+ALTER TABLE streams ADD COLUMN projected_version bigint NOT NULL DEFAULT 0;
+UPDATE streams AS s SET projected_version = coalesce(
+    (SELECT max(e.version) FROM events AS e
+     WHERE e.stream_id = s.stream_id
+       AND e.position <= (SELECT position FROM checkpoints WHERE name = 'history')), 0);
+CREATE INDEX streams_unprojected ON streams (stream_id) WHERE projected_version < version;
+DROP TABLE checkpoints;
+
+-- An append's first step, in one call: the table locks, the stream's lock, then (in a fresh
+-- snapshot, as a volatile function's statements each take one) the stream's head together
+-- with this transaction's id, assigned only now, and the database's clock.
+CREATE FUNCTION chatledger_begin_append(lock_key text, sid text)
+RETURNS TABLE (xid bigint, now text, version bigint, chain text, updated_at text,
+               projected_version bigint)
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    LOCK TABLE events, history IN ROW EXCLUSIVE MODE;
+    PERFORM pg_advisory_xact_lock(hashtextextended(lock_key, 0));
+    RETURN QUERY
+    SELECT pg_current_xact_id()::text::bigint,
+           to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+           s.version, s.chain::text, s.updated_at::text, s.projected_version
+    FROM (SELECT 1) AS one LEFT JOIN streams AS s ON s.stream_id = sid;
+END
+$$;
+"""
+
 # (version, script): applied in order, each in its own transaction with its migrations row.
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, SCHEMA_V1),)
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, SCHEMA_V1), (2, SCHEMA_V2))
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
-TABLES = ("chatledger_migrations", "checkpoints", "events", "streams", "stream_keys", "history",
-          "clears")
+TABLES = ("chatledger_migrations", "events", "streams", "stream_keys", "history", "clears")
 
 # -- setup ---------------------------------------------------------------------------------
 CURRENT_SCHEMA = "SELECT current_schema()"
@@ -129,43 +172,81 @@ ADVISORY_UNLOCK = "SELECT pg_advisory_unlock(%s, %s)"
 SCHEMA_EXISTS = "SELECT 1 FROM pg_namespace WHERE nspname = %s"
 CREATE_SCHEMA = "CREATE SCHEMA IF NOT EXISTS {schema}"  # identifier quoted by psycopg.sql
 
+BEGIN = "BEGIN"
+COMMIT = "COMMIT"
+
 # -- the write path ------------------------------------------------------------------------
-# Takes the store-wide write lock (the 'log' row) and hands out ``n`` positions; the lock
-# is held until commit. The database's clock stamps the events, so every app server shares
-# one clock.
-TAKE_POSITIONS = """
-UPDATE checkpoints SET position = position + %s WHERE name = 'log'
-RETURNING position,
-  to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+# Positions come from the writing transaction's id: ``xid8 << POSITION_BITS`` plus the event's
+# index in its append (see PostgresStore's docstring for why no reader can overtake a commit).
+POSITION_BITS = 20
+MAX_APPEND = 1 << POSITION_BITS
+# The stream's lock: a transaction-scoped advisory lock on the schema-qualified stream id. It
+# assigns no transaction id, so the id taken after it is newer than every earlier holder's.
+# Every writing transaction first takes ROW EXCLUSIVE on the tables it may write (appends run
+# side by side), and only then stream locks; a rebuild takes SHARE ROW EXCLUSIVE, which waits
+# for running writers and holds off new ones, so the two never deadlock.
+LOCK_TABLES = "LOCK TABLE events, history IN ROW EXCLUSIVE MODE"
+LOCK_LOG = "LOCK TABLE events, history IN SHARE ROW EXCLUSIVE MODE"
+LOCK_STREAM = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+LOCK_STREAMS = """
+SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0)))
+FROM (SELECT k FROM unnest(%s::text[]) AS k ORDER BY k OFFSET 0) AS sorted
 """
-# The same lock without handing out positions (catch-up, rebuild, erase's checks).
-LOCK_WRITE = "SELECT position FROM checkpoints WHERE name = 'log' FOR UPDATE"
-LOCK_STREAM = "SELECT version, chain, updated_at FROM streams WHERE stream_id = %s FOR UPDATE"
-GET_CHECKPOINT = "SELECT position FROM checkpoints WHERE name = %s"
-SET_CHECKPOINT = "UPDATE checkpoints SET position = %s WHERE name = %s"
-LAST_POSITION = "SELECT position FROM checkpoints WHERE name = 'log'"
-POSITIONS = """
-SELECT (SELECT position FROM checkpoints WHERE name = 'log'),
-       (SELECT position FROM checkpoints WHERE name = 'history')
+# Locks, then reads the head with this transaction's id (see chatledger_begin_append).
+BEGIN_APPEND = "SELECT * FROM chatledger_begin_append(%s, %s)"
+# Everything a reader may see: positions below the oldest transaction still running. Each
+# reading statement computes it from its own snapshot.
+HORIZON = f"(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << {POSITION_BITS})"
+STREAM_HEAD = "SELECT version, projected_version FROM streams WHERE stream_id = %s"
+LAST_POSITION = f"""
+SELECT coalesce(max(position), 0) FROM events WHERE position < (SELECT {HORIZON})
 """
+UNPROJECTED = """
+SELECT stream_id FROM streams WHERE projected_version < version AND stream_id > %s
+ORDER BY stream_id LIMIT %s
+"""
+ANY_UNPROJECTED = "SELECT EXISTS (SELECT 1 FROM streams WHERE projected_version < version)"
 
 FIND_EVENT_IDS = """
 SELECT event_id, stream_id, version, position, payload_digest FROM events
 WHERE event_id = ANY(%s)
 """
 
-INSERT_EVENT = """
-INSERT INTO events (stream_id, version, position, event_id, type, recorded_at, data, meta,
-                    payload_digest, digest, chain)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-"""
+_EVENT_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+_HISTORY_ROW = "(%s, %s, %s, %s)"
+
+
+@functools.cache
+def insert_events(n: int) -> str:
+    """One INSERT for ``n`` events (rows of (stream_id, version, position, event_id, type,
+    recorded_at, data, meta, payload_digest, digest, chain))."""
+    return ("INSERT INTO events (stream_id, version, position, event_id, type, recorded_at, "
+            "data, meta, payload_digest, digest, chain) VALUES "
+            + ", ".join([_EVENT_ROW] * n))
+
+
+@functools.cache
+def append_messages(n: int, m: int) -> str:
+    """The common append in one statement: ``n`` events that only add ``m`` messages, to a
+    stream that exists; then the stream's head (version, chain, updated_at, messages added,
+    projected_version, stream_id)."""
+    history = ("INSERT INTO history (stream_id, version, idx, message) VALUES "
+               + ", ".join([_HISTORY_ROW] * m))
+    return (f"WITH appended AS ({insert_events(n)})"
+            + (f", projected AS ({history})" if m else "")
+            + " UPDATE streams SET version = %s, chain = %s, updated_at = %s,"
+              " message_count = message_count + %s, projected_version = %s"
+              " WHERE stream_id = %s")
+
+
 INSERT_STREAM = """
-INSERT INTO streams (stream_id, key, version, chain, created_at, updated_at)
-VALUES (%s, %s, %s, %s, %s, %s)
+INSERT INTO streams (stream_id, key, version, chain, created_at, updated_at, projected_version)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
 """
-# The head and the catalog's message count change in one statement.
+# The head, the catalog's message count and the projection's checkpoint change in one statement.
 UPDATE_STREAM_HEAD = """
-UPDATE streams SET version = %s, chain = %s, updated_at = %s, message_count = message_count + %s
+UPDATE streams SET version = %s, chain = %s, updated_at = %s, message_count = message_count + %s,
+                   projected_version = %s
 WHERE stream_id = %s
 """
 INSERT_KEY_PART = "INSERT INTO stream_keys (name, value, stream_id) VALUES (%s, %s, %s)"
@@ -185,16 +266,22 @@ WHERE s.stream_id = %s
 """
 GET_TAGS = "SELECT tags FROM streams WHERE stream_id = %s"
 SET_TAGS = "UPDATE streams SET tags = %s WHERE stream_id = %s"
-CATCH_UP_PAGE = """
-SELECT stream_id, version, position, type, data FROM events
-WHERE position > %s ORDER BY position LIMIT %s
+# The events of the given (locked) streams that the projection has not applied yet.
+CATCH_UP_EVENTS = """
+SELECT e.stream_id, e.version, e.type, e.data
+FROM streams AS s JOIN events AS e ON e.stream_id = s.stream_id AND e.version > s.projected_version
+WHERE s.stream_id = ANY(%s)
+ORDER BY e.stream_id, e.version
 """
-
+SET_PROJECTED = """
+UPDATE streams SET projected_version = %s, message_count = message_count + %s
+WHERE stream_id = %s
+"""
 RESET_PROJECTION = (
     "DELETE FROM history",
     "DELETE FROM clears",
-    "UPDATE streams SET message_count = 0, cleared_version = 0, tags = '[]'",
-    "UPDATE checkpoints SET position = 0 WHERE name = 'history'",
+    "UPDATE streams SET message_count = 0, cleared_version = 0, tags = '[]', "
+    "projected_version = 0",
 )
 
 # -- reads ---------------------------------------------------------------------------------
@@ -211,8 +298,17 @@ WHERE stream_id = %(sid)s AND version > %(after)s AND version <= %(upper)s
                            WHERE stream_id = %(sid)s AND recorded_at <= %(time)s), 0)
 ORDER BY version
 """
-READ_ALL = f"SELECT {_EVENT_COLUMNS} FROM events WHERE position > %s ORDER BY position LIMIT %s"
-READ_ALL_UNLIMITED = f"SELECT {_EVENT_COLUMNS} FROM events WHERE position > %s ORDER BY position"
+# The horizon is a scalar subquery, so it is computed once and bounds the index scan.
+READ_ALL = f"""
+SELECT {_EVENT_COLUMNS} FROM events
+WHERE position > %s AND position < (SELECT {HORIZON}) ORDER BY position LIMIT %s
+"""
+READ_ALL_UNLIMITED = f"""
+SELECT {_EVENT_COLUMNS} FROM events
+WHERE position > %s AND position < (SELECT {HORIZON}) ORDER BY position
+"""
+# Committed events that a transaction still running keeps behind the horizon.
+HELD_BACK = f"SELECT EXISTS (SELECT 1 FROM events WHERE position >= (SELECT {HORIZON}))"
 STREAM_VERSION = "SELECT version FROM streams WHERE stream_id = %s"
 
 # string_agg builds the whole JSON array inside PostgreSQL, so a load is one row and one
@@ -220,11 +316,13 @@ STREAM_VERSION = "SELECT version FROM streams WHERE stream_id = %s"
 LOAD_CURRENT = """
 SELECT s.version, (SELECT '[' || string_agg(h.message, ',' ORDER BY h.version, h.idx) || ']'
                    FROM history AS h
-                   WHERE h.stream_id = s.stream_id AND h.version > s.cleared_version)
+                   WHERE h.stream_id = s.stream_id AND h.version > s.cleared_version),
+       s.projected_version < s.version
 FROM streams AS s WHERE s.stream_id = %s
 """
 # The history as of a version (given) or a time (the last version recorded by then), in one
-# statement and so one snapshot: (head version, target version, messages as a JSON array).
+# statement and so one snapshot: (head version, target version, messages as a JSON array,
+# whether the projection is behind on this stream).
 LOAD_AT = """
 WITH target AS (
     SELECT coalesce(%(version)s::bigint,
@@ -237,7 +335,8 @@ SELECT (SELECT version FROM streams WHERE stream_id = %(sid)s), t.v,
         FROM history AS h
         WHERE h.stream_id = %(sid)s AND h.version <= t.v
           AND h.version > coalesce((SELECT max(c.version) FROM clears AS c
-                                    WHERE c.stream_id = %(sid)s AND c.version <= t.v), 0))
+                                    WHERE c.stream_id = %(sid)s AND c.version <= t.v), 0)),
+       (SELECT projected_version < version FROM streams WHERE stream_id = %(sid)s)
 FROM target AS t
 """
 
@@ -274,7 +373,7 @@ SESSION_AFTER = "(s.updated_at < %s OR (s.updated_at = %s AND s.stream_id < %s))
 SESSION_ONE = f"SELECT {_SESSION_COLUMNS} FROM streams AS s WHERE s.stream_id = %s"
 
 STATS = """
-SELECT (SELECT count(*) FROM streams), (SELECT position FROM checkpoints WHERE name = 'log'),
+SELECT (SELECT count(*) FROM streams), (SELECT count(*) FROM events),
        (SELECT count(*) FROM history),
        (SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class AS c
         WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())

@@ -1,10 +1,15 @@
 """Tailing the PostgreSQL log: LISTEN/NOTIFY instead of polling.
 
-Every append's transaction sends ``NOTIFY chatledger_events`` with ``"<schema>:<position>"``;
-PostgreSQL delivers it after the commit. A tail uses its own connection: it LISTENs first,
-then reads every event after its position, and only then waits. Any commit the read missed
-happened after the LISTEN, so its notification is already queued, and the wait returns at
-once: no event is ever left unread, and no reader polls.
+After every append's commit, its connection sends ``NOTIFY chatledger_events`` with
+``"<schema>:<position>"``. A tail uses its own connection: it LISTENs first, then reads every
+event after its position, and only then waits. Any commit the read missed happened after the
+LISTEN, so its notification is already queued, and the wait returns at once: no event is ever
+left unread.
+
+Reads stop at the horizon (see PostgresStore): committed events can sit above it while an
+older transaction is still running. Such a transaction may not be chatledger's and so may end
+without a notification; while events are held back, the tail therefore also re-reads on a short
+timer (10 ms, doubling up to 0.5 s) until they come through.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ def subscribe(target: PostgresTarget, schema: str, after_position: int = 0, *,
         raise StoreError(f"cannot connect to PostgreSQL at {target.redacted}: "
                          f"{scrub(target, e)}") from e
     position = after_position
+    pacer = _Pacer(timeout)
     try:
         with conn:
             conn.execute(SQL.LISTEN)
@@ -74,28 +80,63 @@ def subscribe(target: PostgresTarget, schema: str, after_position: int = 0, *,
                     for row in rows:
                         record = record_of(row)
                         position = record.position
+                        pacer.saw_event()
                         yield record
                     if len(rows) < PAGE:
                         break
-                if not _wait(conn, schema, timeout):
+                held = bool(conn.execute(SQL.HELD_BACK).fetchone()[0])  # type: ignore[index]
+                wait = pacer.next_wait(held)
+                if wait is not None and wait <= 0:
                     return
+                _wait(conn, schema, wait)
     except psycopg.Error as e:
         raise StoreError(f"tailing {target.redacted} failed after position {position}: "
                          f"{scrub(target, e)}") from e
 
 
-def _wait(conn: psycopg.Connection[Any], schema: str, timeout: float | None) -> bool:
-    """Block until this schema's next commit (True) or ``timeout`` seconds pass (False)."""
+class _Pacer:
+    """How long a tail waits for a notification before it reads again, or gives up."""
+
+    FIRST_POLL = 0.01
+    MAX_POLL = 0.5
+
+    def __init__(self, timeout: float | None) -> None:
+        self.timeout = timeout
+        self.idle_since = time.monotonic()
+        self.poll = self.FIRST_POLL
+
+    def saw_event(self) -> None:
+        self.idle_since = time.monotonic()
+        self.poll = self.FIRST_POLL
+
+    def next_wait(self, held_back: bool) -> float | None:
+        """Seconds to wait (None: until notified); 0 or less means the timeout has passed."""
+        wait: float | None = None
+        if held_back:
+            wait = self.poll
+            self.poll = min(self.poll * 2, self.MAX_POLL)
+        else:
+            self.poll = self.FIRST_POLL
+        if self.timeout is not None:
+            remaining = self.timeout - (time.monotonic() - self.idle_since)
+            if remaining <= 0:
+                return 0.0
+            wait = remaining if wait is None else min(wait, remaining)
+        return wait
+
+
+def _wait(conn: psycopg.Connection[Any], schema: str, timeout: float | None) -> None:
+    """Block until this schema's next commit or ``timeout`` seconds pass."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         got = [n.payload for n in conn.notifies(timeout=remaining, stop_after=1)]
         if not got:
-            return False
+            return
         # Drain what else is queued: one read after this wake-up covers all of it.
         got += [n.payload for n in conn.notifies(timeout=0)]
         if _ours(got, schema):
-            return True
+            return
 
 
 async def asubscribe(target: PostgresTarget, schema: str, after_position: int = 0, *,
@@ -113,6 +154,7 @@ async def asubscribe(target: PostgresTarget, schema: str, after_position: int = 
         raise StoreError(f"cannot connect to PostgreSQL at {target.redacted}: "
                          f"{scrub(target, e)}") from e
     position = after_position
+    pacer = _Pacer(timeout)
     try:
         async with conn:
             await conn.execute(SQL.LISTEN)
@@ -123,24 +165,29 @@ async def asubscribe(target: PostgresTarget, schema: str, after_position: int = 
                     for row in rows:
                         record = record_of(row)
                         position = record.position
+                        pacer.saw_event()
                         yield record
                     if len(rows) < PAGE:
                         break
-                if not await _await(conn, schema, timeout):
+                cur = await conn.execute(SQL.HELD_BACK)
+                held = bool((await cur.fetchone())[0])  # type: ignore[index]
+                wait = pacer.next_wait(held)
+                if wait is not None and wait <= 0:
                     return
+                await _await(conn, schema, wait)
     except psycopg.Error as e:
         raise StoreError(f"tailing {target.redacted} failed after position {position}: "
                          f"{scrub(target, e)}") from e
 
 
 async def _await(conn: psycopg.AsyncConnection[Any], schema: str,
-                 timeout: float | None) -> bool:
+                 timeout: float | None) -> None:
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         got = [n.payload async for n in conn.notifies(timeout=remaining, stop_after=1)]
         if not got:
-            return False
+            return
         got += [n.payload async for n in conn.notifies(timeout=0)]
         if _ours(got, schema):
-            return True
+            return

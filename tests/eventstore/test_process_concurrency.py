@@ -103,8 +103,10 @@ def test_processes_appending_with_retries_lose_nothing(shared_url: str) -> None:
                 == [f"own-{i}" for i in range(APPENDS)]
         all_positions = [r.position for r in everything]
         assert all_positions == sorted(set(all_positions))
-        assert all_positions == list(range(1, len(everything) + 1))  # no gaps either
-        assert store.last_position() == len(everything) == total + WORKERS * APPENDS
+        assert len(everything) == total + WORKERS * APPENDS
+        assert store.last_position() == all_positions[-1]
+        if url.startswith("sqlite"):  # SQLite counts from 1 without gaps; PostgreSQL, see README
+            assert all_positions == list(range(1, len(everything) + 1))
         assert store.load_history(SHARED)[0] == total
         assert len(store.load_history(SHARED)[1]) == total
         assert store.verify().ok

@@ -1,0 +1,238 @@
+"""PostgreSQL: positions from transaction ids, read up to the horizon of running transactions.
+
+A reader must never see an event while a transaction that may still commit a lower position is
+running; once that transaction ends, everything comes through in position order.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from pgsupport import postgres_schema_url, postgres_test_schema, postgres_url
+
+from eventstore import (
+    AIMessage,
+    HumanMessage,
+    InvalidInputError,
+    MessageAppended,
+    Record,
+    SessionKey,
+    _codec,
+    open_store,
+)
+from eventstore import _postgres_sql as SQL
+from eventstore._postgres import PostgresStore
+from eventstore._postgres_plans import Plan
+from eventstore._store import InsertRows, prepare, projection_ops
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    """A URL to a fresh schema."""
+    return postgres_schema_url(postgres_test_schema(tmp_path))
+
+
+@pytest.fixture
+def pg(url: str) -> Iterator[PostgresStore]:
+    """An open PostgreSQL store."""
+    store = open_store(url)
+    assert isinstance(store, PostgresStore)
+    yield store
+    store.close()
+
+
+def _say(store: PostgresStore, key: str, text: str) -> list[int]:
+    return store.append(key, [MessageAppended(message=HumanMessage(text))]).positions
+
+
+def _paused(plan: Plan[Any], reached: threading.Event, go: threading.Event) -> Plan[Any]:
+    """``plan``, stopping after its first batch (transaction id taken) until ``go`` is set."""
+    batch = next(plan)
+    results = yield batch
+    reached.set()
+    assert go.wait(20)
+    while True:
+        try:
+            batch = plan.send(results)
+        except StopIteration as stop:
+            return stop.value
+        results = yield batch
+
+
+def test_a_reader_never_sees_past_an_append_still_running(pg: PostgresStore) -> None:
+    """An append holding an older transaction id hides later commits until it commits first."""
+    _say(pg, "before", "b")
+    seen_before = pg.last_position()
+    key = SessionKey(session_id="slow")
+    prepared, meta = prepare([MessageAppended(message=HumanMessage("slow"))], None, None)
+    reached, go = threading.Event(), threading.Event()
+    slow: list[Any] = []
+    plan = _paused(pg._append_plan(key, prepared, meta, None, False), reached, go)
+    thread = threading.Thread(target=lambda: slow.append(pg._run("append", plan)))
+    thread.start()
+    try:
+        assert reached.wait(10)
+        fast = _say(pg, "fast", "fast")  # commits first, with a newer transaction id
+        assert [r.stream_id for r in pg.read("fast")] == ["session_id=fast"]
+        # Committed, yet behind the horizon: the slow append could still commit below it.
+        assert [r.position for r in pg.read_all(after_position=seen_before)] == []
+        assert pg.last_position() == seen_before
+        tail = pg.subscribe(after_position=seen_before, timeout=10)
+        go.set()
+        thread.join(10)
+    finally:
+        go.set()
+        thread.join(10)
+    assert slow and slow[0].positions[0] < fast[0]
+    got = [next(tail), next(tail)]
+    tail.close()
+    assert [r.stream_id for r in got] == ["session_id=slow", "session_id=fast"]
+    assert [r.position for r in pg.read_all(after_position=seen_before)] == [
+        slow[0].positions[0], fast[0]]
+    assert pg.last_position() == fast[0]
+
+
+def test_a_foreign_transaction_holds_readers_back_until_it_ends(pg: PostgresStore) -> None:
+    """Any transaction holding an id (not chatledger's, no NOTIFY) delays readers, never forever."""
+    start = pg.last_position()
+    with psycopg.connect(postgres_url()) as foreign:
+        foreign.execute("SELECT pg_current_xact_id()")  # an open transaction with an id
+        positions = _say(pg, "s", "while held")
+        assert pg.read_all(after_position=start) == []
+        seen: list[Record] = []
+        tail = pg.subscribe(after_position=start, timeout=10)
+        reader = threading.Thread(target=lambda: seen.append(next(tail)))
+        reader.start()
+        time.sleep(0.3)
+        assert seen == []  # the tail waits too
+        foreign.rollback()  # ends without a notification: the tail's timer picks it up
+        reader.join(10)
+    tail.close()
+    assert [r.position for r in seen] == positions
+    assert [r.position for r in pg.read_all(after_position=start)] == positions
+
+
+def test_positions_grow_with_versions_and_across_streams(pg: PostgresStore) -> None:
+    """A later append, to the same stream or another, always gets larger positions."""
+    positions = []
+    for i in range(20):
+        positions += pg.append(f"s{i % 3}", [MessageAppended(message=HumanMessage(f"q{i}")),
+                                             MessageAppended(message=AIMessage(f"a{i}"))]
+                               ).positions
+    assert positions == sorted(set(positions))
+    for k in range(3):
+        records = pg.read(f"s{k}")
+        assert [r.position for r in records] == sorted(r.position for r in records)
+    assert [r.position for r in pg.read_all()] == positions
+
+
+def test_an_append_too_big_for_one_transaction_is_refused(pg: PostgresStore) -> None:
+    """More events than one transaction's position range: InvalidInputError, nothing written."""
+    events = [MessageAppended(message=HumanMessage("x"))] * (SQL.MAX_APPEND + 1)
+    with pytest.raises(InvalidInputError, match="at most 1,048,576 events"):
+        pg.append("big", events)
+    assert pg.version("big") == 0
+
+
+# -- migrating a version-1 schema ----------------------------------------------------------
+
+
+def _v1_log(conn: psycopg.Connection[Any]) -> None:
+    """A version-1 schema holding three appends made as version 1 made them.
+
+    Positions 1..3 from the 'log' counter; the history checkpoint at 2, so the third event has
+    not been projected yet (as after a ``projections=False`` append).
+    """
+    with conn.transaction():
+        conn.execute(SQL.MIGRATIONS_TABLE)
+        conn.execute(SQL.MIGRATIONS[0][1])
+        conn.execute(SQL.RECORD_MIGRATION, (1,))
+    key = SessionKey(session_id="old")
+    sid = key.stream_id
+    chain = _codec.GENESIS
+    now = "2026-01-01T00:00:00.000000Z"
+    with conn.transaction():
+        for position, text in enumerate(["one", "two", "three"], start=1):
+            (p,), meta = prepare([MessageAppended(message=HumanMessage(text))], None, None)
+            digest = _codec.digest_of(position, sid, position, p.event_id, p.type, now,
+                                      p.payload_digest, meta)
+            chain = _codec.chain_of(chain, digest)
+            conn.execute(SQL.insert_events(1), (sid, position, position, p.event_id, p.type,
+                                                now, p.data, meta, p.payload_digest, digest,
+                                                chain))
+            if position <= 2:
+                (insert,), _ = projection_ops(sid, [(position, p.event)])
+                assert isinstance(insert, InsertRows)
+                conn.cursor().executemany(SQL.INSERT_HISTORY, insert.rows)
+        conn.execute("INSERT INTO streams (stream_id, key, version, chain, created_at, "
+                     "updated_at, message_count) VALUES (%s, %s, 3, %s, %s, %s, 2)",
+                     (sid, _codec.encode(key.parts).decode(), chain, now, now))
+        conn.execute("INSERT INTO stream_keys (name, value, stream_id) VALUES (%s, %s, %s)",
+                     ("session_id", "old", sid))
+        conn.execute("UPDATE checkpoints SET position = 3 WHERE name = 'log'")
+        conn.execute("UPDATE checkpoints SET position = 2 WHERE name = 'history'")
+
+
+def test_a_version_1_log_migrates_and_keeps_its_order(tmp_path: Path) -> None:
+    """Opening a version-1 schema migrates it: digests verify, order holds, the lag is caught up."""
+    schema = postgres_test_schema(tmp_path)
+    url = postgres_schema_url(schema)
+    with psycopg.connect(postgres_url(), autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+    with psycopg.connect(postgres_url(), autocommit=True,
+                         options=f"-c search_path={schema}") as conn:
+        _v1_log(conn)
+    with open_store(url) as store:
+        assert store.verify().ok
+        assert [r.position for r in store.read_all()] == [1, 2, 3]
+        assert store.load_history("old") == (3, [HumanMessage("one"), HumanMessage("two"),
+                                                 HumanMessage("three")])
+        new = store.append("old", [MessageAppended(message=AIMessage("four"))])
+        assert new.positions[0] > 3
+        assert [r.version for r in store.read_all()] == [1, 2, 3, 4]
+        assert store.verify().ok
+    with psycopg.connect(postgres_url(), options=f"-c search_path={schema}") as conn:
+        assert conn.execute("SELECT version FROM chatledger_migrations ORDER BY version"
+                            ).fetchall() == [(1,), (2,)]
+        assert conn.execute("SELECT to_regclass('checkpoints')").fetchone() == (None,)
+
+
+def test_migrating_two_processes_at_once_applies_version_2_once(tmp_path: Path) -> None:
+    """Two stores opening one version-1 schema together: both open, version 2 recorded once."""
+    schema = postgres_test_schema(tmp_path)
+    url = postgres_schema_url(schema)
+    with psycopg.connect(postgres_url(), autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+    with psycopg.connect(postgres_url(), autocommit=True,
+                         options=f"-c search_path={schema}") as conn:
+        _v1_log(conn)
+    stores: list[Any] = []
+    errors: list[BaseException] = []
+
+    def open_one() -> None:
+        try:
+            stores.append(open_store(url))
+        except BaseException as e:
+            errors.append(e)
+    threads = [threading.Thread(target=open_one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    try:
+        assert errors == []
+        assert [s.load_history("old")[0] for s in stores] == [3, 3]
+    finally:
+        for s in stores:
+            s.close()
+    with psycopg.connect(postgres_url(), options=f"-c search_path={schema}") as conn:
+        assert conn.execute("SELECT version FROM chatledger_migrations ORDER BY version"
+                            ).fetchall() == [(1,), (2,)]
