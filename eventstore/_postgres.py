@@ -35,7 +35,7 @@ import time as _time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -56,10 +56,14 @@ from eventstore._messages import Message
 from eventstore._postgres_plans import (
     Duplicate,
     Plan,
+    Query,
     Writer,
     append_plan,
     catch_up_plan,
     erase_plan,
+    fast_append,
+    fast_result,
+    notice,
     rebuild_plan,
     record_of,
     run_async,
@@ -201,7 +205,7 @@ class PostgresStore(EventStore):
     # -- the log ---------------------------------------------------------------------------
     def _append_args(self, key: KeyLike, events: Sequence[Event], expected_version: int | None,
                      event_ids: Sequence[str] | None,
-                     meta: dict[str, Any] | None) -> tuple[SessionKey, Plan[AppendResult] | None]:
+                     meta: dict[str, Any] | None) -> tuple[SessionKey, _Append | None]:
         key = SessionKey.coerce(key)
         check_version(expected_version, "expected_version")
         prepared, meta_text = prepare(events, event_ids, meta)
@@ -210,8 +214,13 @@ class PostgresStore(EventStore):
         if len(prepared) > SQL.MAX_APPEND:
             raise InvalidInputError(f"one append to PostgreSQL holds at most {SQL.MAX_APPEND:,} "
                                     f"events, got {len(prepared):,}: split it into several")
-        return key, self._append_plan(key, prepared, meta_text, expected_version,
-                                      event_ids is not None)
+        # Given event ids may be retries: the general path checks them for duplicates.
+        fast = None if event_ids is not None else fast_append(
+            key, prepared, meta_text, expected_version, project=self._projections,
+            schema=self.schema)
+        plan = self._append_plan(key, prepared, meta_text, expected_version,
+                                 event_ids is not None)
+        return key, _Append(len(prepared), fast, plan)
 
     def _append_plan(self, key: SessionKey, prepared: Any, meta_text: str,
                      expected_version: int | None, check_ids: bool) -> Plan[AppendResult]:
@@ -220,6 +229,39 @@ class PostgresStore(EventStore):
                                         project=self._projections, schema=self.schema)
         yield from w.flush()
         return result
+
+    def _run_append(self, key: SessionKey, append: _Append,
+                    expected_version: int | None) -> AppendResult:
+        """One call of the server-side append when it applies, else the two-step plan."""
+        if append.fast is not None:
+            with self._connection("append") as conn:
+                row = conn.execute(append.fast.sql, append.fast.params).fetchone()
+                assert row is not None
+                result = fast_result(key.stream_id, append.n, expected_version, row)
+                after = notice(self.schema, result)
+                if after is not None:
+                    conn.execute(after.sql, after.params)
+            if result is not None:
+                return result
+        done: AppendResult = self._run("append", append.plan)
+        return done
+
+    async def _arun_append(self, key: SessionKey, append: _Append,
+                           expected_version: int | None) -> AppendResult:
+        if append.fast is not None:
+            async with self._aconnection("append") as conn:
+                cur = await conn.execute(append.fast.sql, append.fast.params)
+                row = await cur.fetchone()
+                assert row is not None
+                result = fast_result(key.stream_id, append.n, expected_version, row)
+                after = notice(self.schema, result)
+                if after is not None:
+                    await conn.execute(after.sql, after.params)
+            if result is not None:
+                return result
+        async with self._aconnection("append") as conn:
+            done: AppendResult = await run_async(conn, append.plan, self.schema)
+        return done
 
     @staticmethod
     def _lost_race(e: StoreError) -> bool:
@@ -242,11 +284,11 @@ class PostgresStore(EventStore):
         meta: dict[str, Any] | None = None,
     ) -> AppendResult:
         started = _time.perf_counter()
-        key, plan = self._append_args(key, events, expected_version, event_ids, meta)
-        if plan is None:
+        key, append = self._append_args(key, events, expected_version, event_ids, meta)
+        if append is None:
             return _empty(key, expected_version, self.version(key))
         try:
-            result: AppendResult = self._run("append", plan)
+            result = self._run_append(key, append, expected_version)
         except Duplicate as d:
             result = d.result
         except StoreError as e:
@@ -263,13 +305,12 @@ class PostgresStore(EventStore):
                       meta: dict[str, Any] | None = None) -> AppendResult:
         """``append`` on this event loop's async pool: it never blocks the loop."""
         started = _time.perf_counter()
-        key, plan = self._append_args(key, events, expected_version, event_ids, meta)
-        if plan is None:
+        key, append = self._append_args(key, events, expected_version, event_ids, meta)
+        if append is None:
             rows = await self._afetch("read", SQL.STREAM_VERSION, (key.stream_id,))
             return _empty(key, expected_version, int(rows[0][0]) if rows else 0)
         try:
-            async with self._aconnection("append") as conn:
-                result = await run_async(conn, plan, self.schema)
+            result = await self._arun_append(key, append, expected_version)
         except Duplicate as d:
             result = d.result
         except StoreError as e:
@@ -488,6 +529,14 @@ class PostgresStore(EventStore):
     async def aclose(self) -> None:
         """``close`` without blocking the event loop."""
         await asyncio.to_thread(self.close)
+
+
+class _Append(NamedTuple):
+    """An append ready to run: the one-call form when it applies, and the general plan."""
+
+    n: int
+    fast: Query | None
+    plan: Plan[AppendResult]
 
 
 def _expected(expected_version: int | None, actual: int) -> int:

@@ -47,6 +47,8 @@ __all__ = [
     "apply_ops",
     "catch_up_plan",
     "erase_plan",
+    "fast_append",
+    "fast_result",
     "lock_key",
     "notice",
     "project_plan",
@@ -188,6 +190,41 @@ def append_plan(
     elif added:
         w.add(SQL.ADD_MESSAGE_COUNT, (added, sid))
     return AppendResult(sid, new_version, positions)
+
+
+def fast_append(key: SessionKey, prepared: list[Prepared], meta_text: str,
+                expected_version: int | None, *, project: bool, schema: str) -> Query | None:
+    """The common append as one call of ``chatledger_append_messages``, or None when the
+    events do more than add messages (clears, tags, redactions go through ``append_plan``)."""
+    sid = key.stream_id
+    history: list[tuple[int, int, str]] = []
+    if project:
+        ops, _ = projection_ops(sid, [(i, p.event) for i, p in enumerate(prepared, start=1)])
+        for op in ops:
+            if not isinstance(op, InsertRows):
+                return None
+            history += [(r[1], r[2], r[3]) for r in op.rows]
+    events = [{"i": p.event_id, "t": p.type, "d": p.data, "p": p.payload_digest}
+              for p in prepared]
+    rows = [{"v": v, "k": k, "m": m} for v, k, m in history]
+    return Query(SQL.APPEND_MESSAGES_CALL, (
+        lock_key(schema, sid), sid, -1 if expected_version is None else expected_version,
+        project, meta_text, _codec.encode(events).decode(), _codec.encode(rows).decode()), "one")
+
+
+def fast_result(sid: str, n: int, expected_version: int | None,
+                row: Sequence[Any]) -> AppendResult | None:
+    """What ``fast_append`` did: the result, or None when the general path must run.
+
+    Raises:
+        ConcurrencyError: The stream is not at ``expected_version``.
+    """
+    status, version, first = row
+    if status == "fallback":
+        return None
+    if status == "conflict":
+        raise ConcurrencyError(sid, expected_version or 0, version)
+    return AppendResult(sid, version, list(range(first, first + n)))
 
 
 def _find_duplicate(

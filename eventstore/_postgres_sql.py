@@ -152,6 +152,72 @@ BEGIN
     FROM (SELECT 1) AS one LEFT JOIN streams AS s ON s.stream_id = sid;
 END
 $$;
+
+-- The common append in one call and one implicit transaction: events that only add messages,
+-- to a session that exists and whose projection is current. Digests and chain links are the
+-- same SHA-256 texts the client computes on the other path (eventstore._codec.digest_of and
+-- chain_of). Returns 'ok' with the new version and the first position; 'conflict' with the
+-- current version when it is not ``expected`` (-1: no expectation); 'fallback' when the
+-- session does not exist or its projection lags, for the client's general path.
+CREATE FUNCTION chatledger_append_messages(lock_key text, sid text, expected bigint,
+                                           project boolean, meta text, events json,
+                                           history json)
+RETURNS TABLE (status text, version bigint, first_position bigint)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    head record;
+    xid bigint;
+    stamp text;
+    pos bigint;
+    v bigint;
+    link text;
+    digest text;
+    e record;
+    added bigint := 0;
+BEGIN
+    LOCK TABLE events, history IN ROW EXCLUSIVE MODE;
+    PERFORM pg_advisory_xact_lock(hashtextextended(lock_key, 0));
+    SELECT s.version, s.chain, s.updated_at, s.projected_version INTO head
+    FROM streams AS s WHERE s.stream_id = sid;
+    IF NOT FOUND OR (project AND head.projected_version < head.version) THEN
+        RETURN QUERY SELECT 'fallback'::text, NULL::bigint, NULL::bigint;
+        RETURN;
+    END IF;
+    IF expected >= 0 AND expected <> head.version THEN
+        RETURN QUERY SELECT 'conflict'::text, head.version, NULL::bigint;
+        RETURN;
+    END IF;
+    xid := pg_current_xact_id()::text::bigint;
+    stamp := to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+    IF stamp < head.updated_at THEN
+        stamp := head.updated_at;
+    END IF;
+    link := head.chain;
+    v := head.version;
+    pos := xid << 20;
+    FOR e IN SELECT * FROM json_to_recordset(events) AS x(i text, t text, d text, p text) LOOP
+        v := v + 1;
+        digest := encode(sha256(convert_to(concat_ws(chr(31), pos::text, sid, v::text, e.i,
+                                                     e.t, stamp, e.p, meta), 'UTF8')), 'hex');
+        link := encode(sha256(convert_to(link || digest, 'UTF8')), 'hex');
+        INSERT INTO events (stream_id, version, position, event_id, type, recorded_at, data,
+                            meta, payload_digest, digest, chain)
+        VALUES (sid, v, pos, e.i, e.t, stamp, e.d, meta, e.p, digest, link);
+        pos := pos + 1;
+    END LOOP;
+    IF project THEN
+        INSERT INTO history (stream_id, version, idx, message)
+        SELECT sid, head.version + x.v, x.k, x.m
+        FROM json_to_recordset(history) AS x(v bigint, k integer, m text);
+        GET DIAGNOSTICS added = ROW_COUNT;
+    END IF;
+    UPDATE streams AS s
+    SET version = v, chain = link, updated_at = stamp, message_count = s.message_count + added,
+        projected_version = CASE WHEN project THEN v ELSE s.projected_version END
+    WHERE s.stream_id = sid;
+    RETURN QUERY SELECT 'ok'::text, v, xid << 20;
+END
+$$;
 """
 
 # (version, script): applied in order, each in its own transaction with its migrations row.
@@ -192,6 +258,7 @@ LOCK_STREAMS = """
 SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0)))
 FROM (SELECT k FROM unnest(%s::text[]) AS k ORDER BY k OFFSET 0) AS sorted
 """
+APPEND_MESSAGES_CALL = "SELECT * FROM chatledger_append_messages(%s, %s, %s, %s, %s, %s, %s)"
 # Locks, then reads the head with this transaction's id (see chatledger_begin_append).
 BEGIN_APPEND = "SELECT * FROM chatledger_begin_append(%s, %s)"
 # Everything a reader may see: positions below the oldest transaction still running. Each

@@ -1,0 +1,159 @@
+"""PostgreSQL: the one-call append (chatledger_append_messages) and the general path agree.
+
+Appends that only add messages to an existing session run as one server-side call, which
+computes digests and chain links in SQL; everything else runs the client-side plan. Both must
+write the same rows, and every digest must be the one the client's formula gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pgsupport import postgres_schema_url, postgres_test_schema
+
+from eventstore import (
+    AIMessage,
+    ConcurrencyError,
+    HistoryCleared,
+    HumanMessage,
+    MessageAppended,
+    SessionKey,
+    SessionTagged,
+    ToolMessage,
+    _codec,
+    open_store,
+)
+from eventstore._postgres import PostgresStore
+
+pytestmark = pytest.mark.postgres
+
+TRICKY = ["plain", "üñíçødé ✓ 🦜", "quote ' and \" and \\ backslash", "tab\tnew\nline",
+          "unit\x1fseparator", "{\"json\": [1, 2]}", "%s %(name)s $1"]
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    """A URL to a fresh schema."""
+    return postgres_schema_url(postgres_test_schema(tmp_path))
+
+
+@pytest.fixture
+def pg(url: str) -> Iterator[PostgresStore]:
+    """An open PostgreSQL store."""
+    store = open_store(url)
+    assert isinstance(store, PostgresStore)
+    yield store
+    store.close()
+
+
+class PathSpy:
+    """Counts appends that took the general (client-side plan) path."""
+
+    def __init__(self, store: PostgresStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.general = 0
+        run = store._run
+
+        def counting(action: str, plan: Any) -> Any:
+            if action == "append":
+                self.general += 1
+            return run(action, plan)
+        monkeypatch.setattr(store, "_run", counting)
+
+
+def _turn(i: int, text: str) -> list[MessageAppended]:
+    return [MessageAppended(message=HumanMessage(f"{text} q{i}", id=f"h{i}")),
+            MessageAppended(message=AIMessage(f"{text} a{i}", name=text[:8]))]
+
+
+def test_one_call_appends_store_the_digests_the_client_computes(
+        pg: PostgresStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Messages with every awkward character: each stored digest equals _codec.digest_of."""
+    key = SessionKey(user_id="ü", conversation_id="1")
+    pg.append(key, [MessageAppended(message=HumanMessage("first"))])  # creates the session
+    spy = PathSpy(pg, monkeypatch)
+    for i, text in enumerate(TRICKY):
+        result = pg.append(key, _turn(i, text), meta={"run_id": text, "actor": "tést"},
+                           expected_version=1 + 2 * i)
+        assert result.version == 3 + 2 * i
+    assert spy.general == 0  # every one of those went through the one-call path
+    records = pg.read(key)
+    chain = _codec.GENESIS
+    for record, stored in zip(records, _raw_rows(pg, key.stream_id), strict=True):
+        position, event_id, type_, recorded_at, payload_digest, meta, digest, link = stored
+        assert digest == _codec.digest_of(position, key.stream_id, record.version, event_id,
+                                          type_, recorded_at, payload_digest, meta)
+        chain = _codec.chain_of(chain, digest)
+        assert link == chain
+    assert pg.verify().ok
+    assert pg.load_history(key)[1][-2:] == [e.message for e in _turn(len(TRICKY) - 1,
+                                                                      TRICKY[-1])]
+
+
+def _raw_rows(store: PostgresStore, sid: str) -> list[tuple[Any, ...]]:
+    return store._fetch("read", "SELECT position, event_id, type, recorded_at, payload_digest, "
+                                "meta, digest, chain FROM events WHERE stream_id = %s "
+                                "ORDER BY version", (sid,))
+
+
+def _snapshot(store: PostgresStore, key: SessionKey) -> dict[str, Any]:
+    info = store.session(key)
+    assert info is not None
+    return {"events": [(r.version, r.type, r.event) for r in store.read(key)],
+            "history": store.load_history(key),
+            "at": [store.load_history_at(key, version=v) for v in range(info.version + 1)],
+            "catalog": (info.version, info.message_count, info.tags)}
+
+
+def test_both_paths_write_the_same_session(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same appends through the one-call path and through the plan give equal sessions."""
+    steps: list[list[Any]] = [
+        [MessageAppended(message=HumanMessage("hi"))],
+        _turn(1, "x"),
+        [MessageAppended(message=AIMessage("", tool_calls=[
+            {"id": "c1", "name": "lookup", "args": {"q": "ü"}}]))],
+        [MessageAppended(message=ToolMessage("42", tool_call_id="c1"))],
+        [HistoryCleared()],
+        _turn(2, "after clear"),
+        [SessionTagged(added=["t"])],
+        _turn(3, "y"),
+    ]
+    with open_store(url) as store:
+        assert isinstance(store, PostgresStore)
+        for step in steps:
+            store.append("fast", step)
+        monkeypatch.setattr("eventstore._postgres.fast_append", lambda *a, **k: None)
+        for step in steps:
+            store.append("plan", step)
+        assert _snapshot(store, SessionKey.coerce("fast")) == _snapshot(
+            store, SessionKey.coerce("plan"))
+        assert store.verify().ok
+
+
+def test_a_stale_expected_version_on_the_one_call_path_writes_nothing(
+        pg: PostgresStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ConcurrencyError names the expected and actual versions; the session is unchanged."""
+    pg.append("s", _turn(0, "x"))
+    spy = PathSpy(pg, monkeypatch)
+    with pytest.raises(ConcurrencyError) as caught:
+        pg.append("s", _turn(1, "x"), expected_version=1)
+    assert (caught.value.expected_version, caught.value.actual_version) == (1, 2)
+    assert spy.general == 0
+    assert pg.version("s") == 2 and len(pg.read("s")) == 2
+    assert pg.load_history("s")[0] == 2
+
+
+def test_a_lagging_session_falls_back_and_catches_up(url: str) -> None:
+    """After appends by a projections=False store, the next append projects everything."""
+    with open_store(url, projections=False) as raw, open_store(url) as projecting:
+        raw.append("lag", _turn(0, "raw"))
+        raw.append("lag", _turn(1, "raw"))  # the one-call path, projection left alone
+        assert projecting.stats()["projected_messages"] == 0
+        projecting.append("lag", _turn(2, "projected"))
+        assert projecting.load_history("lag") == (6, [e.message for i in range(3)
+                                                      for e in _turn(i, "raw" if i < 2
+                                                                     else "projected")])
+        assert projecting.catch_up() == 0
+        assert projecting.verify().ok
