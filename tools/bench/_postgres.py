@@ -92,8 +92,30 @@ def run(bench: Bench) -> None:
                 bench.record("postgres.turns_per_s", system,
                              {"writers": writers, "sessions": sharing, "seconds": seconds},
                              rate, unit="turns/s", samples=len(samples))
+    floor = _commit_floor(bench, lc_connect, seconds)
     _targets(bench, rates, ours_writer)
+    lc_one = rates[("langchain", "own", 1)]
+    bench.target(GROUP, "raw commit floor: one single-row INSERT per commit (psycopg, "
+                 "autocommit, synchronous_commit=on), 1 writer",
+                 chatledger=f"{floor:,.0f}/s", langchain=f"{lc_one:,.0f}/s",
+                 goal="—", actual=f"3x LangChain would need {3 * lc_one:,.0f}/s",
+                 ok=None)
+    _processes(bench, url, lc_schema, rates)
     _load(bench, store, lc_connect)
+
+
+def _commit_floor(bench: Bench, lc_connect: Callable[[], Any], seconds: float) -> float:
+    """Commits per second of the cheapest durable write: one tiny row, one round trip."""
+    conn = lc_connect()
+    conn.autocommit = True
+    conn.execute("CREATE TABLE IF NOT EXISTS commit_floor (id bigserial PRIMARY KEY, t text)")
+
+    def write() -> None:
+        conn.execute("INSERT INTO commit_floor (t) VALUES (%s)", ("x",))
+    rate = statistics.median(_throughput([write], seconds) for _ in range(bench.size(3, 1)))
+    bench.record("postgres.commit_floor", "psycopg", {"seconds": seconds}, rate,
+                 unit="commits/s")
+    return rate
 
 
 def _throughput(writers: list[Writer], seconds: float) -> float:
@@ -146,6 +168,67 @@ def _targets(bench: Bench, rates: dict[tuple[str, str, int], float],
                      langchain=f"{rates[('langchain', sharing, 1)]:,.0f} → {lc_top:,.0f}/s",
                      goal="≥ 2.5x at 16" if sharing == "own" else "—", actual=ratio(scale),
                      ok=scale >= 2.5 if sharing == "own" else None, profile=profile)
+
+
+def _process_writer(system: str, url: str, lc_schema: str, seconds: float, ready: Any,
+                    counts: Any, slot: int) -> None:
+    """One writer process (an app server): one own session, turns for ``seconds``."""
+    if system == "chatledger":
+        store = open_store(url)
+        history = ChatHistory(str(uuid.uuid4()), store)
+        human, ai = turn(0)
+        write: Writer = lambda: history.add_messages([human, ai])  # noqa: E731
+    else:
+        import psycopg
+        from langchain_postgres import PostgresChatMessageHistory
+
+        base = url.split("?", 1)[0]
+        conn = psycopg.connect(base, options=f"-c search_path={lc_schema}")
+        lc = PostgresChatMessageHistory(LC_TABLE, str(uuid.uuid4()), sync_connection=conn)
+        messages = list(lc_turn(0))
+        write = lambda: lc.add_messages(messages)  # noqa: E731
+    write()
+    ready.wait()
+    n, deadline = 0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        write()
+        n += 1
+    counts[slot] = n
+
+
+def _processes(bench: Bench, url: str, lc_schema: str,
+               rates: dict[tuple[str, str, int], float]) -> None:
+    """16 writers as 16 processes (app servers), each with its own session: no shared GIL."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    writers, seconds = max(WRITERS), bench.size(3.0, 1.0)
+    proc_rates = {}
+    for system in ("chatledger", "langchain"):
+        progress(f"{system}: {writers} writer processes, own sessions")
+        ready = ctx.Barrier(writers + 1)
+        counts = ctx.Array("q", writers)
+        procs = [ctx.Process(target=_process_writer,
+                             args=(system, url, lc_schema, seconds, ready, counts, i))
+                 for i in range(writers)]
+        for p in procs:
+            p.start()
+        ready.wait(timeout=120)
+        for p in procs:
+            p.join(timeout=seconds + 60)
+        if any(p.exitcode != 0 for p in procs):
+            raise RuntimeError(f"a {system} writer process failed")
+        # every process writes for exactly ``seconds`` from the common start
+        rate = proc_rates[system] = sum(counts) / seconds
+        bench.record("postgres.turns_per_s", system,
+                     {"writers": writers, "sessions": "own", "processes": True,
+                      "seconds": seconds}, rate, unit="turns/s")
+    ours, theirs = proc_rates["chatledger"], proc_rates["langchain"]
+    one, lc_one = rates[("chatledger", "own", 1)], rates[("langchain", "own", 1)]
+    bench.target(GROUP, f"turns/s, {writers} writer processes vs 1 writer (own session each)",
+                 chatledger=f"{one:,.0f} → {ours:,.0f}/s",
+                 langchain=f"{lc_one:,.0f} → {theirs:,.0f}/s", goal="—",
+                 actual=ratio(ours / one), ok=None)
 
 
 def _load(bench: Bench, store: EventStore, lc_connect: Callable[[], Any]) -> None:
