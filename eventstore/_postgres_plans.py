@@ -3,8 +3,10 @@
 A plan is a generator that yields batches of statements and receives their results; it holds
 the whole logic of a transaction (what to lock, what to check, what to write) and does no I/O.
 ``run_sync`` and ``run_async`` send each batch in one pipeline (one round trip) inside one
-transaction, so ``append`` and ``aappend`` cannot drift apart, and a typical append costs two
-round trips: one to lock and read, one to write.
+transaction, so ``append`` and ``aappend`` cannot drift apart; an append plan costs two round
+trips, one to lock and read, one to write. The common turn (messages only, to a session that
+exists) skips plans: ``fast_append`` is one call of the server function
+``chatledger_append_messages``, which falls back to the plan for anything else.
 """
 
 from __future__ import annotations

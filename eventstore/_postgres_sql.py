@@ -264,7 +264,6 @@ BEGIN_APPEND = "SELECT * FROM chatledger_begin_append(%s, %s)"
 # Everything a reader may see: positions below the oldest transaction still running. Each
 # reading statement computes it from its own snapshot.
 HORIZON = f"(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << {POSITION_BITS})"
-STREAM_HEAD = "SELECT version, projected_version FROM streams WHERE stream_id = %s"
 LAST_POSITION = f"""
 SELECT coalesce(max(position), 0) FROM events WHERE position < (SELECT {HORIZON})
 """
