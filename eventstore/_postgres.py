@@ -396,6 +396,9 @@ class PostgresStore(EventStore):
     def last_position(self) -> int:
         return int(self._fetch("read", SQL.LAST_POSITION)[0][0])
 
+    def event_count(self) -> int:
+        return int(self._fetch("read", SQL.EVENT_COUNT)[0][0])
+
     def sessions(self, *, limit: int = 100, after: str | None = None,
                  **key_filter: str) -> list[SessionInfo]:
         sql, params = sessions_query(SQL.SESSIONS, key_filter, after, limit, true="TRUE",

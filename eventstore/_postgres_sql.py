@@ -267,6 +267,7 @@ HORIZON = f"(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << {POSITION_
 LAST_POSITION = f"""
 SELECT coalesce(max(position), 0) FROM events WHERE position < (SELECT {HORIZON})
 """
+EVENT_COUNT = f"SELECT count(*) FROM events WHERE position < (SELECT {HORIZON})"
 UNPROJECTED = """
 SELECT stream_id FROM streams WHERE projected_version < version AND stream_id > %s
 ORDER BY stream_id LIMIT %s

@@ -559,6 +559,11 @@ class EventStore:
         """The highest position handed out so far."""
         raise NotImplementedError
 
+    def event_count(self) -> int:
+        """How many events the log holds (positions need not be consecutive: PostgreSQL's
+        are not, so this, not ``last_position``, sizes progress over the whole log)."""
+        raise NotImplementedError
+
     def sessions(
         self, *, limit: int = 100, after: str | None = None, **key_filter: str
     ) -> list[SessionInfo]:

@@ -168,7 +168,7 @@ def verify(ctx: click.Context, ledger: Ledger, key: tuple[str, ...], as_json: bo
     session_key = parse_key(key) if key else None
     if session_key is not None:
         require_session(store, session_key)
-    total = (session_key and store.version(session_key)) or store.last_position()
+    total = (session_key and store.version(session_key)) or store.event_count()
     with counter_bar(length=total, label="verifying") as bar:
         report = store.verify(session_key, progress=bar)
     if ledger.wants_json(as_json):

@@ -140,7 +140,7 @@ def rebuild(ledger: Ledger, as_json: bool) -> None:
     """
     store = ledger.store()
     started = time.perf_counter()
-    with counter_bar(length=store.last_position(), label="rebuilding") as bar:
+    with counter_bar(length=store.event_count(), label="rebuilding") as bar:
         events = store.rebuild(progress=bar)
     seconds = time.perf_counter() - started
     rate = events / seconds if seconds > 0 else 0.0

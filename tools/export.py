@@ -130,7 +130,7 @@ def _key_parts(stream_id: str) -> dict[str, str]:
 
 def _rows(store: EventStore, streams: set[str] | None) -> Iterator[tuple[Record, int, Any]]:
     """(record, index, message) for every message in the log, in log order."""
-    with progress(store.iter_all(), length=store.last_position(), label="exporting") as records:
+    with progress(store.iter_all(), length=store.event_count(), label="exporting") as records:
         for rec in records:
             if streams is not None and rec.stream_id not in streams:
                 continue

@@ -283,6 +283,7 @@ def test_read_all_is_global_order_with_paging(store: EventStore) -> None:
     positions = [r.position for r in everything]
     assert positions == sorted(positions) and len(set(positions)) == len(positions)
     assert store.last_position() == positions[-1]
+    assert store.event_count() == len(everything)
     assert store.read_all(after_position=positions[9]) == everything[10:]
     assert store.read_all(limit=5) == everything[:5]
     assert store.read_all(after_position=positions[-1]) == []
