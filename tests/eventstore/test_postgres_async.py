@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -40,15 +39,6 @@ def app_name(tmp_path: Path) -> str:
 def url(tmp_path: Path, app_name: str) -> str:
     """A URL to a fresh schema whose connections carry this test's application_name."""
     return postgres_schema_url(postgres_test_schema(tmp_path)) + f"&application_name={app_name}"
-
-
-@pytest.fixture
-def pg(url: str) -> Iterator[PostgresStore]:
-    """An open PostgreSQL store."""
-    store = open_store(url)
-    assert isinstance(store, PostgresStore)
-    yield store
-    store.close()
 
 
 def _connections(app_name: str) -> int:

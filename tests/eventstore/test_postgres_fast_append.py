@@ -7,12 +7,9 @@ write the same rows, and every digest must be the one the client's formula gives
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from pgsupport import postgres_schema_url, postgres_test_schema
 
 from eventstore import (
     AIMessage,
@@ -32,21 +29,6 @@ pytestmark = pytest.mark.postgres
 
 TRICKY = ["plain", "üñíçødé ✓ 🦜", "quote ' and \" and \\ backslash", "tab\tnew\nline",
           "unit\x1fseparator", "{\"json\": [1, 2]}", "%s %(name)s $1"]
-
-
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    """A URL to a fresh schema."""
-    return postgres_schema_url(postgres_test_schema(tmp_path))
-
-
-@pytest.fixture
-def pg(url: str) -> Iterator[PostgresStore]:
-    """An open PostgreSQL store."""
-    store = open_store(url)
-    assert isinstance(store, PostgresStore)
-    yield store
-    store.close()
 
 
 class PathSpy:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,21 +31,6 @@ from eventstore._postgres_plans import Plan
 from eventstore._store import InsertRows, prepare, projection_ops
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    """A URL to a fresh schema."""
-    return postgres_schema_url(postgres_test_schema(tmp_path))
-
-
-@pytest.fixture
-def pg(url: str) -> Iterator[PostgresStore]:
-    """An open PostgreSQL store."""
-    store = open_store(url)
-    assert isinstance(store, PostgresStore)
-    yield store
-    store.close()
 
 
 def _say(store: PostgresStore, key: str, text: str) -> list[int]:
@@ -181,15 +165,21 @@ def _v1_log(conn: psycopg.Connection[Any]) -> None:
         conn.execute("UPDATE checkpoints SET position = 2 WHERE name = 'history'")
 
 
-def test_a_version_1_log_migrates_and_keeps_its_order(tmp_path: Path) -> None:
-    """Opening a version-1 schema migrates it: digests verify, order holds, the lag is caught up."""
+@pytest.fixture
+def v1(tmp_path: Path) -> tuple[str, str]:
+    """(schema, URL) of a schema holding a version-1 log."""
     schema = postgres_test_schema(tmp_path)
-    url = postgres_schema_url(schema)
     with psycopg.connect(postgres_url(), autocommit=True) as admin:
         admin.execute(f'CREATE SCHEMA "{schema}"')
     with psycopg.connect(postgres_url(), autocommit=True,
                          options=f"-c search_path={schema}") as conn:
         _v1_log(conn)
+    return schema, postgres_schema_url(schema)
+
+
+def test_a_version_1_log_migrates_and_keeps_its_order(v1: tuple[str, str]) -> None:
+    """Opening a version-1 schema migrates it: digests verify, order holds, the lag is caught up."""
+    schema, url = v1
     with open_store(url) as store:
         assert store.verify().ok
         assert [r.position for r in store.read_all()] == [1, 2, 3]
@@ -205,15 +195,10 @@ def test_a_version_1_log_migrates_and_keeps_its_order(tmp_path: Path) -> None:
         assert conn.execute("SELECT to_regclass('checkpoints')").fetchone() == (None,)
 
 
-def test_migrating_two_processes_at_once_applies_version_2_once(tmp_path: Path) -> None:
-    """Two stores opening one version-1 schema together: both open, version 2 recorded once."""
-    schema = postgres_test_schema(tmp_path)
-    url = postgres_schema_url(schema)
-    with psycopg.connect(postgres_url(), autocommit=True) as admin:
-        admin.execute(f'CREATE SCHEMA "{schema}"')
-    with psycopg.connect(postgres_url(), autocommit=True,
-                         options=f"-c search_path={schema}") as conn:
-        _v1_log(conn)
+def test_two_stores_migrating_at_once_apply_version_2_once(v1: tuple[str, str]) -> None:
+    """Two stores (own connections) opening one version-1 schema together: both open, and
+    version 2 is recorded once."""
+    schema, url = v1
     stores: list[Any] = []
     errors: list[BaseException] = []
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pgsupport import postgres_schema_url, postgres_test_schema
 
 from eventstore import (
     AIMessage,
@@ -46,20 +44,6 @@ EVENT = st.one_of(
 OPERATION = st.one_of(st.lists(EVENT, min_size=1, max_size=3), st.integers(0, 50))
 OPERATIONS = st.lists(OPERATION, min_size=1, max_size=12)
 CONTENT = ("message_appended", "session_forked", "run_recorded")
-
-
-@pytest.fixture
-def pg_url(tmp_path: Path) -> str:
-    """A URL to a fresh PostgreSQL schema."""
-    return postgres_schema_url(postgres_test_schema(tmp_path))
-
-
-@pytest.fixture
-def pg(pg_url: str) -> Iterator[EventStore]:
-    """An open PostgreSQL store."""
-    store = open_store(pg_url)
-    yield store
-    store.close()
 
 
 def apply(store: EventStore, key: SessionKey, operations: list[Any]) -> None:
@@ -142,20 +126,20 @@ def _lagging_then_caught_up(url: str) -> tuple[list[Any], list[Any], int]:
         return lagging, caught_up, reader.catch_up()
 
 
-def test_unprojected_appends_are_caught_up_as_on_sqlite(pg_url: str, tmp_path: Path) -> None:
+def test_unprojected_appends_are_caught_up_as_on_sqlite(url: str, tmp_path: Path) -> None:
     """Appends made with projections=False are projected before a history read, as on SQLite."""
     lite = _lagging_then_caught_up(f"sqlite:///{tmp_path / 'lag.db'}")
-    assert _lagging_then_caught_up(pg_url) == lite
+    assert _lagging_then_caught_up(url) == lite
     lagging, caught_up, again = lite
     assert lagging == [4, 0, [], (4, [AIMessage("two")])]
     assert caught_up[:3] == [1, ["t"], (4, [AIMessage("two")])]
     assert again == 0
 
 
-def test_async_history_reads_catch_up_without_inline_projections(pg_url: str) -> None:
+def test_async_history_reads_catch_up_without_inline_projections(url: str) -> None:
     """aload_history and aload_history_at on a projections=False store see every event."""
     key = SessionKey(session_id="async-lag")
-    with open_store(pg_url, projections=False) as raw:
+    with open_store(url, projections=False) as raw:
         raw.append(key, [MessageAppended(message=HumanMessage("one")), HistoryCleared(),
                          MessageAppended(message=AIMessage("two"))])
 
@@ -165,10 +149,10 @@ def test_async_history_reads_catch_up_without_inline_projections(pg_url: str) ->
         assert raw.catch_up() == 0
 
 
-def test_append_behind_a_lagging_checkpoint_catches_up_first(pg_url: str) -> None:
+def test_append_behind_a_lagging_checkpoint_catches_up_first(url: str) -> None:
     """A projecting append after unprojected ones applies the missed events in its transaction."""
     key = SessionKey(session_id="mixed")
-    with open_store(pg_url) as projecting, open_store(pg_url, projections=False) as raw:
+    with open_store(url) as projecting, open_store(url, projections=False) as raw:
         raw.append(key, [MessageAppended(message=HumanMessage("raw1"))])
         raw.append("other", [MessageAppended(message=HumanMessage("elsewhere"))])
         assert projecting.stats()["projected_messages"] == 0  # the tables lag behind the log

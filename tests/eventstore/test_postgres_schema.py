@@ -42,15 +42,6 @@ def url(schema: str) -> str:
 
 
 @pytest.fixture
-def pg(url: str) -> Iterator[PostgresStore]:
-    """An open PostgreSQL store."""
-    store = open_store(url)
-    assert isinstance(store, PostgresStore)
-    yield store
-    store.close()
-
-
-@pytest.fixture
 def admin(schema: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
     """A superuser connection whose search_path is the test's schema."""
     with psycopg.connect(postgres_url(), autocommit=True,

@@ -1,0 +1,27 @@
+"""Fixtures of the PostgreSQL test modules: a fresh schema per test, and a store on it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pgsupport import postgres_schema_url, postgres_test_schema
+
+from eventstore import open_store
+from eventstore._postgres import PostgresStore
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    """A URL to a fresh schema (dropped after the test)."""
+    return postgres_schema_url(postgres_test_schema(tmp_path))
+
+
+@pytest.fixture
+def pg(url: str) -> Iterator[PostgresStore]:
+    """An open PostgreSQL store on ``url``."""
+    store = open_store(url)
+    assert isinstance(store, PostgresStore)
+    yield store
+    store.close()
