@@ -352,9 +352,10 @@ def erase_plan(key: SessionKey, versions: Sequence[int] | None, reason: str, *,
 def notice(schema: str, result: object) -> Query | None:
     """The NOTIFY that wakes tailing readers after an append that wrote events.
 
-    It runs after COMMIT, in the same pipeline but outside the transaction: PostgreSQL
-    serialises the commits of transactions that notify, and a notification sent after the
-    commit reaches every listener that could have missed the events.
+    It runs after COMMIT, in a transaction of its own (in the plan's pipeline, or as the next
+    statement after the one-call append): PostgreSQL serialises the commits of transactions
+    that notify, and a notification sent after the commit reaches every listener that could
+    have missed the events.
     """
     if isinstance(result, AppendResult) and result.positions and not result.duplicate:
         return Query(SQL.NOTIFY, (SQL.CHANNEL, f"{schema}:{result.positions[-1]}"))
