@@ -236,7 +236,6 @@ class PostgresStore(EventStore):
         if append.fast is not None:
             with self._connection("append") as conn:
                 row = conn.execute(append.fast.sql, append.fast.params).fetchone()
-                assert row is not None
                 result = fast_result(key.stream_id, append.n, expected_version, row)
                 after = notice(self.schema, result)
                 if after is not None:
@@ -252,7 +251,6 @@ class PostgresStore(EventStore):
             async with self._aconnection("append") as conn:
                 cur = await conn.execute(append.fast.sql, append.fast.params)
                 row = await cur.fetchone()
-                assert row is not None
                 result = fast_result(key.stream_id, append.n, expected_version, row)
                 after = notice(self.schema, result)
                 if after is not None:

@@ -19,7 +19,12 @@ import psycopg
 
 from eventstore import _codec
 from eventstore import _postgres_sql as SQL
-from eventstore._errors import ConcurrencyError, DuplicateEventError, NotFoundError
+from eventstore._errors import (
+    ConcurrencyError,
+    DuplicateEventError,
+    NotFoundError,
+    StoreError,
+)
 from eventstore._events import AnyEvent, Event, MessageRedacted, PayloadErased, Record
 from eventstore._keys import SessionKey
 from eventstore._store import (
@@ -215,12 +220,15 @@ def fast_append(key: SessionKey, prepared: list[Prepared], meta_text: str,
 
 
 def fast_result(sid: str, n: int, expected_version: int | None,
-                row: Sequence[Any]) -> AppendResult | None:
+                row: Sequence[Any] | None) -> AppendResult | None:
     """What ``fast_append`` did: the result, or None when the general path must run.
 
     Raises:
         ConcurrencyError: The stream is not at ``expected_version``.
+        StoreError: The server function returned no row.
     """
+    if row is None:
+        raise StoreError(f"chatledger_append_messages returned nothing for {sid!r}")
     status, version, first = row
     if status == "fallback":
         return None
