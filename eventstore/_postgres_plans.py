@@ -21,7 +21,6 @@ from eventstore import _codec
 from eventstore import _postgres_sql as SQL
 from eventstore._errors import (
     ConcurrencyError,
-    DuplicateEventError,
     NotFoundError,
     StoreError,
 )
@@ -38,6 +37,7 @@ from eventstore._store import (
     ProjectionOp,
     ProjectionStep,
     SessionInfo,
+    duplicate_result,
     erase_targets,
     merge_tags,
     prepare,
@@ -147,7 +147,7 @@ def append_plan(
     results = yield from w.read(*queries)
     xid, now, version, chain, updated_at, projected = results[0]
     if check_ids:
-        found = _find_duplicate(sid, prepared, results[1])
+        found = duplicate_result(sid, prepared, results[1])
         if found is not None:
             raise Duplicate(found)
     exists = version is not None
@@ -235,26 +235,6 @@ def fast_result(sid: str, n: int, expected_version: int | None,
     if status == "conflict":
         raise ConcurrencyError(sid, expected_version or 0, version)
     return AppendResult(sid, version, list(range(first, first + n)))
-
-
-def _find_duplicate(
-    sid: str, prepared: list[Prepared], rows: list[tuple[Any, ...]]
-) -> AppendResult | None:
-    if not rows:
-        return None
-    stored = {r[0]: r for r in rows}
-    same = (
-        len(rows) == len(prepared)
-        and all(stored[p.event_id][1] == sid for p in prepared)
-        and all(stored[p.event_id][4] == p.payload_digest for p in prepared)
-    )
-    if not same:
-        clash = ", ".join(sorted(stored))
-        raise DuplicateEventError(
-            f"event ids {clash} are already stored, but not as this same append to {sid!r}"
-        )
-    ordered = [stored[p.event_id] for p in prepared]
-    return AppendResult(sid, ordered[-1][2], [r[3] for r in ordered], duplicate=True)
 
 
 def project_plan(

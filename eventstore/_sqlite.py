@@ -44,6 +44,7 @@ from eventstore._store import (
     VerifyRow,
     check_time,
     check_version,
+    duplicate_result,
     erase_targets,
     logged_append,
     merge_tags,
@@ -287,21 +288,7 @@ class SQLiteStore(EventStore):
     ) -> AppendResult | None:
         ids = [p.event_id for p in prepared]
         rows = conn.execute(SQL.FIND_EVENT_IDS, (_codec.encode(ids).decode(),)).fetchall()
-        if not rows:
-            return None
-        stored = {r[0]: r for r in rows}
-        same = (
-            len(rows) == len(prepared)
-            and all(stored[p.event_id][1] == sid for p in prepared)
-            and all(stored[p.event_id][4] == p.payload_digest for p in prepared)
-        )
-        if not same:
-            clash = ", ".join(sorted(stored))
-            raise DuplicateEventError(
-                f"event ids {clash} are already stored, but not as this same append to {sid!r}"
-            )
-        ordered = [stored[p.event_id] for p in prepared]
-        return AppendResult(sid, ordered[-1][2], [r[3] for r in ordered], duplicate=True)
+        return duplicate_result(sid, prepared, rows)
 
     def _project(self, conn: sqlite3.Connection, sid: str,
                  items: Sequence[tuple[int, AnyEvent | Event | ProjectionStep]]) -> int:

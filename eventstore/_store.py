@@ -14,7 +14,7 @@ from typing import Any, Union
 import msgspec
 
 from eventstore import _codec
-from eventstore._errors import InvalidInputError, NotFoundError, StoreError
+from eventstore._errors import DuplicateEventError, InvalidInputError, NotFoundError, StoreError
 from eventstore._events import (
     AnyEvent,
     Event,
@@ -116,6 +116,33 @@ class Prepared(msgspec.Struct):
 
 
 ERASABLE_TYPES = ("message_appended", "session_forked", "run_recorded")
+
+
+def duplicate_result(sid: str, prepared: Sequence[Prepared],
+                     rows: Sequence[Sequence[Any]]) -> AppendResult | None:
+    """The original result when the given event ids are stored already, else None.
+
+    ``rows`` are the stored events with those ids: (event_id, stream_id, version, position,
+    payload_digest).
+
+    Raises:
+        DuplicateEventError: Some ids are stored, but not as this same append.
+    """
+    if not rows:
+        return None
+    stored = {r[0]: r for r in rows}
+    same = (
+        len(rows) == len(prepared)
+        and all(stored[p.event_id][1] == sid for p in prepared)
+        and all(stored[p.event_id][4] == p.payload_digest for p in prepared)
+    )
+    if not same:
+        clash = ", ".join(sorted(stored))
+        raise DuplicateEventError(
+            f"event ids {clash} are already stored, but not as this same append to {sid!r}"
+        )
+    ordered = [stored[p.event_id] for p in prepared]
+    return AppendResult(sid, ordered[-1][2], [r[3] for r in ordered], duplicate=True)
 
 
 def erase_targets(
