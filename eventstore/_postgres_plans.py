@@ -177,14 +177,6 @@ def append_plan(
     ops, added = projection_ops(sid, list(zip(versions, (p.event for p in prepared),
                                               strict=True))) if project else ([], 0)
     projected_after = new_version if project else projected
-    if exists and all(isinstance(op, InsertRows) for op in ops):
-        # the common turn: everything in one statement
-        history = [row for op in ops if isinstance(op, InsertRows) for row in op.rows]
-        for row in history:
-            params += row
-        params += (new_version, chain, now, added, projected_after, sid)
-        w.add(SQL.append_messages(len(prepared), len(history)), params)
-        return AppendResult(sid, new_version, positions)
     w.add(SQL.insert_events(len(prepared)), params)
     if not exists:
         # the catalog row must exist before a clear or tag in this append touches it

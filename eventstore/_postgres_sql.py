@@ -280,7 +280,6 @@ WHERE event_id = ANY(%s)
 """
 
 _EVENT_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-_HISTORY_ROW = "(%s, %s, %s, %s)"
 
 
 @functools.cache
@@ -290,20 +289,6 @@ def insert_events(n: int) -> str:
     return ("INSERT INTO events (stream_id, version, position, event_id, type, recorded_at, "
             "data, meta, payload_digest, digest, chain) VALUES "
             + ", ".join([_EVENT_ROW] * n))
-
-
-@functools.cache
-def append_messages(n: int, m: int) -> str:
-    """The common append in one statement: ``n`` events that only add ``m`` messages, to a
-    stream that exists; then the stream's head (version, chain, updated_at, messages added,
-    projected_version, stream_id)."""
-    history = ("INSERT INTO history (stream_id, version, idx, message) VALUES "
-               + ", ".join([_HISTORY_ROW] * m))
-    return (f"WITH appended AS ({insert_events(n)})"
-            + (f", projected AS ({history})" if m else "")
-            + " UPDATE streams SET version = %s, chain = %s, updated_at = %s,"
-              " message_count = message_count + %s, projected_version = %s"
-              " WHERE stream_id = %s")
 
 
 INSERT_STREAM = """
