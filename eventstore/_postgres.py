@@ -208,12 +208,9 @@ class PostgresStore(EventStore):
                      meta: dict[str, Any] | None) -> tuple[SessionKey, _Append | None]:
         key = SessionKey.coerce(key)
         check_version(expected_version, "expected_version")
-        prepared, meta_text = prepare(events, event_ids, meta)
+        prepared, meta_text = prepare(events, event_ids, meta, limit=SQL.MAX_APPEND)
         if not prepared:
             return key, None
-        if len(prepared) > SQL.MAX_APPEND:
-            raise InvalidInputError(f"one append to PostgreSQL holds at most {SQL.MAX_APPEND:,} "
-                                    f"events, got {len(prepared):,}: split it into several")
         # Given event ids may be retries: the general path checks them for duplicates.
         fast = None if event_ids is not None else fast_append(
             key, prepared, meta_text, expected_version, project=self._projections,

@@ -320,7 +320,8 @@ def erase_plan(key: SessionKey, versions: Sequence[int] | None, reason: str, *,
     if not targets:
         return AppendResult(sid, head[0], [])
     events = [MessageRedacted(version=v, reason=reason) for v in targets]
-    prepared, meta_text = prepare(events, None, {"actor": "erase"}, erasing=True)
+    prepared, meta_text = prepare(events, None, {"actor": "erase"}, erasing=True,
+                                 limit=SQL.MAX_APPEND)
     result = yield from append_plan(w, key, prepared, meta_text, None, False, project=project,
                                     schema=schema)
     w.many(SQL.ERASE_PAYLOAD, [(sid, v) for v in targets])

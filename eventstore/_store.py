@@ -193,15 +193,21 @@ def normalise_message(message: Message) -> AnyMessage:
 
 def prepare(
     events: Sequence[Event], event_ids: Sequence[str] | None, meta: dict[str, Any] | None,
-    *, erasing: bool = False,
+    *, erasing: bool = False, limit: int | None = None,
 ) -> tuple[list[Prepared], str]:
     """Validate and encode one append's events and its meta.
 
+    ``limit`` caps the events of one append (checked before anything is encoded).
+
     Raises:
-        InvalidInputError: An item is not an event, an id is not a UUID, or the counts differ.
+        InvalidInputError: An item is not an event, an id is not a UUID, the counts differ,
+            or there are more events than ``limit``.
     """
     if isinstance(events, (Event, Message)) or not isinstance(events, Sequence):
         raise InvalidInputError("events must be a list of events, e.g. [MessageAppended(...)]")
+    if limit is not None and len(events) > limit:
+        raise InvalidInputError(f"one append holds at most {limit:,} events on this store, "
+                                f"got {len(events):,}: split it into several")
     if event_ids is not None and len(event_ids) != len(events):
         raise InvalidInputError(
             f"{len(event_ids)} event ids for {len(events)} events; give one id per event"
