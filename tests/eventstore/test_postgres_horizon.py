@@ -91,6 +91,9 @@ def test_a_foreign_transaction_holds_readers_back_until_it_ends(pg: PostgresStor
         foreign.execute("SELECT pg_current_xact_id()")  # an open transaction with an id
         positions = _say(pg, "s", "while held")
         assert pg.read_all(after_position=start) == []
+        # Reads by session are not held back.
+        assert [r.position for r in pg.read("s")] == positions
+        assert pg.load_history("s") == (1, [HumanMessage("while held")])
         seen: list[Record] = []
         tail = pg.subscribe(after_position=start, timeout=10)
         reader = threading.Thread(target=lambda: seen.append(next(tail)))
@@ -102,6 +105,24 @@ def test_a_foreign_transaction_holds_readers_back_until_it_ends(pg: PostgresStor
     tail.close()
     assert [r.position for r in seen] == positions
     assert [r.position for r in pg.read_all(after_position=start)] == positions
+
+
+def test_a_rebuild_holds_appends_off_but_not_reads(pg: PostgresStore) -> None:
+    """While a rebuild's table lock is held, an append waits (then lands) and reads go on."""
+    _say(pg, "s", "before")
+    done: list[Any] = []
+    with psycopg.connect(postgres_url(), options=f"-c search_path={pg.schema}") as rebuilding:
+        rebuilding.execute(SQL.LOCK_LOG)  # what rebuild() takes first
+        writer = threading.Thread(target=lambda: done.append(_say(pg, "s", "during")))
+        writer.start()
+        time.sleep(0.3)
+        assert done == []  # the append waits for the rebuild
+        assert pg.load_history("s") == (1, [HumanMessage("before")])
+        assert len(pg.read_all()) == 1
+        rebuilding.rollback()
+        writer.join(10)
+    assert len(done) == 1
+    assert pg.load_history("s") == (2, [HumanMessage("before"), HumanMessage("during")])
 
 
 def test_positions_grow_with_versions_and_across_streams(pg: PostgresStore) -> None:
