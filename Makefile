@@ -3,23 +3,32 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+MANIFEST := $(VENV)/.manifest
+PACKAGES := eventstore projections runtime tools
 
-.PHONY: demo test bench bench-quick lint typecheck clean
+.PHONY: demo test bench bench-quick lint typecheck clean FORCE
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-# An editable install records which packages exist: re-run it when one is added.
-$(STAMP): pyproject.toml $(wildcard */__init__.py */*/__init__.py) | $(PY)
-	$(PY) -m pip install --quiet -e '.[dev,bench]'
+# The folders install as chatledger.<folder> through a strict editable install: a tree of links
+# under build/ that mypy and every import see. It must be redone when a package file is added
+# or removed, so the manifest (the sorted file list) changes only then, and the install with it.
+$(MANIFEST): FORCE | $(PY)
+	@[ -d build ] || rm -f $(STAMP)
+	@find $(PACKAGES) \( -name '*.py' -o -name py.typed \) | LC_ALL=C sort > $@.new
+	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
+
+$(STAMP): pyproject.toml $(MANIFEST)
+	$(PY) -m pip install --quiet -e '.[dev,bench]' --config-settings editable_mode=strict
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/chatledger demo
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check eventstore projections runtime tools tests
+	$(VENV)/bin/ruff check $(PACKAGES) tests
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
@@ -28,10 +37,10 @@ test: lint typecheck
 	$(PY) -m pytest
 
 bench: $(STAMP)
-	$(PY) -m tools.bench
+	$(PY) -m chatledger.tools.bench
 
 bench-quick: $(STAMP)
-	$(PY) -m tools.bench --quick
+	$(PY) -m chatledger.tools.bench --quick
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache chatledger.db*
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache chatledger.db*

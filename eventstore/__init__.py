@@ -7,7 +7,7 @@ PostgreSQL.
 
 from __future__ import annotations
 
-from eventstore._errors import (
+from chatledger.eventstore._errors import (
     ChatledgerError,
     ConcurrencyError,
     DuplicateEventError,
@@ -16,7 +16,7 @@ from eventstore._errors import (
     NotFoundError,
     StoreError,
 )
-from eventstore._events import (
+from chatledger.eventstore._events import (
     AnyEvent,
     Event,
     HistoryCleared,
@@ -28,8 +28,8 @@ from eventstore._events import (
     SessionForked,
     SessionTagged,
 )
-from eventstore._keys import KeyLike, SessionKey
-from eventstore._messages import (
+from chatledger.eventstore._keys import KeyLike, SessionKey
+from chatledger.eventstore._messages import (
     AIMessage,
     AIMessageChunk,
     AnyMessage,
@@ -45,7 +45,7 @@ from eventstore._messages import (
     to_langchain_dict,
     to_openai,
 )
-from eventstore._store import (
+from chatledger.eventstore._store import (
     AppendResult,
     EventStore,
     Problem,

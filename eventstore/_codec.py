@@ -17,9 +17,9 @@ from typing import Any
 
 import msgspec
 
-from eventstore._errors import InvalidInputError, StoreError
-from eventstore._events import AnyEvent, Event, PayloadErased
-from eventstore._messages import AnyMessage, Message
+from chatledger.eventstore._errors import InvalidInputError, StoreError
+from chatledger.eventstore._events import AnyEvent, Event, PayloadErased
+from chatledger.eventstore._messages import AnyMessage, Message
 
 __all__ = [
     "GENESIS",

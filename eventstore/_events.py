@@ -12,8 +12,8 @@ from typing import Any, Union
 
 import msgspec
 
-from eventstore._keys import SessionKey
-from eventstore._messages import AnyMessage
+from chatledger.eventstore._keys import SessionKey
+from chatledger.eventstore._messages import AnyMessage
 
 __all__ = [
     "AnyEvent",

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any, Union
 
-from eventstore._errors import InvalidKeyError
+from chatledger.eventstore._errors import InvalidKeyError
 
 __all__ = ["KeyLike", "SessionKey"]
 

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Union
 
 import msgspec
 
-from eventstore._errors import InvalidInputError
+from chatledger.eventstore._errors import InvalidInputError
 
 __all__ = [
     "AIMessage",

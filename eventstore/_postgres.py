@@ -40,20 +40,20 @@ from typing import Any, NamedTuple
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from eventstore import _codec
-from eventstore import _postgres_sql as SQL
-from eventstore._errors import (
+from chatledger.eventstore import _codec
+from chatledger.eventstore import _postgres_sql as SQL
+from chatledger.eventstore._errors import (
     ConcurrencyError,
     DuplicateEventError,
     InvalidInputError,
     NotFoundError,
     StoreError,
 )
-from eventstore._events import Event, Record
-from eventstore._keys import KeyLike, SessionKey
-from eventstore._log import get_logger, logging_enabled
-from eventstore._messages import Message
-from eventstore._postgres_plans import (
+from chatledger.eventstore._events import Event, Record
+from chatledger.eventstore._keys import KeyLike, SessionKey
+from chatledger.eventstore._log import get_logger, logging_enabled
+from chatledger.eventstore._messages import Message
+from chatledger.eventstore._postgres_plans import (
     Duplicate,
     Plan,
     Query,
@@ -70,11 +70,11 @@ from eventstore._postgres_plans import (
     run_sync,
     session_of,
 )
-from eventstore._postgres_pools import AsyncPools
-from eventstore._postgres_schema import migrate
-from eventstore._postgres_tail import asubscribe, check_tail, subscribe
-from eventstore._postgres_url import PostgresTarget, parse_url, scrub
-from eventstore._store import (
+from chatledger.eventstore._postgres_pools import AsyncPools
+from chatledger.eventstore._postgres_schema import migrate
+from chatledger.eventstore._postgres_tail import asubscribe, check_tail, subscribe
+from chatledger.eventstore._postgres_url import PostgresTarget, parse_url, scrub
+from chatledger.eventstore._store import (
     AppendResult,
     EventStore,
     Progress,

@@ -17,16 +17,16 @@ from typing import Any, NamedTuple, TypeVar
 
 import psycopg
 
-from eventstore import _codec
-from eventstore import _postgres_sql as SQL
-from eventstore._errors import (
+from chatledger.eventstore import _codec
+from chatledger.eventstore import _postgres_sql as SQL
+from chatledger.eventstore._errors import (
     ConcurrencyError,
     NotFoundError,
     StoreError,
 )
-from eventstore._events import AnyEvent, Event, MessageRedacted, PayloadErased, Record
-from eventstore._keys import SessionKey
-from eventstore._store import (
+from chatledger.eventstore._events import AnyEvent, Event, MessageRedacted, PayloadErased, Record
+from chatledger.eventstore._keys import SessionKey
+from chatledger.eventstore._store import (
     AppendResult,
     ChangeTags,
     DropVersion,

@@ -20,12 +20,12 @@ from typing import Any
 
 import psycopg
 
-from eventstore import _postgres_sql as SQL
-from eventstore._errors import InvalidInputError, StoreError
-from eventstore._events import Record
-from eventstore._postgres_plans import record_of
-from eventstore._postgres_url import PostgresTarget, scrub
-from eventstore._store import check_version
+from chatledger.eventstore import _postgres_sql as SQL
+from chatledger.eventstore._errors import InvalidInputError, StoreError
+from chatledger.eventstore._events import Record
+from chatledger.eventstore._postgres_plans import record_of
+from chatledger.eventstore._postgres_url import PostgresTarget, scrub
+from chatledger.eventstore._store import check_version
 
 __all__ = ["asubscribe", "check_tail", "subscribe"]
 

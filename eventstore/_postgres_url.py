@@ -19,8 +19,8 @@ import msgspec
 from psycopg import ProgrammingError
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from eventstore._errors import StoreError
-from eventstore._store import redact_url
+from chatledger.eventstore._errors import StoreError
+from chatledger.eventstore._store import redact_url
 
 __all__ = ["PostgresTarget", "parse_url", "redact", "scrub"]
 

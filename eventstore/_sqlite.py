@@ -15,9 +15,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from eventstore import _codec
-from eventstore import _sqlite_sql as SQL
-from eventstore._errors import (
+from chatledger.eventstore import _codec
+from chatledger.eventstore import _sqlite_sql as SQL
+from chatledger.eventstore._errors import (
     ChatledgerError,
     ConcurrencyError,
     DuplicateEventError,
@@ -25,11 +25,11 @@ from eventstore._errors import (
     NotFoundError,
     StoreError,
 )
-from eventstore._events import AnyEvent, Event, MessageRedacted, PayloadErased, Record
-from eventstore._keys import KeyLike, SessionKey
-from eventstore._log import get_logger, logging_enabled
-from eventstore._messages import Message
-from eventstore._store import (
+from chatledger.eventstore._events import AnyEvent, Event, MessageRedacted, PayloadErased, Record
+from chatledger.eventstore._keys import KeyLike, SessionKey
+from chatledger.eventstore._log import get_logger, logging_enabled
+from chatledger.eventstore._messages import Message
+from chatledger.eventstore._store import (
     AppendResult,
     ChangeTags,
     DropVersion,

@@ -13,9 +13,14 @@ from typing import Any, Union
 
 import msgspec
 
-from eventstore import _codec
-from eventstore._errors import DuplicateEventError, InvalidInputError, NotFoundError, StoreError
-from eventstore._events import (
+from chatledger.eventstore import _codec
+from chatledger.eventstore._errors import (
+    DuplicateEventError,
+    InvalidInputError,
+    NotFoundError,
+    StoreError,
+)
+from chatledger.eventstore._events import (
     AnyEvent,
     Event,
     HistoryCleared,
@@ -25,9 +30,9 @@ from eventstore._events import (
     SessionForked,
     SessionTagged,
 )
-from eventstore._keys import KeyLike, SessionKey
-from eventstore._log import logging_enabled
-from eventstore._messages import AIMessageChunk, AnyMessage, Message
+from chatledger.eventstore._keys import KeyLike, SessionKey
+from chatledger.eventstore._log import logging_enabled
+from chatledger.eventstore._messages import AIMessageChunk, AnyMessage, Message
 
 __all__ = [
     "AppendResult",
@@ -744,12 +749,12 @@ def open_store(url: str | None = None, *, durability: str = "full",
         raise InvalidInputError(f"durability must be 'full' or 'fast', got {durability!r}")
     scheme, sep, _ = url.partition("://")
     if not sep or scheme == "sqlite":
-        from eventstore._sqlite import SQLiteStore
+        from chatledger.eventstore._sqlite import SQLiteStore
 
         return SQLiteStore(url, durability=durability, projections=projections)
     if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
         try:
-            from eventstore._postgres import PostgresStore  # type: ignore[import-not-found,unused-ignore]
+            from chatledger.eventstore._postgres import PostgresStore  # type: ignore[import-not-found,unused-ignore]
         except ImportError as e:  # pragma: no cover - depends on the installed extras
             raise StoreError(f"PostgreSQL support needs psycopg: {e}") from e
         return PostgresStore(url, durability=durability, projections=projections)  # type: ignore[no-any-return,unused-ignore]

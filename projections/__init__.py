@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from projections._fold import HistoryState, apply, fold, messages_of
-from projections._history import ChatHistory, HistoryView, shared_store
-from projections._window import approximate_tokens, window
+from chatledger.projections._fold import HistoryState, apply, fold, messages_of
+from chatledger.projections._history import ChatHistory, HistoryView, shared_store
+from chatledger.projections._window import approximate_tokens, window
 
 __all__ = [
     "ChatHistory",

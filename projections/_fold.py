@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from eventstore import (
+from chatledger.eventstore import (
     Event,
     HistoryCleared,
     Message,

@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from eventstore import (
+from chatledger.eventstore import (
     AIMessage,
     AnyMessage,
     AppendResult,
@@ -28,7 +28,7 @@ from eventstore import (
     open_store,
     redact_url,
 )
-from projections._window import window as _window
+from chatledger.projections._window import window as _window
 
 __all__ = ["ChatHistory", "HistoryView", "shared_store"]
 
@@ -98,7 +98,7 @@ class ChatHistory:
         if isinstance(store_or_url, EventStore):
             self.store = store_or_url
         elif store_or_url is None or isinstance(store_or_url, str):
-            from eventstore import default_url
+            from chatledger.eventstore import default_url
 
             self.store = shared_store(store_or_url or default_url())
         else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from eventstore import AIMessage, InvalidInputError, Message, ToolMessage
+from chatledger.eventstore import AIMessage, InvalidInputError, Message, ToolMessage
 
 __all__ = ["approximate_tokens", "window"]
 

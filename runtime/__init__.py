@@ -6,7 +6,7 @@ Nothing here holds conversation state between calls: histories live in the log, 
 
 from __future__ import annotations
 
-from eventstore import (
+from chatledger.eventstore import (
     AIMessage,
     AIMessageChunk,
     ChatMessage,
@@ -14,14 +14,14 @@ from eventstore import (
     SystemMessage,
     ToolMessage,
 )
-from runtime._compose import RunnableParallel, RunnableSequence, coerce_to_runnable
-from runtime._config import ConfigurableFieldSpec, RunnableConfig, ensure_config
-from runtime._lambda import RunnableGenerator, RunnableLambda
-from runtime._messages import coerce_messages
-from runtime._passthrough import RunnableAssign, RunnablePassthrough
-from runtime._prompts import ChatPromptTemplate, ChatPromptValue, MessagesPlaceholder
-from runtime._runnable import Runnable, RunnableBinding
-from runtime._with_history import RunnableWithMessageHistory
+from chatledger.runtime._compose import RunnableParallel, RunnableSequence, coerce_to_runnable
+from chatledger.runtime._config import ConfigurableFieldSpec, RunnableConfig, ensure_config
+from chatledger.runtime._lambda import RunnableGenerator, RunnableLambda
+from chatledger.runtime._messages import coerce_messages
+from chatledger.runtime._passthrough import RunnableAssign, RunnablePassthrough
+from chatledger.runtime._prompts import ChatPromptTemplate, ChatPromptValue, MessagesPlaceholder
+from chatledger.runtime._runnable import Runnable, RunnableBinding
+from chatledger.runtime._with_history import RunnableWithMessageHistory
 
 __all__ = [
     "AIMessage",

@@ -11,10 +11,15 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from eventstore import InvalidInputError
-from runtime._config import ConfigurableFieldSpec, RunnableConfig, child_config, ensure_config
-from runtime._lambda import RunnableGenerator, RunnableLambda
-from runtime._runnable import Runnable
+from chatledger.eventstore import InvalidInputError
+from chatledger.runtime._config import (
+    ConfigurableFieldSpec,
+    RunnableConfig,
+    child_config,
+    ensure_config,
+)
+from chatledger.runtime._lambda import RunnableGenerator, RunnableLambda
+from chatledger.runtime._runnable import Runnable
 
 __all__ = ["RunnableParallel", "RunnableSequence", "coerce_to_runnable"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from eventstore import InvalidInputError
+from chatledger.eventstore import InvalidInputError
 
 __all__ = [
     "CONFIG_KEYS",

@@ -10,8 +10,14 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from eventstore import AIMessage, AIMessageChunk, HumanMessage, InvalidInputError, Message
-from runtime._config import ConfigurableFieldSpec
+from chatledger.eventstore import (
+    AIMessage,
+    AIMessageChunk,
+    HumanMessage,
+    InvalidInputError,
+    Message,
+)
+from chatledger.runtime._config import ConfigurableFieldSpec
 
 __all__ = [
     "DEFAULT_SESSION_SPEC",

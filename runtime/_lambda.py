@@ -6,9 +6,9 @@ import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-from eventstore import InvalidInputError
-from runtime._config import RunnableConfig, child_config, ensure_config
-from runtime._runnable import Runnable, aggregate, aiter_thread
+from chatledger.eventstore import InvalidInputError
+from chatledger.runtime._config import RunnableConfig, child_config, ensure_config
+from chatledger.runtime._runnable import Runnable, aggregate, aiter_thread
 
 __all__ = ["RunnableGenerator", "RunnableLambda", "accepts_config"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from eventstore import (
+from chatledger.eventstore import (
     AIMessage,
     ChatMessage,
     HumanMessage,

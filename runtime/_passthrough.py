@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
-from eventstore import InvalidInputError
-from runtime._compose import RunnableParallel
-from runtime._config import ConfigurableFieldSpec, RunnableConfig, ensure_config
-from runtime._runnable import Runnable
+from chatledger.eventstore import InvalidInputError
+from chatledger.runtime._compose import RunnableParallel
+from chatledger.runtime._config import ConfigurableFieldSpec, RunnableConfig, ensure_config
+from chatledger.runtime._runnable import Runnable
 
 __all__ = ["RunnableAssign", "RunnablePassthrough"]
 

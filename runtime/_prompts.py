@@ -6,10 +6,10 @@ import string
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from eventstore import InvalidInputError, Message, get_buffer_string
-from runtime._config import RunnableConfig
-from runtime._messages import coerce_messages, message_from_role
-from runtime._runnable import Runnable
+from chatledger.eventstore import InvalidInputError, Message, get_buffer_string
+from chatledger.runtime._config import RunnableConfig
+from chatledger.runtime._messages import coerce_messages, message_from_role
+from chatledger.runtime._runnable import Runnable
 
 __all__ = ["ChatPromptTemplate", "ChatPromptValue", "MessagesPlaceholder"]
 

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from runtime._config import (
+from chatledger.runtime._config import (
     ConfigurableFieldSpec,
     RunnableConfig,
     ensure_config,
@@ -23,7 +23,7 @@ from runtime._config import (
 )
 
 if TYPE_CHECKING:
-    from runtime._compose import RunnableSequence
+    from chatledger.runtime._compose import RunnableSequence
 
 __all__ = [
     "Input",
@@ -204,18 +204,18 @@ class Runnable(ABC, Generic[Input, Output]):
 
     # -- composition -----------------------------------------------------------------------
     def __or__(self, other: Any) -> RunnableSequence:
-        from runtime._compose import RunnableSequence, coerce_to_runnable
+        from chatledger.runtime._compose import RunnableSequence, coerce_to_runnable
 
         return RunnableSequence(self, coerce_to_runnable(other))
 
     def __ror__(self, other: Any) -> RunnableSequence:
-        from runtime._compose import RunnableSequence, coerce_to_runnable
+        from chatledger.runtime._compose import RunnableSequence, coerce_to_runnable
 
         return RunnableSequence(coerce_to_runnable(other), self)
 
     def pipe(self, *others: Any, name: str | None = None) -> RunnableSequence:
         """``self | others[0] | others[1] ...`` as one sequence."""
-        from runtime._compose import RunnableSequence, coerce_to_runnable
+        from chatledger.runtime._compose import RunnableSequence, coerce_to_runnable
 
         return RunnableSequence(self, *(coerce_to_runnable(o) for o in others), name=name)
 

@@ -21,25 +21,31 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
-from eventstore import ChatledgerError, InvalidInputError, Message, MessageAppended, RunRecorded
-from eventstore._log import get_logger, logging_enabled
-from projections import ChatHistory
-from runtime._compose import coerce_to_runnable
-from runtime._config import (
+from chatledger.eventstore import (
+    ChatledgerError,
+    InvalidInputError,
+    Message,
+    MessageAppended,
+    RunRecorded,
+)
+from chatledger.eventstore._log import get_logger, logging_enabled
+from chatledger.projections import ChatHistory
+from chatledger.runtime._compose import coerce_to_runnable
+from chatledger.runtime._config import (
     ConfigurableFieldSpec,
     RunnableConfig,
     child_config,
     ensure_config,
     get_config_list,
 )
-from runtime._history_shapes import (
+from chatledger.runtime._history_shapes import (
     DEFAULT_SESSION_SPEC,
     factory_parameters,
     input_messages,
     output_messages,
     session_arguments,
 )
-from runtime._runnable import Runnable, aggregate
+from chatledger.runtime._runnable import Runnable, aggregate
 
 __all__ = ["RunnableWithMessageHistory"]
 
@@ -48,7 +54,7 @@ _log = get_logger(__name__)
 
 def _model_name(runnable: Runnable[Any, Any]) -> str | None:
     """The ``model_name`` of the first chat model inside ``runnable``, breadth first."""
-    from runtime.models._base import ChatModel
+    from chatledger.runtime.models._base import ChatModel
 
     queue, seen = [runnable], set()
     while queue:

@@ -27,7 +27,7 @@ from langchain_core.messages import (
     messages_from_dict,
 )
 
-from eventstore import (
+from chatledger.eventstore import (
     EventStore,
     InvalidInputError,
     KeyLike,
@@ -36,7 +36,7 @@ from eventstore import (
     from_langchain_dict,
     to_langchain_dict,
 )
-from projections import ChatHistory
+from chatledger.projections import ChatHistory
 
 __all__ = [
     "ChatledgerMessageHistory",

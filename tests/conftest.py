@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pgsupport import drop_postgres_schemas, postgres_schema_url, postgres_test_schema
 
-from eventstore import EventStore, open_store
+from chatledger.eventstore import EventStore, open_store
+from tests.pgsupport import drop_postgres_schemas, postgres_schema_url, postgres_test_schema
 
 BACKENDS = ["sqlite-file", "sqlite-memory", pytest.param("postgres", marks=pytest.mark.postgres)]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from eventstore import redact_url
+from chatledger.eventstore import redact_url
 
 # Each test gets its own schema (named after its tmp_path, so reopening within one test finds
 # the same data, as a SQLite file would), dropped when the test ends. Without a server the

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
-from eventstore import EventStore, NotFoundError, SessionKey, default_url, open_store
+from chatledger.eventstore import EventStore, NotFoundError, SessionKey, default_url, open_store
 
 __all__ = ["CHECK_FAILED", "Ledger", "json_flag", "pass_ledger", "require_session"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from eventstore import InvalidInputError, Message, to_openai
+from chatledger.eventstore import InvalidInputError, Message, to_openai
 
 __all__ = ["InvalidExample", "finetune_example"]
 

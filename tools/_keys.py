@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from eventstore import InvalidKeyError, SessionKey
+from chatledger.eventstore import InvalidKeyError, SessionKey
 
 __all__ = ["override_key", "parse_key", "parse_parts"]
 

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 import msgspec
 
-from eventstore import (
+from chatledger.eventstore import (
     AIMessage,
     ChatMessage,
     HistoryCleared,

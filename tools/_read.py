@@ -6,11 +6,11 @@ from datetime import datetime
 
 import click
 
-from eventstore import InvalidInputError
-from projections import window
-from tools._context import CHECK_FAILED, Ledger, json_flag, pass_ledger, require_session
-from tools._keys import parse_key, parse_parts
-from tools._output import (
+from chatledger.eventstore import InvalidInputError
+from chatledger.projections import window
+from chatledger.tools._context import CHECK_FAILED, Ledger, json_flag, pass_ledger, require_session
+from chatledger.tools._keys import parse_key, parse_parts
+from chatledger.tools._output import (
     counter_bar,
     echo_json,
     event_summary,

@@ -6,11 +6,11 @@ import sys
 
 import click
 
-from tools._context import CHECK_FAILED, Ledger, json_flag, pass_ledger, require_session
-from tools._keys import parse_key
-from tools._output import echo_json
-from tools.replay import load_chain, run_dict
-from tools.replay import replay as replay_runs
+from chatledger.tools._context import CHECK_FAILED, Ledger, json_flag, pass_ledger, require_session
+from chatledger.tools._keys import parse_key
+from chatledger.tools._output import echo_json
+from chatledger.tools.replay import load_chain, run_dict
+from chatledger.tools.replay import replay as replay_runs
 
 __all__ = ["COMMANDS"]
 
@@ -27,7 +27,7 @@ def demo(ctx: click.Context, ledger: Ledger) -> None:
     \b
     Example: chatledger demo
     """
-    from tools.demo import run_demo
+    from chatledger.tools.demo import run_demo
 
     if not run_demo(ledger.store(create=True), click.echo):
         ctx.exit(CHECK_FAILED)
@@ -51,7 +51,7 @@ def chat(ctx: click.Context, ledger: Ledger, key: tuple[str, ...], base_url: str
     \b
     Example: chatledger chat user_id=123 conversation_id=1
     """
-    from tools.chat import HELP, make_model, run_chat
+    from chatledger.tools.chat import HELP, make_model, run_chat
 
     session_key = parse_key(key or ("chat",))
     model = make_model(base_url=base_url, model=model_name)

@@ -7,14 +7,14 @@ import time
 import click
 import msgspec
 
-from eventstore import ChatledgerError
-from projections import ChatHistory
-from tools._context import CHECK_FAILED, Ledger, json_flag, pass_ledger, require_session
-from tools._files import is_stream
-from tools._keys import override_key, parse_key, parse_parts
-from tools._output import counter_bar, echo_json
-from tools.export import FORMATS, ExportRejected, export
-from tools.importer import import_langchain_sqlite
+from chatledger.eventstore import ChatledgerError
+from chatledger.projections import ChatHistory
+from chatledger.tools._context import CHECK_FAILED, Ledger, json_flag, pass_ledger, require_session
+from chatledger.tools._files import is_stream
+from chatledger.tools._keys import override_key, parse_key, parse_parts
+from chatledger.tools._output import counter_bar, echo_json
+from chatledger.tools.export import FORMATS, ExportRejected, export
+from chatledger.tools.importer import import_langchain_sqlite
 
 __all__ = ["COMMANDS"]
 

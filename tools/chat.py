@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from eventstore import ChatledgerError, EventStore, HumanMessage, SessionKey
-from projections import ChatHistory
-from runtime import RunnableWithMessageHistory
-from tools._output import message_text, role_of, table
+from chatledger.eventstore import ChatledgerError, EventStore, HumanMessage, SessionKey
+from chatledger.projections import ChatHistory
+from chatledger.runtime import RunnableWithMessageHistory
+from chatledger.tools._output import message_text, role_of, table
 
 __all__ = ["HELP", "make_model", "run_chat"]
 
@@ -32,12 +32,12 @@ def make_model(*, base_url: str | None, model: str | None) -> Any:
     if base_url is None:
         if model is not None:
             raise ChatledgerError("--model needs --base-url (the offline model has no choices)")
-        from runtime.models import OfflineChatModel
+        from chatledger.runtime.models import OfflineChatModel
 
         return OfflineChatModel()
     if not model:
         raise ChatledgerError("--base-url needs --model NAME (the model the server serves)")
-    from runtime.models import OpenAIChatModel
+    from chatledger.runtime.models import OpenAIChatModel
 
     return OpenAIChatModel(model=model, base_url=base_url)
 

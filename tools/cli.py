@@ -16,10 +16,10 @@ from typing import Any
 
 import click
 
-from eventstore import ChatledgerError
-from tools import _read, _run, _write
-from tools._context import Ledger
-from tools._logging import configure_logging, reset_logging
+from chatledger.eventstore import ChatledgerError
+from chatledger.tools import _read, _run, _write
+from chatledger.tools._context import Ledger
+from chatledger.tools._logging import configure_logging, reset_logging
 
 __all__ = ["cli", "main"]
 

@@ -14,17 +14,17 @@ from collections.abc import Callable
 from operator import itemgetter
 from typing import Any
 
-from eventstore import EventStore, HumanMessage, Message, SessionKey, redact_url
-from projections import ChatHistory
-from runtime import (
+from chatledger.eventstore import EventStore, HumanMessage, Message, SessionKey, redact_url
+from chatledger.projections import ChatHistory
+from chatledger.runtime import (
     ChatPromptTemplate,
     ConfigurableFieldSpec,
     MessagesPlaceholder,
     RunnableParallel,
     RunnableWithMessageHistory,
 )
-from runtime.models import OfflineChatModel
-from tools._output import event_summary, format_time, message_text, role_of, table
+from chatledger.runtime.models import OfflineChatModel
+from chatledger.tools._output import event_summary, format_time, message_text, role_of, table
 
 __all__ = ["run_demo"]
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import msgspec
 
-from eventstore import (
+from chatledger.eventstore import (
     ChatledgerError,
     EventStore,
     MessageAppended,
@@ -36,9 +36,9 @@ from eventstore import (
     SessionInfo,
     SessionKey,
 )
-from tools._files import atomic_path
-from tools._finetune import InvalidExample, finetune_example
-from tools._output import progress
+from chatledger.tools._files import atomic_path
+from chatledger.tools._finetune import InvalidExample, finetune_example
+from chatledger.tools._output import progress
 
 __all__ = ["FORMATS", "ExportRejected", "ExportSummary", "export"]
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import msgspec
 
-from eventstore import (
+from chatledger.eventstore import (
     AnyMessage,
     ChatledgerError,
     EventStore,
@@ -37,7 +37,7 @@ from eventstore import (
     SessionKey,
     from_langchain_dict,
 )
-from tools._output import progress
+from chatledger.tools._output import progress
 
 __all__ = ["NAMESPACE", "ImportSummary", "event_id", "import_langchain_sqlite"]
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from eventstore import (
+from chatledger.eventstore import (
     AIMessage,
     ChatledgerError,
     EventStore,
@@ -27,7 +27,7 @@ from eventstore import (
     RunRecorded,
     SessionKey,
 )
-from tools._output import message_text, role_of
+from chatledger.tools._output import message_text, role_of
 
 __all__ = ["ReplayedRun", "load_chain", "render", "replay", "run_dict"]
 

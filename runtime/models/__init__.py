@@ -6,9 +6,9 @@ demo's default), and ``OpenAIChatModel`` talks to any OpenAI-compatible server.
 
 from __future__ import annotations
 
-from runtime._messages import coerce_messages
-from runtime.models._base import ChatModel
-from runtime.models._errors import (
+from chatledger.runtime._messages import coerce_messages
+from chatledger.runtime.models._base import ChatModel
+from chatledger.runtime.models._errors import (
     ModelAuthenticationError,
     ModelConnectionError,
     ModelError,
@@ -19,9 +19,9 @@ from runtime.models._errors import (
     ModelServerError,
     ModelTimeoutError,
 )
-from runtime.models._fake import FakeChatModel
-from runtime.models._offline import OfflineChatModel
-from runtime.models._openai import OpenAIChatModel
+from chatledger.runtime.models._fake import FakeChatModel
+from chatledger.runtime.models._offline import OfflineChatModel
+from chatledger.runtime.models._openai import OpenAIChatModel
 
 __all__ = [
     "ChatModel",

@@ -13,10 +13,10 @@ from abc import abstractmethod
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from eventstore import AIMessage, AIMessageChunk, Message
-from runtime._config import RunnableConfig
-from runtime._messages import coerce_messages
-from runtime._runnable import Runnable
+from chatledger.eventstore import AIMessage, AIMessageChunk, Message
+from chatledger.runtime._config import RunnableConfig
+from chatledger.runtime._messages import coerce_messages
+from chatledger.runtime._runnable import Runnable
 
 __all__ = ["ChatModel"]
 

@@ -17,7 +17,7 @@ API key, even when the server echoes it back.
 
 from __future__ import annotations
 
-from eventstore import ChatledgerError
+from chatledger.eventstore import ChatledgerError
 
 __all__ = [
     "ModelAuthenticationError",

@@ -8,9 +8,9 @@ import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
-from eventstore import AIMessage, AIMessageChunk, InvalidInputError, Message
-from projections import approximate_tokens
-from runtime.models._base import ChatModel
+from chatledger.eventstore import AIMessage, AIMessageChunk, InvalidInputError, Message
+from chatledger.projections import approximate_tokens
+from chatledger.runtime.models._base import ChatModel
 
 __all__ = ["FakeChatModel", "reply_metadata", "split_words", "word_chunks"]
 

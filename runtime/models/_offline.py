@@ -10,9 +10,9 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
-from eventstore import AIMessage, AIMessageChunk, HumanMessage, Message, SystemMessage
-from runtime.models._base import ChatModel
-from runtime.models._fake import reply_metadata, word_chunks
+from chatledger.eventstore import AIMessage, AIMessageChunk, HumanMessage, Message, SystemMessage
+from chatledger.runtime.models._base import ChatModel
+from chatledger.runtime.models._fake import reply_metadata, word_chunks
 
 __all__ = ["OfflineChatModel"]
 

@@ -15,10 +15,14 @@ from typing import Any
 
 import httpx
 
-from eventstore import AIMessage, AIMessageChunk, InvalidInputError, Message, redact_url
-from runtime.models._base import ChatModel
-from runtime.models._openai_http import Secret, Transport
-from runtime.models._openai_wire import StreamAssembler, message_from_completion, request_body
+from chatledger.eventstore import AIMessage, AIMessageChunk, InvalidInputError, Message, redact_url
+from chatledger.runtime.models._base import ChatModel
+from chatledger.runtime.models._openai_http import Secret, Transport
+from chatledger.runtime.models._openai_wire import (
+    StreamAssembler,
+    message_from_completion,
+    request_body,
+)
 
 __all__ = ["DEFAULT_BASE_URL", "OpenAIChatModel"]
 

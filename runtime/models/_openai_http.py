@@ -22,16 +22,16 @@ from typing import Any
 import httpx
 import msgspec
 
-from eventstore import redact_url
-from eventstore._log import get_logger, logging_enabled
-from runtime.models._errors import (
+from chatledger.eventstore import redact_url
+from chatledger.eventstore._log import get_logger, logging_enabled
+from chatledger.runtime.models._errors import (
     ModelConnectionError,
     ModelError,
     ModelResponseError,
     ModelTimeoutError,
     http_error,
 )
-from runtime.models._openai_wire import SSEDecoder
+from chatledger.runtime.models._openai_wire import SSEDecoder
 
 __all__ = ["Secret", "Transport", "retry_delay"]
 

@@ -12,8 +12,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from eventstore import AIMessage, AIMessageChunk, InvalidInputError, Message, to_openai
-from runtime.models._errors import ModelResponseError
+from chatledger.eventstore import AIMessage, AIMessageChunk, InvalidInputError, Message, to_openai
+from chatledger.runtime.models._errors import ModelResponseError
 
 __all__ = [
     "SSEDecoder",

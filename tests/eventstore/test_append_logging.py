@@ -8,7 +8,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from eventstore import EventStore, HumanMessage, MessageAppended, SessionKey
+from chatledger.eventstore import EventStore, HumanMessage, MessageAppended, SessionKey
 
 
 @pytest.fixture(autouse=True)

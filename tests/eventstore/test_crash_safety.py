@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from eventstore import HumanMessage, MessageAppended, SessionKey, open_store
+from chatledger.eventstore import HumanMessage, MessageAppended, SessionKey, open_store
 
 BATCH = 5
 KEY = SessionKey(session_id="crash")
@@ -22,7 +22,7 @@ KEY = SessionKey(session_id="crash")
 # killed: a kill that is certain to land in the middle of an append.
 WRITER = """
 import sys, time
-from eventstore import HumanMessage, MessageAppended, open_store
+from chatledger.eventstore import HumanMessage, MessageAppended, open_store
 
 url, durability, batch, size, hold = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:6])
 store = open_store(url, durability=durability)

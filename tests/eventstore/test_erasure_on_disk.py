@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from eventstore import AIMessage, HumanMessage, MessageAppended, SessionKey, open_store
+from chatledger.eventstore import AIMessage, HumanMessage, MessageAppended, SessionKey, open_store
 
 KEY = SessionKey(user_id="123", conversation_id="1")
 SECRET = "card-number-4111111111111111"

@@ -8,8 +8,8 @@ import pkgutil
 
 import pytest
 
-import eventstore
-from eventstore import _errors
+from chatledger import eventstore
+from chatledger.eventstore import _errors
 
 # Every name DESIGN.md lists as importable from eventstore.
 DESIGN_NAMES = [

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from eventstore import (
+from chatledger.eventstore import (
     AIMessage,
     AIMessageChunk,
     ConcurrencyError,

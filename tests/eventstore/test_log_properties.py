@@ -17,7 +17,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from eventstore import (
+from chatledger.eventstore import (
     AIMessage,
     ChatMessage,
     ConcurrencyError,

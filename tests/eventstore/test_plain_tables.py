@@ -6,8 +6,8 @@ from pathlib import Path
 
 import sqlite_utils
 
-from eventstore import AIMessage, HumanMessage, SessionKey, open_store
-from projections import ChatHistory
+from chatledger.eventstore import AIMessage, HumanMessage, SessionKey, open_store
+from chatledger.projections import ChatHistory
 
 
 def test_sqlite_utils_reads_the_log_and_the_catalog(tmp_path: Path) -> None:

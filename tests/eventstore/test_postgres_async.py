@@ -9,9 +9,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from pgsupport import postgres_schema_url, postgres_test_schema, postgres_url
 
-from eventstore import (
+from chatledger.eventstore import (
     AIMessage,
     ConcurrencyError,
     HistoryCleared,
@@ -21,8 +20,9 @@ from eventstore import (
     SessionKey,
     open_store,
 )
-from eventstore._postgres import PostgresStore
-from eventstore._postgres_plans import lock_key
+from chatledger.eventstore._postgres import PostgresStore
+from chatledger.eventstore._postgres_plans import lock_key
+from tests.pgsupport import postgres_schema_url, postgres_test_schema, postgres_url
 
 pytestmark = pytest.mark.postgres
 

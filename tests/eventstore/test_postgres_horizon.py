@@ -13,9 +13,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from pgsupport import postgres_schema_url, postgres_test_schema, postgres_url
 
-from eventstore import (
+from chatledger.eventstore import (
     AIMessage,
     HumanMessage,
     InvalidInputError,
@@ -25,10 +24,11 @@ from eventstore import (
     _codec,
     open_store,
 )
-from eventstore import _postgres_sql as SQL
-from eventstore._postgres import PostgresStore
-from eventstore._postgres_plans import Plan
-from eventstore._store import InsertRows, prepare, projection_ops
+from chatledger.eventstore import _postgres_sql as SQL
+from chatledger.eventstore._postgres import PostgresStore
+from chatledger.eventstore._postgres_plans import Plan
+from chatledger.eventstore._store import InsertRows, prepare, projection_ops
+from tests.pgsupport import postgres_schema_url, postgres_test_schema, postgres_url
 
 pytestmark = pytest.mark.postgres
 

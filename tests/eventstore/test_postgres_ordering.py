@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from pgsupport import postgres_schema_url, postgres_test_schema
 
-from eventstore import HumanMessage, MessageAppended, Record, open_store
-from eventstore._postgres import PostgresStore
+from chatledger.eventstore import HumanMessage, MessageAppended, Record, open_store
+from chatledger.eventstore._postgres import PostgresStore
+from tests.pgsupport import postgres_schema_url, postgres_test_schema
 
 pytestmark = pytest.mark.postgres
 

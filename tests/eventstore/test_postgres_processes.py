@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
-from pgsupport import postgres_schema_url, postgres_test_schema, postgres_url
 
-from eventstore import HumanMessage, MessageAppended, SessionKey, open_store
+from chatledger.eventstore import HumanMessage, MessageAppended, SessionKey, open_store
+from tests.pgsupport import postgres_schema_url, postgres_test_schema, postgres_url
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Event as StartSignal

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eventstore import (
+from chatledger.eventstore import (
     AIMessage,
     Event,
     EventStore,

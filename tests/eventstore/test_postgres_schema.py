@@ -9,10 +9,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from pgsupport import postgres_schema_url, postgres_test_schema, postgres_url
 from psycopg import sql
 
-from eventstore import (
+from chatledger.eventstore import (
     ConcurrencyError,
     HumanMessage,
     InvalidInputError,
@@ -22,7 +21,8 @@ from eventstore import (
     StoreError,
     open_store,
 )
-from eventstore._postgres import PostgresStore
+from chatledger.eventstore._postgres import PostgresStore
+from tests.pgsupport import postgres_schema_url, postgres_test_schema, postgres_url
 
 pytestmark = pytest.mark.postgres
 

@@ -12,15 +12,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from pgsupport import postgres_schema_url, postgres_test_schema
 
-from eventstore import (
+from chatledger.eventstore import (
     ConcurrencyError,
     HumanMessage,
     MessageAppended,
     SessionKey,
     open_store,
 )
+from tests.pgsupport import postgres_schema_url, postgres_test_schema
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Event as StartSignal

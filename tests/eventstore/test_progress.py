@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eventstore import EventStore, HumanMessage, MessageAppended
+from chatledger.eventstore import EventStore, HumanMessage, MessageAppended
 
 
 def _fill(store: EventStore, events: int) -> None:

@@ -9,7 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eventstore import EventStore, HumanMessage, InvalidKeyError, MessageAppended, SessionKey
+from chatledger.eventstore import (
+    EventStore,
+    HumanMessage,
+    InvalidKeyError,
+    MessageAppended,
+    SessionKey,
+)
 
 NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True)
 # Any text a key may hold: no control characters (Cc), no lone surrogates (Cs); '=', '/' and

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eventstore import AIMessage, EventStore, HumanMessage, MessageAppended, SessionKey
+from chatledger.eventstore import AIMessage, EventStore, HumanMessage, MessageAppended, SessionKey
 
 
 def test_append_then_read_returns_the_events(store: EventStore) -> None:

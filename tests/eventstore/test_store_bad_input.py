@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from eventstore import (
+from chatledger.eventstore import (
     AIMessage,
     EventStore,
     HumanMessage,

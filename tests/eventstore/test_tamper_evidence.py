@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from eventstore import (
+from chatledger.eventstore import (
     AIMessage,
     HumanMessage,
     MessageAppended,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-import projections._history as history_module
-from eventstore import (
+import chatledger.projections._history as history_module
+from chatledger.eventstore import (
     AIMessage,
     AIMessageChunk,
     AnyMessage,
@@ -27,7 +27,7 @@ from eventstore import (
     get_buffer_string,
     open_store,
 )
-from projections import (
+from chatledger.projections import (
     ChatHistory,
     HistoryView,
     approximate_tokens,
@@ -69,9 +69,14 @@ def test_design_example_block_runs_line_for_line(
     tmp_path: Path, fresh_shared_stores: dict[str, EventStore]
 ) -> None:
     """The DESIGN.md example block (imports, store, key, append, read, verify, ChatHistory) behaves as written."""
-    import eventstore
-    from eventstore import ChatledgerError, ConcurrencyError, HistoryCleared, InvalidKeyError
-    from runtime import (  # also importable from eventstore
+    from chatledger import eventstore
+    from chatledger.eventstore import (
+        ChatledgerError,
+        ConcurrencyError,
+        HistoryCleared,
+        InvalidKeyError,
+    )
+    from chatledger.runtime import (  # also importable from eventstore
         AIMessage,
         ChatPromptTemplate,
         ConfigurableFieldSpec,
@@ -84,7 +89,7 @@ def test_design_example_block_runs_line_for_line(
         SystemMessage,
         ToolMessage,
     )
-    from runtime.models import FakeChatModel, OpenAIChatModel
+    from chatledger.runtime.models import FakeChatModel, OpenAIChatModel
 
     assert (HumanMessage, AIMessage, SystemMessage, ToolMessage) == (
         eventstore.HumanMessage, eventstore.AIMessage, eventstore.SystemMessage,

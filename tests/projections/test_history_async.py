@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from eventstore import (
+from chatledger.eventstore import (
     AIMessage,
     EventStore,
     HumanMessage,
@@ -28,7 +28,7 @@ from eventstore import (
     SystemMessage,
     open_store,
 )
-from projections import ChatHistory, HistoryView, fold, messages_of
+from chatledger.projections import ChatHistory, HistoryView, fold, messages_of
 
 T = TypeVar("T")
 LOOP_LIMIT_S = 30

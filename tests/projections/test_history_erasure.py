@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from eventstore import (
+from chatledger.eventstore import (
     AIMessage,
     EventStore,
     HistoryCleared,
@@ -15,7 +15,7 @@ from eventstore import (
     PayloadErased,
     SessionTagged,
 )
-from projections import ChatHistory, fold, messages_of
+from chatledger.projections import ChatHistory, fold, messages_of
 
 TURN = [HumanMessage(content="my card is 4111"), AIMessage(content="noted")]
 

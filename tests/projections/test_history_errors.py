@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from eventstore import (
+from chatledger.eventstore import (
     AIMessage,
     ChatledgerError,
     ConcurrencyError,
@@ -18,7 +18,7 @@ from eventstore import (
     NotFoundError,
     SessionKey,
 )
-from projections import ChatHistory, window
+from chatledger.projections import ChatHistory, window
 
 TURN = [HumanMessage(content="hi"), AIMessage(content="hello")]
 

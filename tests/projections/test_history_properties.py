@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eventstore import (
+from chatledger.eventstore import (
     AIMessage,
     EventStore,
     HistoryCleared,
@@ -33,7 +33,7 @@ from eventstore import (
     SystemMessage,
     ToolMessage,
 )
-from projections import ChatHistory, approximate_tokens, fold, messages_of, window
+from chatledger.projections import ChatHistory, approximate_tokens, fold, messages_of, window
 
 PROPERTY_SETTINGS = settings(
     max_examples=60,

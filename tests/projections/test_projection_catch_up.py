@@ -14,7 +14,7 @@ import uuid
 from contextlib import closing
 from pathlib import Path
 
-from eventstore import (
+from chatledger.eventstore import (
     AIMessage,
     AnyMessage,
     ChatledgerError,
@@ -33,7 +33,7 @@ from eventstore import (
     open_store,
     to_langchain_dict,
 )
-from projections import ChatHistory, fold, messages_of
+from chatledger.projections import ChatHistory, fold, messages_of
 
 SCRIPT = Path(__file__).resolve()
 SEEDED = SessionKey(user_id="seed", conversation_id="1")

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from eventstore import (
+from chatledger.eventstore import (
     AIMessage,
     EventStore,
     HumanMessage,
@@ -16,7 +16,7 @@ from eventstore import (
     SessionKey,
     SessionTagged,
 )
-from projections import ChatHistory
+from chatledger.projections import ChatHistory
 
 
 def _key(user: int, conversation: int) -> SessionKey:

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from eventstore import Message, SessionKey
-from projections import ChatHistory
-from runtime import (
+from chatledger.eventstore import Message, SessionKey
+from chatledger.projections import ChatHistory
+from chatledger.runtime import (
     AIMessage,
     ChatPromptTemplate,
     ConfigurableFieldSpec,
@@ -19,7 +19,7 @@ from runtime import (
     RunnableWithMessageHistory,
     SystemMessage,
 )
-from runtime.models import OfflineChatModel
+from chatledger.runtime.models import OfflineChatModel
 
 
 class SeeingModel(OfflineChatModel):

@@ -26,16 +26,16 @@ from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.runnables import ConfigurableFieldSpec, RunnableLambda, RunnableParallel
 from langchain_core.runnables.history import RunnableWithMessageHistory
 
-from eventstore import AIMessage as LedgerAIMessage
-from eventstore import (
+from chatledger.eventstore import AIMessage as LedgerAIMessage
+from chatledger.eventstore import (
     HistoryCleared,
     InvalidInputError,
     MessageAppended,
     SessionKey,
     open_store,
 )
-from projections import ChatHistory
-from runtime.langchain import ChatledgerMessageHistory
+from chatledger.projections import ChatHistory
+from chatledger.runtime.langchain import ChatledgerMessageHistory
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::langchain_core._api.deprecation.LangChainDeprecationWarning"

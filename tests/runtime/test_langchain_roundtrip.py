@@ -25,8 +25,8 @@ from langchain_core.messages import (
     message_chunk_to_message,
 )
 
-from eventstore import EventStore, open_store
-from runtime.langchain import (
+from chatledger.eventstore import EventStore, open_store
+from chatledger.runtime.langchain import (
     ChatledgerMessageHistory,
     from_langchain_message,
     to_langchain_message,

@@ -6,8 +6,14 @@ import asyncio
 
 import pytest
 
-from eventstore import AIMessage, AIMessageChunk, HumanMessage, InvalidInputError, SystemMessage
-from runtime.models import ChatModel, FakeChatModel, OfflineChatModel
+from chatledger.eventstore import (
+    AIMessage,
+    AIMessageChunk,
+    HumanMessage,
+    InvalidInputError,
+    SystemMessage,
+)
+from chatledger.runtime.models import ChatModel, FakeChatModel, OfflineChatModel
 
 
 def test_fake_cycles_scripted_replies_and_records_calls() -> None:

@@ -7,12 +7,11 @@ import traceback
 from collections.abc import Iterator
 
 import pytest
-from openai_server import OpenAIServer, Reply, chunk, closed_port, completion, running, text_stream
 from structlog.testing import capture_logs
 
-from eventstore import AIMessageChunk, ChatledgerError
-from runtime.models import OpenAIChatModel
-from runtime.models._errors import (
+from chatledger.eventstore import AIMessageChunk, ChatledgerError
+from chatledger.runtime.models import OpenAIChatModel
+from chatledger.runtime.models._errors import (
     ModelAuthenticationError,
     ModelConnectionError,
     ModelError,
@@ -22,6 +21,15 @@ from runtime.models._errors import (
     ModelResponseError,
     ModelServerError,
     ModelTimeoutError,
+)
+from tests.runtime.openai_server import (
+    OpenAIServer,
+    Reply,
+    chunk,
+    closed_port,
+    completion,
+    running,
+    text_stream,
 )
 
 KEY = "sk-live-SECRET-0123456789abcdef"

@@ -11,9 +11,8 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
-from openai_server import OpenAIServer, Reply, chunk, completion, running, text_stream
 
-from eventstore import (
+from chatledger.eventstore import (
     AIMessage,
     AIMessageChunk,
     ChatMessage,
@@ -22,9 +21,10 @@ from eventstore import (
     SystemMessage,
     ToolMessage,
 )
-from runtime.models import OpenAIChatModel
-from runtime.models._openai_http import MAX_RETRY_AFTER, Secret, retry_delay
-from runtime.models._openai_wire import SSEDecoder, request_body
+from chatledger.runtime.models import OpenAIChatModel
+from chatledger.runtime.models._openai_http import MAX_RETRY_AFTER, Secret, retry_delay
+from chatledger.runtime.models._openai_wire import SSEDecoder, request_body
+from tests.runtime.openai_server import OpenAIServer, Reply, chunk, completion, running, text_stream
 
 USAGE = {"prompt_tokens": 11, "completion_tokens": 4, "total_tokens": 15}
 

@@ -7,10 +7,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from openai_server import OpenAIServer, Reply, completion, running, text_stream
 
-import runtime
-from eventstore import (
+from chatledger import runtime
+from chatledger.eventstore import (
     AIMessage,
     AIMessageChunk,
     EventStore,
@@ -19,9 +18,10 @@ from eventstore import (
     RunRecorded,
     open_store,
 )
-from projections import ChatHistory
-from runtime.models import OpenAIChatModel
-from runtime.models._errors import ModelResponseError, ModelServerError
+from chatledger.projections import ChatHistory
+from chatledger.runtime.models import OpenAIChatModel
+from chatledger.runtime.models._errors import ModelResponseError, ModelServerError
+from tests.runtime.openai_server import OpenAIServer, Reply, completion, running, text_stream
 
 RunnableWithMessageHistory: Any = getattr(runtime, "RunnableWithMessageHistory", None)
 if RunnableWithMessageHistory is None:

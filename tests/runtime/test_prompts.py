@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from eventstore import AIMessage, ChatMessage, HumanMessage, InvalidInputError, SystemMessage
-from runtime import ChatPromptTemplate, ChatPromptValue, MessagesPlaceholder
-from runtime.models import FakeChatModel
+from chatledger.eventstore import (
+    AIMessage,
+    ChatMessage,
+    HumanMessage,
+    InvalidInputError,
+    SystemMessage,
+)
+from chatledger.runtime import ChatPromptTemplate, ChatPromptValue, MessagesPlaceholder
+from chatledger.runtime.models import FakeChatModel
 
 
 def howto_prompt() -> ChatPromptTemplate:

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from eventstore import AIMessage, AIMessageChunk, InvalidInputError
-from runtime import (
+from chatledger.eventstore import AIMessage, AIMessageChunk, InvalidInputError
+from chatledger.runtime import (
     Runnable,
     RunnableGenerator,
     RunnableLambda,
@@ -21,7 +21,7 @@ from runtime import (
     coerce_to_runnable,
     ensure_config,
 )
-from runtime.models import FakeChatModel
+from chatledger.runtime.models import FakeChatModel
 
 
 def test_pipe_composes_left_to_right() -> None:

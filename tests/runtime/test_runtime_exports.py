@@ -7,11 +7,10 @@ import inspect
 
 import pytest
 
-import runtime
-import runtime.models
-from projections import ChatHistory
-from runtime import RunnableWithMessageHistory
-from runtime.models import FakeChatModel
+from chatledger import runtime
+from chatledger.projections import ChatHistory
+from chatledger.runtime import RunnableWithMessageHistory
+from chatledger.runtime.models import FakeChatModel
 
 
 @pytest.mark.parametrize("module", [runtime, runtime.models])

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from eventstore import (
+from chatledger.eventstore import (
     AIMessage,
     AIMessageChunk,
     ConcurrencyError,
@@ -24,9 +24,9 @@ from eventstore import (
     StoreError,
     open_store,
 )
-from projections import ChatHistory
-from runtime import RunnableLambda, RunnableParallel, RunnableWithMessageHistory
-from runtime.models import FakeChatModel
+from chatledger.projections import ChatHistory
+from chatledger.runtime import RunnableLambda, RunnableParallel, RunnableWithMessageHistory
+from chatledger.runtime.models import FakeChatModel
 
 
 @pytest.fixture

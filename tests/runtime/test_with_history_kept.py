@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from eventstore import (
+from chatledger.eventstore import (
     AIMessage,
     AIMessageChunk,
     HumanMessage,
@@ -15,13 +15,13 @@ from eventstore import (
     Message,
     SystemMessage,
 )
-from projections import ChatHistory
-from runtime import (
+from chatledger.projections import ChatHistory
+from chatledger.runtime import (
     ConfigurableFieldSpec,
     RunnableLambda,
     RunnableWithMessageHistory,
 )
-from runtime.models import FakeChatModel
+from chatledger.runtime.models import FakeChatModel
 
 
 class ListHistory:

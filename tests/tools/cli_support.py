@@ -8,7 +8,7 @@ from pathlib import Path
 
 from click.testing import CliRunner, Result
 
-from eventstore import (
+from chatledger.eventstore import (
     AIMessage,
     EventStore,
     HumanMessage,
@@ -17,7 +17,7 @@ from eventstore import (
     SystemMessage,
     ToolMessage,
 )
-from tools.cli import cli
+from chatledger.tools.cli import cli
 
 ALICE = SessionKey(user_id="123", conversation_id="1")
 BOB = SessionKey(session_id="bob")

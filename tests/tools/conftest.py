@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_support import populate
-from pgsupport import postgres_schema_url, postgres_test_schema
 
-from eventstore import EventStore, open_store
+from chatledger.eventstore import EventStore, open_store
+from tests.pgsupport import postgres_schema_url, postgres_test_schema
+from tests.tools.cli_support import populate
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ from typing import Any
 
 import click
 import pytest
-from cli_support import assert_one_line_error, run
 
-from eventstore import EventStore
-from tools import _read
+from chatledger.eventstore import EventStore
+from chatledger.tools import _read
+from tests.tools.cli_support import assert_one_line_error, run
 
 
 def test_a_bad_url_scheme_is_one_line(tmp_path: Path) -> None:
@@ -141,7 +141,7 @@ def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(
 
 def test_every_command_has_help() -> None:
     """Every command (and subcommand) has a help text with an example, and --help works."""
-    from tools.cli import cli
+    from chatledger.tools.cli import cli
 
     def walk(group: click.Group, path: list[str]) -> list[tuple[list[str], click.Command]]:
         found = []

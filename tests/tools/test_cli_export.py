@@ -9,9 +9,8 @@ from typing import Any
 
 import msgspec
 import pytest
-from cli_support import ALICE, BOB, run
 
-from eventstore import (
+from chatledger.eventstore import (
     AIMessage,
     AnyMessage,
     ChatMessage,
@@ -22,8 +21,9 @@ from eventstore import (
     SessionKey,
     ToolMessage,
 )
-from projections import ChatHistory
-from tools._finetune import InvalidExample, finetune_example
+from chatledger.projections import ChatHistory
+from chatledger.tools._finetune import InvalidExample, finetune_example
+from tests.tools.cli_support import ALICE, BOB, run
 
 
 def read_jsonl(path: Path) -> list[Any]:

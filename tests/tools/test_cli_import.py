@@ -8,15 +8,15 @@ import warnings
 from pathlib import Path
 
 import pytest
-from cli_support import run
 
-from eventstore import (
+from chatledger.eventstore import (
     AIMessage,
     HumanMessage,
     SystemMessage,
     ToolMessage,
     open_store,
 )
+from tests.tools.cli_support import run
 
 
 def langchain_db(path: Path, sessions: dict[str, list[object]]) -> None:

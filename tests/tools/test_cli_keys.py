@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from eventstore import InvalidKeyError, SessionKey
-from tools._keys import override_key, parse_key, parse_parts
+from chatledger.eventstore import InvalidKeyError, SessionKey
+from chatledger.tools._keys import override_key, parse_key, parse_parts
 
 
 def test_name_value_pairs_make_a_composite_key() -> None:

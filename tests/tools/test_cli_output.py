@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tools._output import progress, shorten, table
+from chatledger.tools._output import progress, shorten, table
 
 
 def test_table_aligns_columns_under_a_rule() -> None:

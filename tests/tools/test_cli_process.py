@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_support import ALICE, run, tamper
 
-from eventstore import open_store
+from chatledger.eventstore import open_store
+from tests.tools.cli_support import ALICE, run, tamper
 
 CHATLEDGER = Path(sys.executable).with_name("chatledger")
 

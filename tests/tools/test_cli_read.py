@@ -7,9 +7,8 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from cli_support import ALICE, BOB, run, tamper
-
-from eventstore import EventStore, HumanMessage, MessageAppended
+from chatledger.eventstore import EventStore, HumanMessage, MessageAppended
+from tests.tools.cli_support import ALICE, BOB, run, tamper
 
 
 def test_sessions_lists_every_session_newest_first(db: str) -> None:

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import run
 
-from eventstore import AIMessage, HumanMessage, RunRecorded, SessionKey, open_store
-from projections import ChatHistory
-from runtime import RunnableWithMessageHistory
-from runtime.models import OfflineChatModel
+from chatledger.eventstore import AIMessage, HumanMessage, RunRecorded, SessionKey, open_store
+from chatledger.projections import ChatHistory
+from chatledger.runtime import RunnableWithMessageHistory
+from chatledger.runtime.models import OfflineChatModel
+from tests.tools.cli_support import run
 
 
 def test_demo_shows_memory_within_a_session_and_none_across(tmp_path: Path) -> None:
@@ -139,7 +139,7 @@ def test_replay_with_the_same_model_is_the_same(tmp_path: Path) -> None:
     """Replaying through the model that recorded the runs shows no difference and exits 0."""
     db = f"sqlite:///{tmp_path / 'r.db'}"
     _recorded_session(db)
-    result = run(["--db", db, "replay", "r1", "--chain", "runtime.models:OfflineChatModel"])
+    result = run(["--db", db, "replay", "r1", "--chain", "chatledger.runtime.models:OfflineChatModel"])
     assert result.exit_code == 0, result.output
     assert "2 of 2 runs replayed the same" in result.stdout
 
@@ -177,7 +177,7 @@ def test_replay_json_and_one_run(tmp_path: Path) -> None:
     with open_store(db) as store:
         runs = [r.event for r in store.read(key) if isinstance(r.event, RunRecorded)]
     data = json.loads(run(["--db", db, "--json", "replay", "r1", "--chain",
-                           "runtime.models:OfflineChatModel", "--run", runs[1].run_id]).stdout)
+                           "chatledger.runtime.models:OfflineChatModel", "--run", runs[1].run_id]).stdout)
     assert data["equal"] is True and len(data["runs"]) == 1
     assert data["runs"][0]["history_version"] == runs[1].history_version
     assert data["runs"][0]["replayed"][0]["content"] == "Your name is Bob."
@@ -193,7 +193,7 @@ def test_replay_errors_are_one_line(tmp_path: Path) -> None:
     for chain, key, needle in (("nochain", "r1", "must look like module:attr"),
                                ("no_such_module_xyz:chain", "r1", "cannot load chain"),
                                ("json:dumps", "r1", "not a runnable"),
-                               ("runtime.models:OfflineChatModel", "plain", "no recorded runs")):
+                               ("chatledger.runtime.models:OfflineChatModel", "plain", "no recorded runs")):
         result = run(["--db", db, "replay", key, "--chain", chain])
         assert result.exit_code == 2, (chain, result.output)
         assert needle in result.stderr and len(result.stderr.splitlines()) == 1

@@ -6,9 +6,8 @@ import json
 import sqlite3
 from pathlib import Path
 
-from cli_support import ALICE, run
-
-from eventstore import EventStore, PayloadErased, SessionKey
+from chatledger.eventstore import EventStore, PayloadErased, SessionKey
+from tests.tools.cli_support import ALICE, run
 
 
 def test_fork_copies_the_history_into_a_new_key(db: str, store: EventStore) -> None:

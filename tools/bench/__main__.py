@@ -1,4 +1,4 @@
-"""``python -m tools.bench``: run the benchmark groups, print JSON lines, then the table.
+"""``python -m chatledger.tools.bench``: run the benchmark groups, print JSON lines, then the table.
 
 Groups: append, history, runtime, postgres, export. A group whose package is not there yet
 is skipped with the reason; every figure lands in ``bench-results/``.
@@ -15,7 +15,7 @@ import time
 import traceback
 from pathlib import Path
 
-from tools.bench._harness import Bench, Skip, progress
+from chatledger.tools.bench._harness import Bench, Skip, progress
 
 GROUPS = ("append", "history", "runtime", "postgres", "export")
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -23,7 +23,7 @@ DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen groups; exit 1 only if a group crashed (a missed target is a figure)."""
-    parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m chatledger.tools.bench", description=__doc__)
     parser.add_argument("--only", action="append", metavar="GROUP",
                         help=f"run only these groups (repeat or comma-separate): {', '.join(GROUPS)}")
     parser.add_argument("--quick", action="store_true",
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             progress(f"group {group}")
             group_started = time.perf_counter()
             try:
-                importlib.import_module(f"tools.bench._{group}").run(bench)
+                importlib.import_module(f"chatledger.tools.bench._{group}").run(bench)
             except Skip as e:
                 bench.skip(group, str(e))
             except Exception as e:

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from eventstore import EventStore, Message, MessageAppended, open_store
-from projections import ChatHistory
-from tools.bench._data import (
+from chatledger.eventstore import EventStore, Message, MessageAppended, open_store
+from chatledger.projections import ChatHistory
+from chatledger.tools.bench._data import (
     Sessions,
     lc_history,
     lc_log,
@@ -24,7 +24,7 @@ from tools.bench._data import (
     sqlite_url,
     turn,
 )
-from tools.bench._harness import Bench, Result, fmt, measure_together, ratio, speedup
+from chatledger.tools.bench._harness import Bench, Result, fmt, measure_together, ratio, speedup
 
 GROUP = "append"
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import langchain_core  # noqa: F401  (imported before the filters below: it resets them)
 
-from eventstore import AIMessage, EventStore, HumanMessage, MessageAppended, open_store
-from tools.bench._harness import Bench, progress
+from chatledger.eventstore import AIMessage, EventStore, HumanMessage, MessageAppended, open_store
+from chatledger.tools.bench._harness import Bench, progress
 
 # LangChain warns that SQLChatMessageHistory's package and RunnableWithMessageHistory are
 # deprecated; that is why chatledger exists, and the warnings would bury the results.

@@ -15,9 +15,9 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from eventstore import open_store
-from tools.bench._data import lc_log, log
-from tools.bench._harness import Bench, Skip, fmt, progress
+from chatledger.eventstore import open_store
+from chatledger.tools.bench._data import lc_log, log
+from chatledger.tools.bench._harness import Bench, Skip, fmt, progress
 
 GROUP = "export"
 
@@ -25,8 +25,8 @@ GROUP = "export"
 def run(bench: Bench) -> None:
     """Run the group: export two log sizes to JSONL, import LangChain rows."""
     try:
-        from tools.export import export  # noqa: F401
-        from tools.importer import import_langchain_sqlite  # noqa: F401
+        from chatledger.tools.export import export  # noqa: F401
+        from chatledger.tools.importer import import_langchain_sqlite  # noqa: F401
     except ImportError as e:
         raise Skip(f"tools.export is not importable yet ({e})") from e
     small, big = bench.size(100_000, 10_000), bench.size(1_000_000, 100_000)
@@ -66,7 +66,7 @@ def run(bench: Bench) -> None:
 
 def export_in_child(url: str, out: str) -> dict[str, float]:
     """Export ``url`` to ``out`` in this (fresh) process; time it and measure its memory."""
-    from tools.export import export
+    from chatledger.tools.export import export
 
     store = open_store(url)
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS to the current RSS
@@ -90,7 +90,7 @@ def _status_kib(field: str) -> int:
 
 
 def _export_once(url: str, out: Path) -> None:
-    from tools.export import export
+    from chatledger.tools.export import export
 
     store = open_store(url)
     try:
@@ -101,7 +101,7 @@ def _export_once(url: str, out: Path) -> None:
 
 def _import(bench: Bench) -> None:
     """Import a LangChain ``message_store`` of 100k rows into a fresh log."""
-    from tools.importer import import_langchain_sqlite
+    from chatledger.tools.importer import import_langchain_sqlite
 
     rows = bench.size(100_000, 10_000)
     source = lc_log(bench, rows)

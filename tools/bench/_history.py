@@ -5,11 +5,19 @@ from __future__ import annotations
 import random
 import statistics
 
-from eventstore import SessionKey, open_store
-from projections import ChatHistory, shared_store
-from tools.bench._append import session_loads
-from tools.bench._data import Sessions, lc_history, log, sessions
-from tools.bench._harness import Bench, fmt, measure, measure_together, progress, ratio, speedup
+from chatledger.eventstore import SessionKey, open_store
+from chatledger.projections import ChatHistory, shared_store
+from chatledger.tools.bench._append import session_loads
+from chatledger.tools.bench._data import Sessions, lc_history, log, sessions
+from chatledger.tools.bench._harness import (
+    Bench,
+    fmt,
+    measure,
+    measure_together,
+    progress,
+    ratio,
+    speedup,
+)
 
 GROUP = "history"
 

@@ -14,10 +14,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from eventstore import EventStore, open_store
-from projections import ChatHistory
-from tools.bench._data import lc_messages, lc_turn, message_events, turn
-from tools.bench._harness import Bench, Skip, fmt, measure, progress, ratio, speedup
+from chatledger.eventstore import EventStore, open_store
+from chatledger.projections import ChatHistory
+from chatledger.tools.bench._data import lc_messages, lc_turn, message_events, turn
+from chatledger.tools.bench._harness import Bench, Skip, fmt, measure, progress, ratio, speedup
 
 GROUP = "postgres"
 WRITERS = (1, 4, 16)

@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from projections import ChatHistory, shared_store
-from tools.bench._data import (
+from chatledger.projections import ChatHistory, shared_store
+from chatledger.tools.bench._data import (
     AI,
     HUMAN,
     lc_history,
@@ -24,7 +24,7 @@ from tools.bench._data import (
     message_events,
     sqlite_url,
 )
-from tools.bench._harness import (
+from chatledger.tools.bench._harness import (
     Bench,
     Skip,
     fmt,
@@ -42,8 +42,12 @@ Invoke = Callable[[str], Any]
 
 def _ours(url: str) -> Invoke:
     try:
-        from runtime import ChatPromptTemplate, MessagesPlaceholder, RunnableWithMessageHistory
-        from runtime.models import FakeChatModel
+        from chatledger.runtime import (
+            ChatPromptTemplate,
+            MessagesPlaceholder,
+            RunnableWithMessageHistory,
+        )
+        from chatledger.runtime.models import FakeChatModel
     except ImportError as e:
         raise Skip(f"runtime.RunnableWithMessageHistory is not importable yet ({e})") from e
     prompt = ChatPromptTemplate.from_messages(
