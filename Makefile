@@ -34,7 +34,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 test: lint typecheck
-	$(PY) -m pytest
+	$(PY) -P -m pytest
 
 bench: $(STAMP)
 	$(PY) -m chatledger.tools.bench

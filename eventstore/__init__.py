@@ -45,15 +45,15 @@ from chatledger.eventstore._messages import (
     to_langchain_dict,
     to_openai,
 )
+from chatledger.eventstore._open import default_url, open_store
+from chatledger.eventstore._projection import HistoryState, apply, fold, messages_of
+from chatledger.eventstore._redact import redact_url
 from chatledger.eventstore._store import (
     AppendResult,
     EventStore,
     Problem,
     SessionInfo,
     VerifyReport,
-    default_url,
-    open_store,
-    redact_url,
 )
 
 __all__ = [
@@ -70,6 +70,7 @@ __all__ = [
     "EventStore",
     "FunctionMessage",
     "HistoryCleared",
+    "HistoryState",
     "HumanMessage",
     "InvalidInputError",
     "InvalidKeyError",
@@ -90,10 +91,13 @@ __all__ = [
     "SystemMessage",
     "ToolMessage",
     "VerifyReport",
+    "apply",
     "default_url",
+    "fold",
     "from_langchain_dict",
     "from_openai",
     "get_buffer_string",
+    "messages_of",
     "open_store",
     "redact_url",
     "to_langchain_dict",

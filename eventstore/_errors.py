@@ -66,3 +66,4 @@ class NotFoundError(ChatledgerError, LookupError):
 
 class StoreError(ChatledgerError):
     """The database cannot be used: bad URL, unreachable, corrupt, read-only or full."""
+

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chatledger.projections._fold import HistoryState, apply, fold, messages_of
+from chatledger.eventstore import HistoryState, apply, fold, messages_of
 from chatledger.projections._history import ChatHistory, HistoryView, shared_store
 from chatledger.projections._window import approximate_tokens, window
 

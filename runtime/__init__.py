@@ -14,13 +14,18 @@ from chatledger.eventstore import (
     SystemMessage,
     ToolMessage,
 )
-from chatledger.runtime._compose import RunnableParallel, RunnableSequence, coerce_to_runnable
+from chatledger.runtime._compose import RunnableParallel
 from chatledger.runtime._config import ConfigurableFieldSpec, RunnableConfig, ensure_config
 from chatledger.runtime._lambda import RunnableGenerator, RunnableLambda
 from chatledger.runtime._messages import coerce_messages
 from chatledger.runtime._passthrough import RunnableAssign, RunnablePassthrough
 from chatledger.runtime._prompts import ChatPromptTemplate, ChatPromptValue, MessagesPlaceholder
-from chatledger.runtime._runnable import Runnable, RunnableBinding
+from chatledger.runtime._runnable import (
+    Runnable,
+    RunnableBinding,
+    RunnableSequence,
+    coerce_to_runnable,
+)
 from chatledger.runtime._with_history import RunnableWithMessageHistory
 
 __all__ = [

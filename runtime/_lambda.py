@@ -8,7 +8,8 @@ from typing import Any
 
 from chatledger.eventstore import InvalidInputError
 from chatledger.runtime._config import RunnableConfig, child_config, ensure_config
-from chatledger.runtime._runnable import Runnable, aggregate, aiter_thread
+from chatledger.runtime._runnable import Runnable, register_coercion
+from chatledger.runtime._streams import aggregate, aiter_thread
 
 __all__ = ["RunnableGenerator", "RunnableLambda", "accepts_config"]
 
@@ -204,3 +205,7 @@ class RunnableGenerator(Runnable[Any, Any]):
         """The sum of what ``astream`` yields."""
         return aggregate([chunk async for chunk in self.astream(input, config)])
 
+
+register_coercion(lambda thing: inspect.isgeneratorfunction(thing)
+                  or inspect.isasyncgenfunction(thing), RunnableGenerator)
+register_coercion(callable, RunnableLambda)

@@ -1,8 +1,10 @@
 """The ``Runnable`` base: one abstract ``invoke``, its async/stream/batch twins, ``|`` composition.
 
-Everything else (sequences, parallel maps, lambdas, bindings) is a small immutable wrapper built
-on this base. A config is a plain dict (see ``runtime._config``); nothing here keeps state
-between calls.
+``a | b`` builds a ``RunnableSequence``, whose steps are coerced by ``coerce_to_runnable``: a
+runnable is itself; anything else goes through the coercions other modules register here (a
+dict becomes ``RunnableParallel``, a function ``RunnableLambda``, a LangChain runnable its
+bridge), so this base depends on none of them. A config is a plain dict (see
+``runtime._config``); nothing here keeps state between calls.
 """
 
 from __future__ import annotations
@@ -10,87 +12,34 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
+from chatledger.eventstore import InvalidInputError
 from chatledger.runtime._config import (
     ConfigurableFieldSpec,
     RunnableConfig,
+    child_config,
     ensure_config,
     get_config_list,
     merge_configs,
 )
-
-if TYPE_CHECKING:
-    from chatledger.runtime._compose import RunnableSequence
+from chatledger.runtime._streams import aaggregate, aggregate
 
 __all__ = [
     "Input",
     "Output",
     "Runnable",
     "RunnableBinding",
-    "add_chunks",
-    "aggregate",
-    "aiter_thread",
+    "RunnableSequence",
+    "coerce_to_runnable",
+    "register_coercion",
+    "step_specs",
 ]
 
 Input = TypeVar("Input")
 Output = TypeVar("Output")
-T = TypeVar("T")
-
-_DONE = object()
-
-
-def add_chunks(left: Any, right: Any) -> Any:
-    """Add two stream chunks: dicts merge key by key, addable values add, others are replaced."""
-    if isinstance(left, Mapping) and isinstance(right, Mapping):
-        merged = dict(left)
-        for key, value in right.items():
-            merged[key] = add_chunks(merged[key], value) if key in merged else value
-        return merged
-    try:
-        return left + right
-    except TypeError:
-        return right
-
-
-def aggregate(chunks: Iterable[Any]) -> Any:
-    """The sum of a stream's chunks (see ``add_chunks``); None for an empty stream."""
-    total: Any = _DONE
-    for chunk in chunks:
-        total = chunk if total is _DONE else add_chunks(total, chunk)
-    return None if total is _DONE else total
-
-
-async def _aaggregate(chunks: AsyncIterator[Any]) -> Any:
-    total: Any = _DONE
-    async for chunk in chunks:
-        total = chunk if total is _DONE else add_chunks(total, chunk)
-    return None if total is _DONE else total
-
-
-def _next_or_done(iterator: Iterator[T]) -> T | object:
-    return next(iterator, _DONE)
-
-
-async def aiter_thread(iterator: Iterator[T]) -> AsyncIterator[T]:
-    """Drive a blocking iterator from a worker thread, one item at a time.
-
-    Closing the async iterator early closes the underlying one (in a worker thread too).
-    """
-    context = contextvars.copy_context()
-    try:
-        while True:
-            item = await asyncio.to_thread(context.run, _next_or_done, iterator)
-            if item is _DONE:
-                return
-            yield item  # type: ignore[misc]
-    finally:
-        close = getattr(iterator, "close", None)
-        if close is not None:
-            await asyncio.to_thread(close)
-
 
 class Runnable(ABC, Generic[Input, Output]):
     """A unit of work that can be invoked, batched, streamed and composed with ``|``.
@@ -199,25 +148,19 @@ class Runnable(ABC, Generic[Input, Output]):
         self, inputs: AsyncIterator[Input], config: RunnableConfig | None = None
     ) -> AsyncIterator[Output]:
         """Async ``transform``; by default sum the input, then ``astream``."""
-        async for chunk in self.astream(await _aaggregate(inputs), config):
+        async for chunk in self.astream(await aaggregate(inputs), config):
             yield chunk
 
     # -- composition -----------------------------------------------------------------------
     def __or__(self, other: Any) -> RunnableSequence:
-        from chatledger.runtime._compose import RunnableSequence, coerce_to_runnable
-
-        return RunnableSequence(self, coerce_to_runnable(other))
+        return RunnableSequence(self, other)
 
     def __ror__(self, other: Any) -> RunnableSequence:
-        from chatledger.runtime._compose import RunnableSequence, coerce_to_runnable
-
-        return RunnableSequence(coerce_to_runnable(other), self)
+        return RunnableSequence(other, self)
 
     def pipe(self, *others: Any, name: str | None = None) -> RunnableSequence:
         """``self | others[0] | others[1] ...`` as one sequence."""
-        from chatledger.runtime._compose import RunnableSequence, coerce_to_runnable
-
-        return RunnableSequence(self, *(coerce_to_runnable(o) for o in others), name=name)
+        return RunnableSequence(self, *others, name=name)
 
     def with_config(
         self, config: RunnableConfig | None = None, **options: Any
@@ -329,3 +272,138 @@ class RunnableBinding(Runnable[Input, Output]):
         """The bound runnable."""
         return [self.bound]
 
+
+_COERCIONS: list[tuple[Callable[[Any], bool], Callable[[Any], Runnable[Any, Any]]]] = []
+
+
+def register_coercion(accepts: Callable[[Any], bool],
+                      make: Callable[[Any], Runnable[Any, Any]]) -> None:
+    """Teach ``coerce_to_runnable`` a kind of object: ``make(thing)`` when ``accepts(thing)``.
+
+    Coercions are tried in the order they were registered; the first that accepts wins.
+    """
+    _COERCIONS.append((accepts, make))
+
+
+def coerce_to_runnable(thing: Any) -> Runnable[Any, Any]:
+    """A runnable for ``thing``: itself, a dict as ``RunnableParallel``, a function as a lambda.
+
+    A generator function becomes a ``RunnableGenerator`` (it receives the stream of input
+    chunks); any other callable, ``operator.itemgetter`` included, a ``RunnableLambda``.
+
+    Raises:
+        InvalidInputError: ``thing`` is none of these.
+    """
+    if isinstance(thing, Runnable):
+        return thing
+    for accepts, make in _COERCIONS:
+        if accepts(thing):
+            return make(thing)
+    raise InvalidInputError(
+        f"expected a Runnable, a callable or a dict, got {type(thing).__name__}"
+    )
+
+
+def step_specs(steps: list[Runnable[Any, Any]]) -> list[ConfigurableFieldSpec]:
+    seen: dict[str, ConfigurableFieldSpec] = {}
+    for step in steps:
+        for spec in step.config_specs:
+            seen.setdefault(spec.id, spec)
+    return list(seen.values())
+
+
+class RunnableSequence(Runnable[Any, Any]):
+    """Steps run one after another, each on the previous step's output.
+
+    Streaming passes chunks through: each step transforms the chunk stream of the step before,
+    so the output streams when the last steps can stream (a chat model, a generator); steps that
+    cannot stream see the summed input.
+
+    Args:
+        steps: Runnables, callables or dicts (coerced); nested sequences are flattened.
+        name: The sequence's name.
+
+    Raises:
+        InvalidInputError: No steps, or a step that cannot be coerced.
+    """
+
+    def __init__(self, *steps: Any, name: str | None = None) -> None:
+        flat: list[Runnable[Any, Any]] = []
+        for step in steps:
+            runnable = coerce_to_runnable(step)
+            if isinstance(runnable, RunnableSequence) and runnable.name is None:
+                flat.extend(runnable.steps)
+            else:
+                flat.append(runnable)
+        if not flat:
+            raise InvalidInputError("RunnableSequence needs at least one step")
+        self.steps: tuple[Runnable[Any, Any], ...] = tuple(flat)
+        self.name = name
+
+    def __repr__(self) -> str:
+        return " | ".join(repr(step) for step in self.steps)
+
+    @property
+    def first(self) -> Runnable[Any, Any]:
+        """The first step."""
+        return self.steps[0]
+
+    @property
+    def last(self) -> Runnable[Any, Any]:
+        """The last step."""
+        return self.steps[-1]
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None) -> Any:
+        """Invoke each step on the previous output."""
+        inner = child_config(ensure_config(config))
+        for step in self.steps:
+            input = step.invoke(input, inner)
+        return input
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None) -> Any:
+        """Async ``invoke``."""
+        inner = child_config(ensure_config(config))
+        for step in self.steps:
+            input = await step.ainvoke(input, inner)
+        return input
+
+    def transform(self, inputs: Iterator[Any], config: RunnableConfig | None = None) -> Iterator[Any]:
+        """Chain each step's ``transform`` over the previous step's output stream."""
+        inner = child_config(ensure_config(config))
+        stream: Iterator[Any] = inputs
+        for step in self.steps:
+            stream = step.transform(stream, inner)
+        yield from stream
+
+    def stream(self, input: Any, config: RunnableConfig | None = None) -> Iterator[Any]:
+        """Stream the output of the last step (see the class docstring)."""
+        yield from self.transform(iter([input]), config)
+
+    async def atransform(
+        self, inputs: AsyncIterator[Any], config: RunnableConfig | None = None
+    ) -> AsyncIterator[Any]:
+        """Async ``transform``."""
+        inner = child_config(ensure_config(config))
+        stream: AsyncIterator[Any] = inputs
+        for step in self.steps:
+            stream = step.atransform(stream, inner)
+        async for chunk in stream:
+            yield chunk
+
+    async def astream(self, input: Any, config: RunnableConfig | None = None) -> AsyncIterator[Any]:
+        """Async ``stream``."""
+
+        async def one() -> AsyncIterator[Any]:
+            yield input
+
+        async for chunk in self.atransform(one(), config):
+            yield chunk
+
+    @property
+    def config_specs(self) -> list[ConfigurableFieldSpec]:
+        """The fields of every step, each once."""
+        return step_specs(list(self.steps))
+
+    def children(self) -> list[Runnable[Any, Any]]:
+        """The steps."""
+        return list(self.steps)

@@ -30,7 +30,6 @@ from chatledger.eventstore import (
 )
 from chatledger.eventstore._log import get_logger, logging_enabled
 from chatledger.projections import ChatHistory
-from chatledger.runtime._compose import coerce_to_runnable
 from chatledger.runtime._config import (
     ConfigurableFieldSpec,
     RunnableConfig,
@@ -45,7 +44,8 @@ from chatledger.runtime._history_shapes import (
     output_messages,
     session_arguments,
 )
-from chatledger.runtime._runnable import Runnable, aggregate
+from chatledger.runtime._runnable import Runnable, coerce_to_runnable
+from chatledger.runtime._streams import aggregate
 
 __all__ = ["RunnableWithMessageHistory"]
 

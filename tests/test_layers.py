@@ -183,8 +183,6 @@ def test_no_bare_layer_imports(path: Path) -> None:
     assert bare_layer_imports(source, module_name(path), path.name == "__init__.py") == []
 
 
-@pytest.mark.xfail(strict=True, reason="eventstore's backends and runtime's composition close "
-                   "cycles today; the restructure that follows removes them")
 def test_no_import_cycles() -> None:
     """No set of modules imports itself round, lazy and type-checking imports included."""
     assert cycles(import_graph(_all_files())) == []

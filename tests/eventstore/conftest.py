@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from chatledger.eventstore import open_store
-from chatledger.eventstore._postgres import PostgresStore
+from chatledger.eventstore.postgres import PostgresStore
 from tests.pgsupport import postgres_schema_url, postgres_test_schema
 
 

@@ -21,8 +21,10 @@ STORE_METHODS = ["append", "read", "read_all", "sessions", "verify", "version", 
                  "erase", "rebuild", "load_history", "load_history_at", "close"]
 RECORD_FIELDS = ["position", "stream_id", "version", "event_id", "recorded_at", "event", "meta"]
 # Statement modules (``_sqlite_sql``) are plain constants read through their module name.
-PRIVATE_MODULES = sorted(m.name for m in pkgutil.iter_modules(eventstore.__path__)
-                         if not m.name.endswith("_sql"))
+PRIVATE_MODULES = sorted(
+    m.name.removeprefix("chatledger.eventstore.")
+    for m in pkgutil.walk_packages(eventstore.__path__, prefix="chatledger.eventstore.")
+    if not m.name.endswith("_sql"))
 
 
 def test_all_is_sorted_and_unique() -> None:
@@ -33,7 +35,7 @@ def test_all_is_sorted_and_unique() -> None:
 def test_every_name_in_all_is_importable() -> None:
     """Every name in eventstore.__all__ can be imported from eventstore."""
     namespace: dict[str, object] = {}
-    exec(f"from eventstore import {', '.join(eventstore.__all__)}", namespace)
+    exec(f"from chatledger.eventstore import {', '.join(eventstore.__all__)}", namespace)
     assert all(namespace[name] is getattr(eventstore, name) for name in eventstore.__all__)
 
 
@@ -55,7 +57,7 @@ def test_design_names_exist(name: str) -> None:
 @pytest.mark.parametrize("module", PRIVATE_MODULES)
 def test_private_modules_have_sorted_complete_all(module: str) -> None:
     """Each eventstore module declares a sorted __all__ whose names all exist."""
-    mod = importlib.import_module(f"eventstore.{module}")
+    mod = importlib.import_module(f"chatledger.eventstore.{module}")
     names = getattr(mod, "__all__", None)
     assert names is not None, f"eventstore.{module} has no __all__"
     assert list(names) == sorted(set(names))
@@ -103,3 +105,24 @@ def test_event_tags_are_explicit_and_stable() -> None:
         "MessageRedacted": "message_redacted", "SessionForked": "session_forked",
         "RunRecorded": "run_recorded", "SessionTagged": "session_tagged",
     }
+
+
+def test_store_contract_is_abstract() -> None:
+    """EventStore is an ABC: a backend that misses one of its methods cannot be built."""
+    assert inspect.isabstract(eventstore.EventStore)
+    assert set(STORE_METHODS) <= eventstore.EventStore.__abstractmethods__
+
+    class Partial(eventstore.EventStore):  # every method but close
+        pass
+
+    with pytest.raises(TypeError, match="abstract"):
+        Partial()  # type: ignore[abstract]
+
+
+def test_backends_implement_the_whole_contract() -> None:
+    """Both backends implement every abstract method of the contract."""
+    from chatledger.eventstore.postgres import PostgresStore
+    from chatledger.eventstore.sqlite import SQLiteStore
+
+    for backend in (SQLiteStore, PostgresStore):
+        assert not inspect.isabstract(backend), backend.__abstractmethods__

@@ -20,8 +20,8 @@ from chatledger.eventstore import (
     SessionKey,
     open_store,
 )
-from chatledger.eventstore._postgres import PostgresStore
-from chatledger.eventstore._postgres_plans import lock_key
+from chatledger.eventstore.postgres import PostgresStore
+from chatledger.eventstore.postgres._plans import lock_key
 from tests.pgsupport import postgres_schema_url, postgres_test_schema, postgres_url
 
 pytestmark = pytest.mark.postgres

@@ -14,7 +14,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from chatledger.eventstore import HumanMessage, MessageAppended, StoreError, open_store
-from chatledger.eventstore._postgres_url import parse_url, redact
+from chatledger.eventstore.postgres._url import parse_url, redact
 from tests.pgsupport import postgres_schema_url, postgres_test_schema, postgres_url
 
 pytestmark = pytest.mark.postgres

@@ -24,10 +24,11 @@ from chatledger.eventstore import (
     _codec,
     open_store,
 )
-from chatledger.eventstore import _postgres_sql as SQL
-from chatledger.eventstore._postgres import PostgresStore
-from chatledger.eventstore._postgres_plans import Plan
-from chatledger.eventstore._store import InsertRows, prepare, projection_ops
+from chatledger.eventstore._append import prepare
+from chatledger.eventstore._projection import InsertRows, projection_ops
+from chatledger.eventstore.postgres import PostgresStore
+from chatledger.eventstore.postgres import _sql as SQL
+from chatledger.eventstore.postgres._plans import Plan
 from tests.pgsupport import postgres_schema_url, postgres_test_schema, postgres_url
 
 pytestmark = pytest.mark.postgres

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from chatledger.eventstore import HumanMessage, MessageAppended, Record, open_store
-from chatledger.eventstore._postgres import PostgresStore
+from chatledger.eventstore.postgres import PostgresStore
 from tests.pgsupport import postgres_schema_url, postgres_test_schema
 
 pytestmark = pytest.mark.postgres

@@ -21,7 +21,7 @@ from chatledger.eventstore import (
     StoreError,
     open_store,
 )
-from chatledger.eventstore._postgres import PostgresStore
+from chatledger.eventstore.postgres import PostgresStore
 from tests.pgsupport import postgres_schema_url, postgres_test_schema, postgres_url
 
 pytestmark = pytest.mark.postgres

@@ -27,7 +27,7 @@ def test_all_covers_every_public_class_of_the_private_modules() -> None:
     exported = set(runtime.__all__)
     for name in ("_compose", "_config", "_lambda", "_passthrough", "_prompts", "_runnable",
                  "_with_history"):
-        module = importlib.import_module(f"runtime.{name}")
+        module = importlib.import_module(f"chatledger.runtime.{name}")
         for attr, value in vars(module).items():
             if inspect.isclass(value) and value.__module__ == module.__name__ and not attr.startswith("_"):
                 assert attr in exported, f"runtime.{name}.{attr} is not exported"

@@ -150,7 +150,7 @@ def test_replay_sees_the_exact_history_version_and_shows_a_diff(tmp_path: Path) 
     _recorded_session(db)
     module = tmp_path / "shouting_chain.py"
     module.write_text(
-        "from eventstore import AIMessage\n"
+        "from chatledger.eventstore import AIMessage\n"
         "seen = []\n"
         "class Shout:\n"
         "    def invoke(self, messages):\n"

@@ -18,52 +18,55 @@ from typing import Any, NamedTuple, TypeVar
 import psycopg
 
 from chatledger.eventstore import _codec
-from chatledger.eventstore import _postgres_sql as SQL
+from chatledger.eventstore._append import (
+    Prepared,
+    duplicate_result,
+    erase_targets,
+    prepare,
+    stamp,
+)
 from chatledger.eventstore._errors import (
     ConcurrencyError,
     NotFoundError,
     StoreError,
 )
-from chatledger.eventstore._events import AnyEvent, Event, MessageRedacted, PayloadErased, Record
+from chatledger.eventstore._events import AnyEvent, Event, MessageRedacted
 from chatledger.eventstore._keys import SessionKey
-from chatledger.eventstore._store import (
-    AppendResult,
+from chatledger.eventstore._projection import (
     ChangeTags,
     DropVersion,
     InsertRows,
     MarkClear,
-    Prepared,
-    Progress,
     ProjectionOp,
     ProjectionStep,
-    SessionInfo,
-    duplicate_result,
-    erase_targets,
     merge_tags,
-    prepare,
+    prepared_steps,
     projection_ops,
     stored_step,
 )
+from chatledger.eventstore._store import AppendResult, Progress
+from chatledger.eventstore.postgres import _sql as SQL
 
 __all__ = [
     "Duplicate",
+    "PendingAppend",
     "Plan",
     "Query",
     "Writer",
     "append_plan",
     "apply_ops",
     "catch_up_plan",
+    "empty_append",
     "erase_plan",
+    "expected_of",
     "fast_append",
     "fast_result",
     "lock_key",
     "notice",
     "project_plan",
     "rebuild_plan",
-    "record_of",
     "run_async",
     "run_sync",
-    "session_of",
 ]
 
 T = TypeVar("T")
@@ -161,23 +164,12 @@ def append_plan(
                                                   for r in rows])
         if behind:
             w.add(SQL.ADD_MESSAGE_COUNT, (behind, sid))
-    if updated_at is not None and now < updated_at:
-        now = updated_at  # recorded_at never decreases within a stream, whatever the clock does
-    base = xid << SQL.POSITION_BITS
-    versions = list(range(version + 1, version + 1 + len(prepared)))
-    positions = list(range(base, base + len(prepared)))
-    params: list[Any] = []
-    for v, pos, p in zip(versions, positions, prepared, strict=True):
-        digest = _codec.digest_of(pos, sid, v, p.event_id, p.type, now, p.payload_digest,
-                                  meta_text)
-        chain = _codec.chain_of(chain, digest)
-        params += (sid, v, pos, p.event_id, p.type, now, p.data, meta_text, p.payload_digest,
-                   digest, chain)
-    new_version = versions[-1]
-    ops, added = projection_ops(sid, list(zip(versions, (p.event for p in prepared),
-                                              strict=True))) if project else ([], 0)
+    stamped = stamp(sid, prepared, meta_text, version=version, chain=chain,
+                    first_position=xid << SQL.POSITION_BITS, now=now, updated_at=updated_at)
+    new_version, chain, now = stamped.version, stamped.chain, stamped.recorded_at
+    ops, added = projection_ops(sid, prepared_steps(prepared, version + 1)) if project else ([], 0)
     projected_after = new_version if project else projected
-    w.add(SQL.insert_events(len(prepared)), params)
+    w.add(SQL.insert_events(len(prepared)), [c for row in stamped.rows for c in row])
     if not exists:
         # the catalog row must exist before a clear or tag in this append touches it
         w.add(SQL.INSERT_STREAM, (sid, _codec.encode(key.parts).decode(), new_version, chain,
@@ -188,7 +180,7 @@ def append_plan(
         w.add(SQL.UPDATE_STREAM_HEAD, (new_version, chain, now, added, projected_after, sid))
     elif added:
         w.add(SQL.ADD_MESSAGE_COUNT, (added, sid))
-    return AppendResult(sid, new_version, positions)
+    return AppendResult(sid, new_version, stamped.positions)
 
 
 def fast_append(key: SessionKey, prepared: list[Prepared], meta_text: str,
@@ -198,7 +190,7 @@ def fast_append(key: SessionKey, prepared: list[Prepared], meta_text: str,
     sid = key.stream_id
     history: list[tuple[int, int, str]] = []
     if project:
-        ops, _ = projection_ops(sid, [(i, p.event) for i, p in enumerate(prepared, start=1)])
+        ops, _ = projection_ops(sid, prepared_steps(prepared, 1))
         for op in ops:
             if not isinstance(op, InsertRows):
                 return None
@@ -430,20 +422,21 @@ async def run_async(conn: psycopg.AsyncConnection[Any], plan: Plan[T], schema: s
     return value
 
 
-# -- rows ----------------------------------------------------------------------------------
-def record_of(row: Sequence[Any]) -> Record:
-    """A stored event row (``_EVENT_COLUMNS`` order) as a ``Record``."""
-    position, stream_id, version, event_id, type_, recorded_at, data, meta, digest, chain = row
-    event: AnyEvent | PayloadErased = _codec.decode_event(type_, data)
-    return Record(position, stream_id, version, event_id, type_, _codec.parse_time(recorded_at),
-                  event, _codec.decode_json(meta), digest, chain)
+class PendingAppend(NamedTuple):
+    """An append ready to run: the one-call form when it applies, and the general plan."""
+
+    n: int
+    fast: Query | None
+    plan: Plan[AppendResult]
 
 
-def session_of(row: Sequence[Any]) -> SessionInfo:
-    """A ``streams`` row as a catalog entry."""
-    stream_id, key_json, version, count, created, updated, tags = row
-    return SessionInfo(
-        key=SessionKey(**_codec.decode_json(key_json)), stream_id=stream_id, version=version,
-        message_count=count, created_at=_codec.parse_time(created),
-        last_active=_codec.parse_time(updated), tags=_codec.decode_json(tags),
-    )
+def expected_of(expected_version: int | None, actual: int) -> int:
+    # An unconditional append that lost a race expected the version it had read: one less.
+    return max(actual - 1, 0) if expected_version is None else expected_version
+
+
+def empty_append(key: SessionKey, expected_version: int | None, current: int) -> AppendResult:
+    """An append of no events: writes nothing, but still checks ``expected_version``."""
+    if expected_version is not None and expected_version != current:
+        raise ConcurrencyError(key.stream_id, expected_version, current)
+    return AppendResult(key.stream_id, current, [])

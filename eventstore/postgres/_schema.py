@@ -15,9 +15,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from chatledger.eventstore import _postgres_sql as SQL
 from chatledger.eventstore._errors import StoreError
-from chatledger.eventstore._postgres_url import PostgresTarget
+from chatledger.eventstore.postgres import _sql as SQL
+from chatledger.eventstore.postgres._url import PostgresTarget
 
 __all__ = ["migrate"]
 

@@ -20,7 +20,7 @@ from psycopg import ProgrammingError
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from chatledger.eventstore._errors import StoreError
-from chatledger.eventstore._store import redact_url
+from chatledger.eventstore._redact import redact_url
 
 __all__ = ["PostgresTarget", "parse_url", "redact", "scrub"]
 

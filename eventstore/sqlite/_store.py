@@ -11,12 +11,19 @@ import os
 import sqlite3
 import threading
 import time as _time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from chatledger.eventstore import _codec
-from chatledger.eventstore import _sqlite_sql as SQL
+from chatledger.eventstore._append import (
+    Prepared,
+    duplicate_result,
+    erase_targets,
+    logged_append,
+    prepare,
+    stamp,
+)
 from chatledger.eventstore._errors import (
     ChatledgerError,
     ConcurrencyError,
@@ -25,35 +32,35 @@ from chatledger.eventstore._errors import (
     NotFoundError,
     StoreError,
 )
-from chatledger.eventstore._events import AnyEvent, Event, MessageRedacted, PayloadErased, Record
+from chatledger.eventstore._events import AnyEvent, Event, MessageRedacted, Record
 from chatledger.eventstore._keys import KeyLike, SessionKey
 from chatledger.eventstore._log import get_logger, logging_enabled
 from chatledger.eventstore._messages import Message
-from chatledger.eventstore._store import (
-    AppendResult,
+from chatledger.eventstore._projection import (
     ChangeTags,
     DropVersion,
-    EventStore,
     InsertRows,
     MarkClear,
-    Prepared,
-    Progress,
     ProjectionStep,
-    SessionInfo,
-    VerifyReport,
-    VerifyRow,
-    check_time,
-    check_version,
-    duplicate_result,
-    erase_targets,
-    logged_append,
     merge_tags,
-    prepare,
+    prepared_steps,
     projection_ops,
     sessions_query,
     stored_step,
-    verify_rows,
 )
+from chatledger.eventstore._rows import records_of, session_of
+from chatledger.eventstore._store import (
+    AppendResult,
+    EventStore,
+    Progress,
+    SessionInfo,
+    VerifyReport,
+    check_limit,
+    check_time,
+    check_version,
+)
+from chatledger.eventstore._verify import VerifyRow, verify_rows
+from chatledger.eventstore.sqlite import _sql as SQL
 
 __all__ = ["SQLiteStore", "sqlite_path"]
 
@@ -141,7 +148,7 @@ class SQLiteStore(EventStore):
         conn.execute("PRAGMA secure_delete = ON")
         conn.execute(SQL.BEGIN_WRITE)
         try:
-            for statement in _statements(SQL.SCHEMA):
+            for statement in SQL.statements(SQL.SCHEMA):
                 conn.execute(statement)
             conn.execute(SQL.SET_META, ("schema_version", str(SQL.SCHEMA_VERSION)))
             conn.execute(SQL.COMMIT)
@@ -246,42 +253,33 @@ class SQLiteStore(EventStore):
             raise ConcurrencyError(sid, expected_version, version)
         if self._projections and checkpoint != last_pos:
             self._catch_up_locked(conn)
-        now = _codec.now_text()
-        if updated_at is not None and now < updated_at:
-            now = updated_at  # recorded_at never decreases within a stream, whatever the clock does
-        rows = []
-        positions = []
-        for i, p in enumerate(prepared):
-            v = version + 1 + i
-            pos = last_pos + 1 + i
-            digest = _codec.digest_of(pos, sid, v, p.event_id, p.type, now, p.payload_digest,
-                                      meta_text)
-            chain = _codec.chain_of(chain, digest)
-            rows.append((sid, v, pos, p.event_id, p.type, now, p.data, meta_text,
-                         p.payload_digest, digest, chain))
-            positions.append(pos)
-        conn.executemany(SQL.INSERT_EVENT, rows)
-        new_version = version + len(prepared)
+        stamped = stamp(sid, prepared, meta_text, version=version, chain=chain,
+                        first_position=last_pos + 1, now=_codec.now_text(), updated_at=updated_at)
+        conn.executemany(SQL.INSERT_EVENT, stamped.rows)
+        now = stamped.recorded_at
         added = 0
         if self._projections:
             if new_stream:
                 # the catalog row must exist before a clear or tag in this append touches it
-                conn.execute(SQL.INSERT_STREAM, (sid, _codec.encode(key.parts).decode(), 0,
-                                                 _codec.GENESIS, now, now, 0))
-                conn.executemany(SQL.INSERT_KEY_PART, [(n, v, sid) for n, v in key.parts.items()])
+                self._insert_stream(conn, key, 0, _codec.GENESIS, now)
                 new_stream = False
-            added = self._project(conn, sid, [(version + 1 + i, p.event)
-                                              for i, p in enumerate(prepared)])
-            conn.execute(SQL.SET_POSITION_AND_CHECKPOINT, (positions[-1],))
+            added = self._project(conn, sid, prepared_steps(prepared, version + 1))
+            conn.execute(SQL.SET_POSITION_AND_CHECKPOINT, (stamped.positions[-1],))
         else:
-            conn.execute(SQL.SET_POSITION, (positions[-1],))
+            conn.execute(SQL.SET_POSITION, (stamped.positions[-1],))
         if new_stream:
-            conn.execute(SQL.INSERT_STREAM, (sid, _codec.encode(key.parts).decode(), new_version,
-                                             chain, now, now, 0))
-            conn.executemany(SQL.INSERT_KEY_PART, [(n, v, sid) for n, v in key.parts.items()])
+            self._insert_stream(conn, key, stamped.version, stamped.chain, now)
         else:
-            conn.execute(SQL.UPDATE_STREAM_HEAD, (new_version, chain, now, added, sid))
-        return AppendResult(sid, new_version, positions)
+            conn.execute(SQL.UPDATE_STREAM_HEAD, (stamped.version, stamped.chain, now, added, sid))
+        return AppendResult(sid, stamped.version, stamped.positions)
+
+    @staticmethod
+    def _insert_stream(conn: sqlite3.Connection, key: SessionKey, version: int, chain: str,
+                       now: str) -> None:
+        sid = key.stream_id
+        conn.execute(SQL.INSERT_STREAM, (sid, _codec.encode(key.parts).decode(), version, chain,
+                                         now, now, 0))
+        conn.executemany(SQL.INSERT_KEY_PART, [(n, v, sid) for n, v in key.parts.items()])
 
     def _find_duplicate(
         self, conn: sqlite3.Connection, sid: str, prepared: list[Prepared]
@@ -351,7 +349,7 @@ class SQLiteStore(EventStore):
 
     def rebuild(self, *, progress: Progress | None = None) -> int:
         def run(conn: sqlite3.Connection) -> int:
-            for statement in _statements(SQL.RESET_PROJECTION):
+            for statement in SQL.statements(SQL.RESET_PROJECTION):
                 conn.execute(statement)
             return self._catch_up_locked(conn, page=20000, progress=progress)
         n = int(self._write(run))
@@ -379,17 +377,17 @@ class SQLiteStore(EventStore):
                 at = conn.execute(SQL.VERSION_AT_TIME,
                                   (sid, _codec.format_time(until_time))).fetchone()[0]
                 upper = min(upper, at or 0)
-            return _records(conn.execute(SQL.READ_STREAM, (sid, after_version, upper)))
+            return records_of(conn.execute(SQL.READ_STREAM, (sid, after_version, upper)))
         result: list[Record] = self._read(run)
         return result
 
     def read_all(self, after_position: int = 0, limit: int | None = None) -> list[Record]:
         check_version(after_position, "after_position")
-        if limit is not None and (not isinstance(limit, int) or limit < 1):
-            raise InvalidInputError(f"limit must be a positive int, got {limit!r}")
+        if limit is not None:
+            check_limit(limit)
         rows = self._read(lambda conn: conn.execute(
             SQL.READ_ALL, (after_position, -1 if limit is None else limit)).fetchall())
-        return _records(rows)
+        return records_of(rows)
 
     def version(self, key: KeyLike) -> int:
         sid = SessionKey.coerce(key).stream_id
@@ -410,12 +408,12 @@ class SQLiteStore(EventStore):
                                      part_filter=SQL.SESSION_FILTER,
                                      after_filter=SQL.SESSION_AFTER)
         rows = self._read(lambda conn: conn.execute(sql, params).fetchall())
-        return [_session(r) for r in rows]
+        return [session_of(r) for r in rows]
 
     def session(self, key: KeyLike) -> SessionInfo | None:
         sid = SessionKey.coerce(key).stream_id
         row = self._read(lambda conn: conn.execute(SQL.SESSION_ONE, (sid,)).fetchone())
-        return _session(row) if row else None
+        return session_of(row) if row else None
 
     def verify(self, key: KeyLike | None = None, *,
                progress: Progress | None = None) -> VerifyReport:
@@ -516,43 +514,3 @@ class SQLiteStore(EventStore):
                 self._closed = True
                 self._conn.close()
 
-
-def _statements(script: str) -> Iterator[str]:
-    """Split a script into statements (triggers keep their inner semicolons)."""
-    buffer: list[str] = []
-    for line in script.splitlines():
-        if line.strip().startswith("--") or not line.strip():
-            continue
-        buffer.append(line)
-        text = "\n".join(buffer)
-        if text.rstrip().endswith(";") and sqlite3.complete_statement(text):
-            yield text
-            buffer = []
-    if buffer:
-        yield "\n".join(buffer)
-
-
-def _records(rows: Iterable[Sequence[Any]]) -> list[Record]:
-    with _codec.collector_paused():
-        return _decode_records(rows)
-
-
-def _decode_records(rows: Iterable[Sequence[Any]]) -> list[Record]:
-    out = []
-    last_text, moment = "", datetime.min
-    for position, stream_id, version, event_id, type_, recorded_at, data, meta, digest, chain in rows:
-        if recorded_at != last_text:  # the events of one append share one time: parse it once
-            last_text, moment = recorded_at, _codec.parse_time(recorded_at)
-        event: AnyEvent | PayloadErased = _codec.decode_event(type_, data)
-        out.append(Record(position, stream_id, version, event_id, type_, moment, event,
-                          {} if meta == "{}" else _codec.decode_json(meta), digest, chain))
-    return out
-
-
-def _session(row: Sequence[Any]) -> SessionInfo:
-    stream_id, key_json, version, count, created, updated, tags = row
-    return SessionInfo(
-        key=SessionKey(**_codec.decode_json(key_json)), stream_id=stream_id, version=version,
-        message_count=count, created_at=_codec.parse_time(created),
-        last_active=_codec.parse_time(updated), tags=_codec.decode_json(tags),
-    )

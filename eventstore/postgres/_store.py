@@ -1,30 +1,6 @@
-"""The PostgreSQL backend: many app servers, one database.
+"""The PostgreSQL store: the contract of ``EventStore`` over pooled psycopg connections.
 
-Same contract, tables and encodings as the SQLite backend; psycopg 3 with a connection pool per
-process (and an async pool per event loop for the native ``a``-methods).
-
-Ordering without a store-wide lock. An append's events take their positions from its own
-transaction id: ``pg_current_xact_id() << 20`` plus the event's index (up to 2**20 events per
-append). Every statement that reads the log in position order (``read_all``, ``subscribe``,
-``last_position``) returns only positions below ``pg_snapshot_xmin(pg_current_snapshot()) <<
-20``, the horizon: xmin is the oldest transaction still running when the statement's snapshot
-was taken. That is safe, by two facts PostgreSQL guarantees. A transaction id below xmin
-belongs to a transaction that has ended, so a position below the horizon is either committed
-and visible in the snapshot, or never will be. Any transaction that can still commit has an id
-of at least xmin, so every position it writes is at or above the horizon. A reader that has
-seen position p has therefore seen every position below p that will ever exist, and
-``read_all(after_position=p)`` can never miss a later commit. The price: a transaction that
-holds an id for long (of any application, on any database of the server) holds back what
-readers see until it ends; appends themselves are short.
-
-Within a stream, an advisory lock on the stream (which assigns no transaction id) is taken
-before the transaction id: a later append to a stream always has a newer id than the one
-before it, so positions grow with versions. Optimistic concurrency is checked under that lock,
-with ``(stream_id, version)`` unique as a backstop. Appends to different streams share no lock
-or row, so their commits overlap and PostgreSQL flushes them to disk together.
-
-Projections are written in the append's transaction; ``streams.projected_version`` is each
-stream's checkpoint (behind only after appends by a ``projections=False`` store).
+How positions are ordered without a store-wide lock is told in the package docstring.
 """
 
 from __future__ import annotations
@@ -35,13 +11,13 @@ import time as _time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from chatledger.eventstore import _codec
-from chatledger.eventstore import _postgres_sql as SQL
+from chatledger.eventstore._append import logged_append, prepare
 from chatledger.eventstore._errors import (
     ConcurrencyError,
     DuplicateEventError,
@@ -53,41 +29,41 @@ from chatledger.eventstore._events import Event, Record
 from chatledger.eventstore._keys import KeyLike, SessionKey
 from chatledger.eventstore._log import get_logger, logging_enabled
 from chatledger.eventstore._messages import Message
-from chatledger.eventstore._postgres_plans import (
-    Duplicate,
-    Plan,
-    Query,
-    Writer,
-    append_plan,
-    catch_up_plan,
-    erase_plan,
-    fast_append,
-    fast_result,
-    notice,
-    rebuild_plan,
-    record_of,
-    run_async,
-    run_sync,
-    session_of,
-)
-from chatledger.eventstore._postgres_pools import AsyncPools
-from chatledger.eventstore._postgres_schema import migrate
-from chatledger.eventstore._postgres_tail import asubscribe, check_tail, subscribe
-from chatledger.eventstore._postgres_url import PostgresTarget, parse_url, scrub
+from chatledger.eventstore._projection import sessions_query
+from chatledger.eventstore._rows import records_of, session_of
 from chatledger.eventstore._store import (
     AppendResult,
     EventStore,
     Progress,
     SessionInfo,
     VerifyReport,
-    VerifyRow,
+    check_limit,
     check_time,
     check_version,
-    logged_append,
-    prepare,
-    sessions_query,
-    verify_rows,
 )
+from chatledger.eventstore._verify import VerifyRow, verify_rows
+from chatledger.eventstore.postgres import _sql as SQL
+from chatledger.eventstore.postgres._plans import (
+    Duplicate,
+    PendingAppend,
+    Plan,
+    Writer,
+    append_plan,
+    catch_up_plan,
+    empty_append,
+    erase_plan,
+    expected_of,
+    fast_append,
+    fast_result,
+    notice,
+    rebuild_plan,
+    run_async,
+    run_sync,
+)
+from chatledger.eventstore.postgres._pools import AsyncPools
+from chatledger.eventstore.postgres._schema import migrate
+from chatledger.eventstore.postgres._tail import asubscribe, check_tail, subscribe
+from chatledger.eventstore.postgres._url import PostgresTarget, parse_url, scrub
 
 __all__ = ["PostgresStore"]
 
@@ -205,7 +181,7 @@ class PostgresStore(EventStore):
     # -- the log ---------------------------------------------------------------------------
     def _append_args(self, key: KeyLike, events: Sequence[Event], expected_version: int | None,
                      event_ids: Sequence[str] | None,
-                     meta: dict[str, Any] | None) -> tuple[SessionKey, _Append | None]:
+                     meta: dict[str, Any] | None) -> tuple[SessionKey, PendingAppend | None]:
         key = SessionKey.coerce(key)
         check_version(expected_version, "expected_version")
         prepared, meta_text = prepare(events, event_ids, meta, limit=SQL.MAX_APPEND)
@@ -217,7 +193,7 @@ class PostgresStore(EventStore):
             schema=self.schema)
         plan = self._append_plan(key, prepared, meta_text, expected_version,
                                  event_ids is not None)
-        return key, _Append(len(prepared), fast, plan)
+        return key, PendingAppend(len(prepared), fast, plan)
 
     def _append_plan(self, key: SessionKey, prepared: Any, meta_text: str,
                      expected_version: int | None, check_ids: bool) -> Plan[AppendResult]:
@@ -227,7 +203,7 @@ class PostgresStore(EventStore):
         yield from w.flush()
         return result
 
-    def _run_append(self, key: SessionKey, append: _Append,
+    def _run_append(self, key: SessionKey, append: PendingAppend,
                     expected_version: int | None) -> AppendResult:
         """One call of the server-side append when it applies, else the two-step plan."""
         if append.fast is not None:
@@ -242,7 +218,7 @@ class PostgresStore(EventStore):
         done: AppendResult = self._run("append", append.plan)
         return done
 
-    async def _arun_append(self, key: SessionKey, append: _Append,
+    async def _arun_append(self, key: SessionKey, append: PendingAppend,
                            expected_version: int | None) -> AppendResult:
         if append.fast is not None:
             async with self._aconnection("append") as conn:
@@ -281,7 +257,7 @@ class PostgresStore(EventStore):
         started = _time.perf_counter()
         key, append = self._append_args(key, events, expected_version, event_ids, meta)
         if append is None:
-            return _empty(key, expected_version, self.version(key))
+            return empty_append(key, expected_version, self.version(key))
         try:
             result = self._run_append(key, append, expected_version)
         except Duplicate as d:
@@ -290,7 +266,7 @@ class PostgresStore(EventStore):
             if not self._lost_race(e):
                 raise
             actual = self.version(key)
-            raise ConcurrencyError(key.stream_id, _expected(expected_version, actual),
+            raise ConcurrencyError(key.stream_id, expected_of(expected_version, actual),
                                    actual) from e
         return logged_append(log, result, started)
 
@@ -303,7 +279,7 @@ class PostgresStore(EventStore):
         key, append = self._append_args(key, events, expected_version, event_ids, meta)
         if append is None:
             rows = await self._afetch("read", SQL.STREAM_VERSION, (key.stream_id,))
-            return _empty(key, expected_version, int(rows[0][0]) if rows else 0)
+            return empty_append(key, expected_version, int(rows[0][0]) if rows else 0)
         try:
             result = await self._arun_append(key, append, expected_version)
         except Duplicate as d:
@@ -313,7 +289,7 @@ class PostgresStore(EventStore):
                 raise
             rows = await self._afetch("read", SQL.STREAM_VERSION, (key.stream_id,))
             actual = int(rows[0][0]) if rows else 0
-            raise ConcurrencyError(key.stream_id, _expected(expected_version, actual),
+            raise ConcurrencyError(key.stream_id, expected_of(expected_version, actual),
                                    actual) from e
         return logged_append(log, result, started)
 
@@ -333,25 +309,24 @@ class PostgresStore(EventStore):
     def read(self, key: KeyLike, *, after_version: int = 0, until_version: int | None = None,
              until_time: datetime | None = None) -> list[Record]:
         sql, params = self._read_query(key, after_version, until_version, until_time)
-        return [record_of(r) for r in self._fetch("read", sql, params)]
+        return records_of(self._fetch("read", sql, params))
 
     async def aread(self, key: KeyLike, *, after_version: int = 0,
                     until_version: int | None = None,
                     until_time: datetime | None = None) -> list[Record]:
         """``read`` on this event loop's async pool."""
         sql, params = self._read_query(key, after_version, until_version, until_time)
-        return [record_of(r) for r in await self._afetch("read", sql, params)]
+        return records_of(await self._afetch("read", sql, params))
 
     def read_all(self, after_position: int = 0, limit: int | None = None) -> list[Record]:
         check_version(after_position, "after_position")
-        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)
-                                  or limit < 1):
-            raise InvalidInputError(f"limit must be a positive int, got {limit!r}")
+        if limit is not None:
+            check_limit(limit)
         if limit is None:
             rows = self._fetch("read", SQL.READ_ALL_UNLIMITED, (after_position,))
         else:
             rows = self._fetch("read", SQL.READ_ALL, (after_position, limit))
-        return [record_of(r) for r in rows]
+        return records_of(rows)
 
     def subscribe(self, after_position: int = 0, *,
                   timeout: float | None = None) -> Iterator[Record]:
@@ -527,26 +502,6 @@ class PostgresStore(EventStore):
     async def aclose(self) -> None:
         """``close`` without blocking the event loop."""
         await asyncio.to_thread(self.close)
-
-
-class _Append(NamedTuple):
-    """An append ready to run: the one-call form when it applies, and the general plan."""
-
-    n: int
-    fast: Query | None
-    plan: Plan[AppendResult]
-
-
-def _expected(expected_version: int | None, actual: int) -> int:
-    # An unconditional append that lost a race expected the version it had read: one less.
-    return max(actual - 1, 0) if expected_version is None else expected_version
-
-
-def _empty(key: SessionKey, expected_version: int | None, current: int) -> AppendResult:
-    """An append of no events: writes nothing, but still checks ``expected_version``."""
-    if expected_version is not None and expected_version != current:
-        raise ConcurrencyError(key.stream_id, expected_version, current)
-    return AppendResult(key.stream_id, current, [])
 
 
 def _current(rows: list[tuple[Any, ...]]) -> tuple[int, list[Message]]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
+
 SCHEMA_VERSION = 1
 
 PRAGMAS = """
@@ -229,3 +232,18 @@ STATS = """
 SELECT (SELECT count(*) FROM streams), (SELECT position FROM checkpoints WHERE name = 'log'),
        (SELECT count(*) FROM history)
 """
+
+
+def statements(script: str) -> Iterator[str]:
+    """Split a script into statements (triggers keep their inner semicolons)."""
+    buffer: list[str] = []
+    for line in script.splitlines():
+        if line.strip().startswith("--") or not line.strip():
+            continue
+        buffer.append(line)
+        text = "\n".join(buffer)
+        if text.rstrip().endswith(";") and sqlite3.complete_statement(text):
+            yield text
+            buffer = []
+    if buffer:
+        yield "\n".join(buffer)

@@ -20,12 +20,12 @@ from typing import Any
 
 import psycopg
 
-from chatledger.eventstore import _postgres_sql as SQL
 from chatledger.eventstore._errors import InvalidInputError, StoreError
 from chatledger.eventstore._events import Record
-from chatledger.eventstore._postgres_plans import record_of
-from chatledger.eventstore._postgres_url import PostgresTarget, scrub
+from chatledger.eventstore._rows import records_of
 from chatledger.eventstore._store import check_version
+from chatledger.eventstore.postgres import _sql as SQL
+from chatledger.eventstore.postgres._url import PostgresTarget, scrub
 
 __all__ = ["asubscribe", "check_tail", "subscribe"]
 
@@ -78,7 +78,7 @@ def subscribe(target: PostgresTarget, schema: str, after_position: int = 0, *,
                 while True:
                     rows = conn.execute(SQL.READ_ALL, (position, PAGE)).fetchall()
                     for row in rows:
-                        record = record_of(row)
+                        (record,) = records_of([row])
                         position = record.position
                         pacer.saw_event()
                         yield record
@@ -163,7 +163,7 @@ async def asubscribe(target: PostgresTarget, schema: str, after_position: int = 
                     cur = await conn.execute(SQL.READ_ALL, (position, PAGE))
                     rows = await cur.fetchall()
                     for row in rows:
-                        record = record_of(row)
+                        (record,) = records_of([row])
                         position = record.position
                         pacer.saw_event()
                         yield record
