@@ -35,7 +35,7 @@ __all__ = [
     "stamp",
 ]
 
-ERASABLE_TYPES = ("message_appended", "session_forked", "run_recorded")
+ERASABLE_TYPES = ("message_appended", "session_forked", "run_recorded", "run_recorded_v2")
 
 
 class Prepared(msgspec.Struct):

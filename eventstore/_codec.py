@@ -45,9 +45,29 @@ _json_decoder = msgspec.json.Decoder()
 
 encode = _encoder.encode
 
-# Upcasters: retired tag -> pure function from the stored dict to a dict of a current event.
-# None exist yet; when a tag changes meaning, add ``"old_tag": fn`` here.
-UPCASTERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def _run_recorded_v1(data: dict[str, Any], version: int) -> dict[str, Any]:
+    """``run_recorded`` (copies of the turn's messages) -> ``run_recorded_v2`` (versions).
+
+    A saved (``ok``) run was appended right after its input and output messages, in the same
+    append, so their versions are the ones just below the run's own; a run that was not saved
+    keeps its messages inline, as before.
+    """
+    data = {**data, "type": "run_recorded_v2"}
+    if data.get("status") == "ok":
+        n_in, n_out = len(data.pop("input", [])), len(data.pop("output", []))
+        first = version - n_in - n_out
+        data["input_versions"] = list(range(first, first + n_in))
+        data["output_versions"] = list(range(first + n_in, version))
+    return data
+
+
+# Upcasters: retired tag -> pure function from the stored dict (and the event's version in its
+# stream) to the dict of a current event. Add ``"old_tag": fn`` when a tag changes meaning.
+UPCASTERS: dict[str, Callable[[dict[str, Any], int], dict[str, Any]]] = {
+    "run_recorded": _run_recorded_v1,
+}
 
 GENESIS = "0" * 64
 
@@ -75,8 +95,12 @@ def encode_event(event: Event) -> bytes:
     return data
 
 
-def decode_event(type_: str, data: bytes | str | None) -> AnyEvent | PayloadErased:
+def decode_event(type_: str, data: bytes | str | None,
+                 version: int = 0) -> AnyEvent | PayloadErased:
     """Decode a stored event; an erased payload (``None``) becomes ``PayloadErased``.
+
+    A retired tag is upcast first; ``version`` is the event's version in its stream, which
+    some upcasters need.
 
     Raises:
         StoreError: The stored JSON does not decode to a known event.
@@ -85,7 +109,7 @@ def decode_event(type_: str, data: bytes | str | None) -> AnyEvent | PayloadEras
         return PayloadErased(erased_type=type_)
     try:
         if type_ in UPCASTERS:
-            raw = UPCASTERS[type_](_json_decoder.decode(data))
+            raw = UPCASTERS[type_](_json_decoder.decode(data), version)
             upcast: AnyEvent = msgspec.convert(raw, AnyEvent)  # type: ignore[arg-type]
             return upcast
         event: AnyEvent = _event_decoder.decode(data)

@@ -65,14 +65,25 @@ class SessionForked(Event, tag="session_forked", frozen=True, kw_only=True):
     messages: list[AnyMessage] = []
 
 
-class RunRecorded(Event, tag="run_recorded", frozen=True, kw_only=True):
-    """One chain run: what went in, what came out, and the history version it read."""
+class RunRecorded(Event, tag="run_recorded_v2", frozen=True, kw_only=True):
+    """One chain run: its status, the history version it read, and its messages by version.
+
+    A saved turn appends its input and output messages and this event together, so the run
+    refers to them by version (``input_versions``, ``output_versions``) instead of holding
+    copies: each message is stored once. A run whose turn was not saved (an error, a cancelled
+    stream) has no message events; its input and any partial output are kept here, in
+    ``input`` and ``output``, since they are nowhere else.
+
+    Runs stored before this shape (tag ``run_recorded``, with copies) are upcast on read.
+    """
 
     run_id: str
     status: str  # "ok", "error" or "cancelled"
+    history_version: int = 0
+    input_versions: list[int] = []
+    output_versions: list[int] = []
     input: list[AnyMessage] = []
     output: list[AnyMessage] = []
-    history_version: int = 0
     model: Union[str, None] = None
     latency_ms: float = 0.0
     error: Union[str, None] = None

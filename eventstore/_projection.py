@@ -87,6 +87,7 @@ def projection_step(event: AnyEvent | Event) -> ProjectionStep:
 
 
 _APPENDED_PREFIX = '{"type":"message_appended","message":'
+_NO_HISTORY = frozenset({"run_recorded", "run_recorded_v2"})
 
 
 def stored_step(type_: str, data: str | None) -> ProjectionStep:
@@ -96,7 +97,7 @@ def stored_step(type_: str, data: str | None) -> ProjectionStep:
     it, so the message's JSON is a slice of the payload. Anything else (an upcast tag, an odd
     encoding) takes the full path.
     """
-    if data is None or type_ == "run_recorded":
+    if data is None or type_ in _NO_HISTORY:
         return _NO_STEP
     if type_ == "message_appended" and data.startswith(_APPENDED_PREFIX) and data[-1] == "}":
         return ProjectionStep([data[len(_APPENDED_PREFIX):-1]])

@@ -24,7 +24,7 @@ def records_of(rows: Iterable[Sequence[Any]]) -> list[Record]:
                 chain in rows:
             if recorded_at != last_text:  # the events of one append share one time
                 last_text, moment = recorded_at, _codec.parse_time(recorded_at)
-            event: AnyEvent | PayloadErased = _codec.decode_event(type_, data)
+            event: AnyEvent | PayloadErased = _codec.decode_event(type_, data, version)
             out.append(Record(position, stream_id, version, event_id, type_, moment, event,
                               {} if meta == "{}" else _codec.decode_json(meta), digest, chain))
         return out

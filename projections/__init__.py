@@ -4,16 +4,28 @@ from __future__ import annotations
 
 from chatledger.eventstore import HistoryState, apply, fold, messages_of
 from chatledger.projections._history import ChatHistory, HistoryView, shared_store
+from chatledger.projections._turns import (
+    OnConflict,
+    RecordedTurn,
+    Turn,
+    recorded_turns,
+    turn_events,
+)
 from chatledger.projections._window import approximate_tokens, window
 
 __all__ = [
     "ChatHistory",
     "HistoryState",
     "HistoryView",
+    "OnConflict",
+    "RecordedTurn",
+    "Turn",
     "apply",
     "approximate_tokens",
     "fold",
     "messages_of",
+    "recorded_turns",
     "shared_store",
+    "turn_events",
     "window",
 ]

@@ -14,6 +14,7 @@ from chatledger.eventstore import (
     AIMessage,
     AnyMessage,
     AppendResult,
+    ConcurrencyError,
     EventStore,
     HistoryCleared,
     HumanMessage,
@@ -28,6 +29,7 @@ from chatledger.eventstore import (
     open_store,
     redact_url,
 )
+from chatledger.projections._turns import OnConflict, Turn, turn_appends, turn_meta
 from chatledger.projections._window import window as _window
 
 __all__ = ["ChatHistory", "HistoryView", "shared_store"]
@@ -200,6 +202,30 @@ class ChatHistory:
         """Empty the current history by appending ``HistoryCleared``; earlier versions stay."""
         return self.store.append(self.key, [HistoryCleared(reason=reason)])
 
+    def record_turn(self, turn: Turn, *, on_conflict: OnConflict = "merge") -> AppendResult:
+        """Record one chain turn in one atomic append: its messages and its ``RunRecorded``.
+
+        A saved turn (status "ok") is appended on the version it read. If other turns were
+        saved meanwhile, ``on_conflict="merge"`` appends it after them (its run still names
+        the version it read), and ``"raise"`` raises. A failed or cancelled turn appends only
+        its run, with the input and any partial output held in it.
+
+        Raises:
+            ConcurrencyError: ``on_conflict="raise"`` and the session moved on; nothing saved.
+            InvalidInputError: An input or output item is not a message; nothing saved.
+            StoreError: The database failed; nothing saved.
+        """
+        _check_messages([*turn.input, *turn.output])
+        head = 0 if turn.history_version is not None or turn.status != "ok" else self.version
+        plan = turn_appends(turn, head, on_conflict)
+        events, expected = next(plan)
+        while True:
+            try:
+                return self.store.append(self.key, events, expected_version=expected,
+                                         meta=turn_meta(turn))
+            except ConcurrencyError as e:
+                events, expected = plan.send(e)
+
     def fork(self, new_key: KeyLike, *, at_version: int | None = None) -> ChatHistory:
         """Start a new session whose history is this one's as of ``at_version`` (default: now).
 
@@ -246,6 +272,21 @@ class ChatHistory:
     async def aadd_message(self, message: Message) -> AppendResult:
         """``add_message`` without blocking the event loop."""
         return await self.aadd_messages([message])
+
+    async def arecord_turn(self, turn: Turn, *,
+                           on_conflict: OnConflict = "merge") -> AppendResult:
+        """``record_turn`` without blocking the event loop."""
+        _check_messages([*turn.input, *turn.output])
+        head = (0 if turn.history_version is not None or turn.status != "ok"
+                else await self.aversion())
+        plan = turn_appends(turn, head, on_conflict)
+        events, expected = next(plan)
+        while True:
+            try:
+                return await self.store.aappend(self.key, events, expected_version=expected,
+                                                meta=turn_meta(turn))
+            except ConcurrencyError as e:
+                events, expected = plan.send(e)
 
     async def aclear(self, *, reason: str | None = None) -> AppendResult:
         """``clear`` without blocking the event loop."""

@@ -5,10 +5,11 @@ line, and fixes what loses data there: a failed save raises; a failed or cancell
 recorded (as ``RunRecorded``) without saving half a turn; a stream saves one whole message; the
 history is read once per turn; and concurrent turns on one session never lose a message.
 
-With a ``projections.ChatHistory`` a turn is one atomic append: the input and output messages
-and a ``RunRecorded`` event, with the history version the turn read in the event and the meta.
-Any other history object with ``messages`` and ``add_messages`` (LangChain's
-``BaseChatMessageHistory`` shape) gets ``add_messages(input + output)``.
+With a ``projections.ChatHistory`` a turn is one atomic append (``ChatHistory.record_turn``):
+the input and output messages and a ``RunRecorded`` event that names them and the history
+version the turn read. Any other history object with ``messages`` and ``add_messages``
+(LangChain's ``BaseChatMessageHistory`` shape) gets ``add_messages(input + output)``. The
+difference lives in ``runtime._histories``, the one adapter boundary.
 """
 
 from __future__ import annotations
@@ -25,11 +26,9 @@ from chatledger.eventstore import (
     ChatledgerError,
     InvalidInputError,
     Message,
-    MessageAppended,
-    RunRecorded,
 )
 from chatledger.eventstore._log import get_logger, logging_enabled
-from chatledger.projections import ChatHistory
+from chatledger.projections import Turn
 from chatledger.runtime._config import (
     ConfigurableFieldSpec,
     RunnableConfig,
@@ -37,6 +36,7 @@ from chatledger.runtime._config import (
     ensure_config,
     get_config_list,
 )
+from chatledger.runtime._histories import TurnHistory, adapt_history
 from chatledger.runtime._history_shapes import (
     DEFAULT_SESSION_SPEC,
     factory_parameters,
@@ -93,7 +93,7 @@ class _Turn:
     __slots__ = ("history", "inner_config", "inner_input", "new_input", "run_id", "started",
                  "version")
 
-    def __init__(self, history: Any, version: int | None, new_input: list[Message],
+    def __init__(self, history: TurnHistory, version: int | None, new_input: list[Message],
                  inner_input: Any, inner_config: RunnableConfig, run_id: str) -> None:
         self.history = history
         self.version = version
@@ -103,9 +103,12 @@ class _Turn:
         self.run_id = run_id
         self.started = time.perf_counter()
 
-    @property
-    def latency_ms(self) -> float:
-        return (time.perf_counter() - self.started) * 1000.0
+    def record(self, status: str, output: list[Message], model: str | None,
+               error: str | None = None) -> Turn:
+        """This turn as ``record_turn`` takes it."""
+        return Turn(run_id=self.run_id, input=self.new_input, output=output, status=status,
+                    history_version=self.version, model=model,
+                    latency_ms=(time.perf_counter() - self.started) * 1000.0, error=error)
 
 
 class RunnableWithMessageHistory(Runnable[Any, Any]):
@@ -188,8 +191,8 @@ class RunnableWithMessageHistory(Runnable[Any, Any]):
                                  config["configurable"],
                                  input_messages_key=self.input_messages_key)
 
-    def _turn(self, input: Any, config: RunnableConfig, history: Any, version: int | None,
-              loaded: list[Message], new_input: list[Message]) -> _Turn:
+    def _turn(self, input: Any, config: RunnableConfig, history: TurnHistory,
+              version: int | None, loaded: list[Message], new_input: list[Message]) -> _Turn:
         """Shape the wrapped runnable's input from the loaded history (LangChain's rules)."""
         messages_key = self.history_messages_key or self.input_messages_key
         if messages_key is None:
@@ -199,33 +202,19 @@ class RunnableWithMessageHistory(Runnable[Any, Any]):
         else:
             inner_input = {**input, messages_key: [*loaded, *new_input]}
         inner_config = child_config(config)
-        inner_config["configurable"] = {**config["configurable"], "message_history": history}
+        inner_config["configurable"] = {**config["configurable"],
+                                        "message_history": history.raw}
         run_id = str(config.get("run_id") or uuid.uuid4())
         return _Turn(history, version, new_input, inner_input, inner_config, run_id)
 
-    def _check_history(self, history: Any) -> Any:
-        if isinstance(history, ChatHistory):
-            return history
-
-        def has(name: str) -> bool:
-            # getattr_static: evaluating a ``messages`` property would be a read (I/O).
-            return inspect.getattr_static(history, name, None) is not None
-
-        if not has("messages") or not (has("add_messages") or has("add_message")):
-            raise InvalidInputError(
-                f"get_session_history returned {type(history).__name__}, which has no "
-                "messages/add_messages; return a projections.ChatHistory"
-            )
-        return history
-
-    def _history(self, config: RunnableConfig) -> Any:
+    def _history(self, config: RunnableConfig) -> TurnHistory:
         args, kwargs = self._arguments(config)
         history = self.get_session_history(*args, **kwargs)
         if inspect.isawaitable(history):
             history = _run_to_completion(history)
-        return self._check_history(history)
+        return adapt_history(history)
 
-    async def _ahistory(self, config: RunnableConfig) -> Any:
+    async def _ahistory(self, config: RunnableConfig) -> TurnHistory:
         args, kwargs = self._arguments(config)
         if inspect.iscoroutinefunction(self.get_session_history):
             history = await self.get_session_history(*args, **kwargs)
@@ -234,7 +223,7 @@ class RunnableWithMessageHistory(Runnable[Any, Any]):
             history = await asyncio.to_thread(self.get_session_history, *args, **kwargs)
             if inspect.isawaitable(history):
                 history = await history
-        return self._check_history(history)
+        return adapt_history(history)
 
     def _check(self, input: Any, config: RunnableConfig | None) -> tuple[RunnableConfig,
                                                                         list[Message]]:
@@ -252,133 +241,87 @@ class RunnableWithMessageHistory(Runnable[Any, Any]):
     def _begin(self, input: Any, config: RunnableConfig | None) -> _Turn:
         config, new_input = self._check(input, config)
         history = self._history(config)
-        if isinstance(history, ChatHistory):
-            view = history.load()
-            version: int | None = view.version
-            loaded = list(view.messages)
-        else:
-            version, loaded = None, list(history.messages)
+        version, loaded = history.load()
         return self._turn(input, config, history, version, loaded, new_input)
 
     async def _abegin(self, input: Any, config: RunnableConfig | None) -> _Turn:
         config, new_input = self._check(input, config)
         history = await self._ahistory(config)
-        if isinstance(history, ChatHistory):
-            view = await history.aload()
-            version: int | None = view.version
-            loaded = list(view.messages)
-        elif inspect.getattr_static(history, "aget_messages", None) is not None:
-            version, loaded = None, list(await history.aget_messages())
-        else:
-            version, loaded = None, list(await asyncio.to_thread(lambda: history.messages))
+        version, loaded = await history.aload()
         return self._turn(input, config, history, version, loaded, new_input)
 
     # -- saving a turn ---------------------------------------------------------------------
-    def _record(self, turn: _Turn, status: str, output: list[Message],
-                error: str | None) -> RunRecorded:
-        return RunRecorded(
-            run_id=turn.run_id,
-            status=status,
-            input=turn.new_input,  # type: ignore[arg-type]
-            output=output,  # type: ignore[arg-type]
-            history_version=turn.version or 0,
-            model=self.model_name,
-            latency_ms=turn.latency_ms,
-            error=error,
-        )
-
-    def _events(self, turn: _Turn, output: list[Message]) -> list[Any]:
-        messages = [*turn.new_input, *output]
-        return [*(MessageAppended(message=m) for m in messages),  # type: ignore[arg-type]
-                self._record(turn, "ok", output, None)]
-
-    def _meta(self, turn: _Turn) -> dict[str, Any]:
-        return {"run_id": turn.run_id, "history_version": turn.version}
-
-    def _expected(self, turn: _Turn) -> int | None:
-        return turn.version if self.on_conflict == "raise" else None
-
     def _save(self, turn: _Turn, output: Any) -> None:
         """Save input + output in one write, or record why not and raise."""
-        history = turn.history
         try:
             saved = output_messages(output, self.output_messages_key)
-            if isinstance(history, ChatHistory):
-                history.store.append(history.key, self._events(turn, saved),
-                                     expected_version=self._expected(turn), meta=self._meta(turn))
-            elif hasattr(history, "add_messages"):
-                history.add_messages([*turn.new_input, *saved])
-            else:
-                for message in [*turn.new_input, *saved]:
-                    history.add_message(message)
+            turn.history.record_turn(turn.record("ok", saved, self.model_name),
+                                     on_conflict=self.on_conflict)
         except Exception as e:
             self._fail(turn, "error", output, e)
             raise
-        if logging_enabled():
-            _log.debug("turn_saved", run_id=turn.run_id, history_version=turn.version,
-                       messages=len(turn.new_input) + len(saved))
+        self._log_saved(turn, saved)
 
     async def _asave(self, turn: _Turn, output: Any) -> None:
         """Async ``_save``: the history's async twins, never its blocking methods."""
-        history = turn.history
         try:
             saved = output_messages(output, self.output_messages_key)
-            if isinstance(history, ChatHistory):
-                await history.store.aappend(history.key, self._events(turn, saved),
-                                            expected_version=self._expected(turn),
-                                            meta=self._meta(turn))
-            elif hasattr(history, "aadd_messages"):
-                await history.aadd_messages([*turn.new_input, *saved])
-            elif hasattr(history, "add_messages"):
-                await asyncio.to_thread(history.add_messages, [*turn.new_input, *saved])
-            else:
-                for message in [*turn.new_input, *saved]:
-                    await asyncio.to_thread(history.add_message, message)
+            await turn.history.arecord_turn(turn.record("ok", saved, self.model_name),
+                                            on_conflict=self.on_conflict)
         except Exception as e:
             await self._afail(turn, "error", output, e)
             raise
+        self._log_saved(turn, saved)
+
+    def _log_saved(self, turn: _Turn, saved: list[Message]) -> None:
         if logging_enabled():
             _log.debug("turn_saved", run_id=turn.run_id, history_version=turn.version,
                        messages=len(turn.new_input) + len(saved))
 
     def _failure(self, turn: _Turn, status: str, output: Any,
-                 error: BaseException | None) -> RunRecorded:
+                 error: BaseException | None) -> Turn:
         try:
             partial = [] if output is None else output_messages(output, self.output_messages_key)
         except InvalidInputError:
             partial = []
-        return self._record(turn, status, partial, None if error is None else _describe(error))
+        return turn.record(status, partial, self.model_name,
+                           None if error is None else _describe(error))
+
+    def _failed(self, turn: _Turn, status: str, record: Turn, error: BaseException | None,
+                recording_error: ChatledgerError | None) -> None:
+        """After recording a failed run: note a recording failure on the run's own error."""
+        if recording_error is not None:
+            if error is None:
+                raise recording_error
+            error.add_note(f"recording the run as {status} also failed: "
+                           f"{_describe(recording_error)}")
+        if logging_enabled():
+            _log.info("run_recorded", run_id=turn.run_id, status=status, error=record.error)
 
     def _fail(self, turn: _Turn, status: str, output: Any, error: BaseException | None) -> None:
-        """Record a failed or cancelled run in the log (ChatHistory only); no half turn."""
-        history = turn.history
-        if not isinstance(history, ChatHistory):
+        """Record a failed or cancelled run in the log (where the history keeps runs)."""
+        if not turn.history.records_runs:
             return
         record = self._failure(turn, status, output, error)
         try:
-            history.store.append(history.key, [record], meta=self._meta(turn))
+            turn.history.record_turn(record, on_conflict="merge")
         except ChatledgerError as e:
-            if error is None:
-                raise
-            error.add_note(f"recording the run as {status} also failed: {_describe(e)}")
-        if logging_enabled():
-            _log.info("run_recorded", run_id=turn.run_id, status=status, error=record.error)
+            self._failed(turn, status, record, error, e)
+            return
+        self._failed(turn, status, record, error, None)
 
     async def _afail(self, turn: _Turn, status: str, output: Any,
                      error: BaseException | None) -> None:
         """Async ``_fail``."""
-        history = turn.history
-        if not isinstance(history, ChatHistory):
+        if not turn.history.records_runs:
             return
         record = self._failure(turn, status, output, error)
         try:
-            await history.store.aappend(history.key, [record], meta=self._meta(turn))
+            await turn.history.arecord_turn(record, on_conflict="merge")
         except ChatledgerError as e:
-            if error is None:
-                raise
-            error.add_note(f"recording the run as {status} also failed: {_describe(e)}")
-        if logging_enabled():
-            _log.info("run_recorded", run_id=turn.run_id, status=status, error=record.error)
+            self._failed(turn, status, record, error, e)
+            return
+        self._failed(turn, status, record, error, None)
 
     # -- the Runnable surface --------------------------------------------------------------
     def invoke(self, input: Any, config: RunnableConfig | None = None) -> Any:

@@ -159,8 +159,12 @@ def event_summary(rec: Record, width: int = 60) -> str:
             text = "history cleared" + (f": {reason}" if reason else "")
         case MessageRedacted(version=version, reason=reason):
             text = f"erased version {version}" + (f": {reason}" if reason else "")
-        case RunRecorded(status=status, history_version=hv, output=output, error=error):
-            said = message_text(output[-1]) if output else (error or "")
+        case RunRecorded(status=status, history_version=hv, output=output, error=error,
+                         input_versions=inputs, output_versions=outputs):
+            versions = [*inputs, *outputs]
+            said = message_text(output[-1]) if output else error or ""
+            if versions and not said:
+                said = f"messages v{versions[0]}-v{versions[-1]}"
             text = f"run {status} on history v{hv}: {said}"
         case SessionTagged(added=added, removed=removed):
             text = " ".join([*(f"+{t}" for t in added), *(f"-{t}" for t in removed)])

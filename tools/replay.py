@@ -1,7 +1,7 @@
 """Replay recorded runs: re-run each turn against the exact history it saw, and diff the outputs.
 
-Each ``RunRecorded`` event holds the turn's input messages and the history version the run
-read. Replay loads that version of the history (``load_history_at``), invokes the chain with
+Each ``RunRecorded`` event names the turn's input messages (by version) and the history
+version the run read. Replay loads that version of the history (``load_history_at``), invokes the chain with
 the history followed by the input messages, and compares the new output with the recorded one.
 Outputs are compared by role, text and tool calls (name and arguments); ids, usage and latency
 are expected to differ between runs and are ignored.
@@ -24,9 +24,9 @@ from chatledger.eventstore import (
     EventStore,
     Message,
     NotFoundError,
-    RunRecorded,
     SessionKey,
 )
+from chatledger.projections import recorded_turns
 from chatledger.tools._output import message_text, role_of
 
 __all__ = ["ReplayedRun", "load_chain", "render", "replay", "run_dict"]
@@ -119,26 +119,27 @@ def replay(store: EventStore, key: SessionKey, chain: Any, *,
     Raises:
         NotFoundError: The session has no recorded runs, or none with ``run_id``.
     """
-    runs = [(r.version, r.event) for r in store.read(key) if isinstance(r.event, RunRecorded)]
+    runs = recorded_turns(store.read(key))
     if run_id is not None:
-        runs = [(v, e) for v, e in runs if e.run_id == run_id]
+        runs = [t for t in runs if t.run.run_id == run_id]
     if not runs:
         which = f"run {run_id!r}" if run_id else "recorded runs"
         raise NotFoundError(f"session {key.stream_id!r} has no {which} (runs are recorded by "
                             "runtime.RunnableWithMessageHistory)")
     out = []
-    for version, run in runs:
+    for turn in runs:
+        run = turn.run
         _, history = store.load_history_at(key, version=run.history_version)
         started = time.perf_counter()
         error = None
         replayed: list[Message] = []
         try:
-            replayed = _as_messages(chain.invoke([*history, *run.input]))
+            replayed = _as_messages(chain.invoke([*history, *turn.input]))
         except Exception as e:  # a failing chain is a replay result, shown in the diff
             error = f"{type(e).__name__}: {e}"
-        recorded: list[Message] = list(run.output)
+        recorded: list[Message] = list(turn.output)
         out.append(ReplayedRun(
-            run_id=run.run_id, version=version, history_version=run.history_version,
+            run_id=run.run_id, version=turn.version, history_version=run.history_version,
             status=run.status, recorded=recorded, replayed=replayed, error=error,
             diff=_compare(recorded, replayed, run.error, error),
             seconds=time.perf_counter() - started))

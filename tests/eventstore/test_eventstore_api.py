@@ -103,7 +103,7 @@ def test_event_tags_are_explicit_and_stable() -> None:
     assert tags == {
         "MessageAppended": "message_appended", "HistoryCleared": "history_cleared",
         "MessageRedacted": "message_redacted", "SessionForked": "session_forked",
-        "RunRecorded": "run_recorded", "SessionTagged": "session_tagged",
+        "RunRecorded": "run_recorded_v2", "SessionTagged": "session_tagged",
     }
 
 

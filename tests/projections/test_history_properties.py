@@ -47,7 +47,7 @@ MESSAGE_SPEC = st.tuples(KIND, TEXT, st.integers(1, 2), st.booleans())
 TAG = st.sampled_from(["red", "green", "blue"])
 PICK = st.integers(0, 1_000)
 # Events that carry content, the only ones erase() may scrub; it refuses the others.
-CONTENT_TYPES = ("message_appended", "session_forked", "run_recorded")
+CONTENT_TYPES = ("message_appended", "session_forked", "run_recorded", "run_recorded_v2")
 
 BY_NAME: dict[str, st.SearchStrategy[tuple[Any, ...]]] = {
     "append": st.tuples(st.just("append"), PICK, st.lists(MESSAGE_SPEC, min_size=1, max_size=3)),

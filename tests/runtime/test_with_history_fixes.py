@@ -24,7 +24,7 @@ from chatledger.eventstore import (
     StoreError,
     open_store,
 )
-from chatledger.projections import ChatHistory
+from chatledger.projections import ChatHistory, recorded_turns
 from chatledger.runtime import RunnableLambda, RunnableParallel, RunnableWithMessageHistory
 from chatledger.runtime.models import FakeChatModel
 
@@ -120,8 +120,13 @@ def test_successful_turn_records_run_with_version_model_and_meta(ledger: EventSt
     runs = _runs(ledger, "s")
     assert [(r.status, r.history_version, r.model) for r in runs] == [("ok", 0, "fake"),
                                                                      ("ok", 3, "fake")]
-    assert runs[1].input == [HumanMessage("two")]
-    assert [m.text for m in runs[1].output] == ["r2"]
+    # the run names its messages by version instead of holding copies: each is stored once
+    assert (runs[1].input_versions, runs[1].output_versions) == ([4], [5])
+    assert (runs[1].input, runs[1].output) == ([], [])
+    turns = recorded_turns(ledger.read("s"))
+    assert turns[1].input == [HumanMessage("two")]
+    assert [m.text for m in turns[1].output] == ["r2"]
+    assert turns[1].complete
     metas = [r.meta for r in ledger.read("s")]
     assert metas[3]["history_version"] == 3
     assert metas[3]["run_id"] == runs[1].run_id

@@ -1,0 +1,162 @@
+"""Chain turns in the log: what one turn writes, and turns read back with their messages.
+
+A saved turn is one append: its input and output messages as ``MessageAppended`` events, then
+a ``RunRecorded`` that refers to them by version. A turn that failed or was cancelled appends
+only its ``RunRecorded``, which then holds the input and any partial output itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable, Sequence
+from datetime import datetime
+from typing import Any, Literal, Union
+
+import msgspec
+
+from chatledger.eventstore import (
+    AnyMessage,
+    ConcurrencyError,
+    Event,
+    Message,
+    MessageAppended,
+    Record,
+    RunRecorded,
+)
+
+__all__ = [
+    "OnConflict",
+    "RecordedTurn",
+    "Turn",
+    "TurnAppends",
+    "recorded_turns",
+    "turn_appends",
+    "turn_events",
+    "turn_meta",
+]
+
+OnConflict = Literal["merge", "raise"]
+
+# How often a merging turn re-appends after other turns on its session got in first.
+MERGE_TRIES = 8
+
+TurnAppends = Generator[tuple[list[Event], Union[int, None]], ConcurrencyError, None]
+"""Yields the appends that record a turn: (events, expected_version). After one of them fails
+with ``ConcurrencyError``, send the error in: the plan yields the next try or raises it."""
+
+
+class Turn(msgspec.Struct, frozen=True, kw_only=True):
+    """One chain run, as ``ChatHistory.record_turn`` writes it.
+
+    Attributes:
+        run_id: The run's id (also in the append's meta).
+        input: The turn's new input messages.
+        output: The messages to save from the output (for a failed or cancelled run, whatever
+            partial output there was).
+        status: "ok" saves the messages; "error" or "cancelled" records the run only.
+        history_version: The history version the turn read; None when unknown.
+        model: The name of the chat model the chain ran.
+        latency_ms: How long the run took.
+        error: What went wrong, for a failed run.
+    """
+
+    run_id: str
+    input: list[Message]
+    output: list[Message] = []
+    status: str = "ok"
+    history_version: Union[int, None] = None
+    model: Union[str, None] = None
+    latency_ms: float = 0.0
+    error: Union[str, None] = None
+
+
+def turn_events(turn: Turn, base_version: int) -> list[Event]:
+    """The events of ``turn``, appended to a stream at ``base_version``.
+
+    A saved turn's ``RunRecorded`` names its messages by the versions they get in this append.
+    """
+    run = RunRecorded(run_id=turn.run_id, status=turn.status,
+                      history_version=turn.history_version or 0, model=turn.model,
+                      latency_ms=turn.latency_ms, error=turn.error)
+    inline: list[AnyMessage]
+    if turn.status != "ok":
+        inline = turn.input  # type: ignore[assignment]
+        partial: list[AnyMessage] = turn.output  # type: ignore[assignment]
+        return [msgspec.structs.replace(run, input=inline, output=partial)]
+    messages: list[Message] = [*turn.input, *turn.output]
+    first = base_version + 1
+    n_in = len(turn.input)
+    run = msgspec.structs.replace(
+        run, input_versions=list(range(first, first + n_in)),
+        output_versions=list(range(first + n_in, first + len(messages))))
+    return [*(MessageAppended(message=m) for m in messages), run]  # type: ignore[arg-type]
+
+
+def turn_appends(turn: Turn, head: int, on_conflict: OnConflict) -> TurnAppends:
+    """The appends that record ``turn`` (I/O-free: ``record_turn`` and ``arecord_turn`` drive it).
+
+    A saved turn is appended on the version it read (``head`` when it read none); when other
+    turns got in first, "merge" appends it after them and "raise" gives up. A failed or
+    cancelled turn's run is appended unconditionally.
+
+    Raises:
+        ConcurrencyError: "raise" and the session moved on, or "merge" lost ``MERGE_TRIES``
+            races in a row.
+    """
+    if turn.status != "ok":
+        yield turn_events(turn, 0), None
+        return
+    base = turn.history_version if turn.history_version is not None else head
+    for attempt in range(MERGE_TRIES):
+        conflict = yield turn_events(turn, base), base
+        if on_conflict == "raise" or attempt == MERGE_TRIES - 1:
+            raise conflict
+        base = conflict.actual_version
+
+
+def turn_meta(turn: Turn) -> dict[str, Any]:
+    """The append's meta for a turn: its run id and the history version it read."""
+    return {"run_id": turn.run_id, "history_version": turn.history_version}
+
+
+class RecordedTurn(msgspec.Struct, frozen=True):
+    """A ``RunRecorded`` read back, with its messages resolved.
+
+    Attributes:
+        version: The version of the run's event.
+        recorded_at: When the run was recorded.
+        run: The event itself.
+        input: The turn's input messages.
+        output: The turn's output messages (partial for a cancelled run).
+        complete: False when a message the run refers to is not in the records given (or was
+            erased).
+    """
+
+    version: int
+    recorded_at: datetime
+    run: RunRecorded
+    input: list[Message]
+    output: list[Message]
+    complete: bool
+
+
+def recorded_turns(records: Iterable[Record]) -> list[RecordedTurn]:
+    """Every run among ``records`` (one stream's events, in order), with its messages."""
+    by_version: dict[int, Message] = {}
+    turns = []
+    for record in records:
+        event = record.event
+        if isinstance(event, MessageAppended):
+            by_version[record.version] = event.message
+        elif isinstance(event, RunRecorded):
+            wanted = [*event.input_versions, *event.output_versions]
+            found = [by_version[v] for v in wanted if v in by_version]
+
+            def pick(versions: Sequence[int]) -> list[Message]:
+                return [by_version[v] for v in versions if v in by_version]
+
+            turns.append(RecordedTurn(
+                record.version, record.recorded_at, event,
+                [*event.input, *pick(event.input_versions)],
+                [*event.output, *pick(event.output_versions)],
+                complete=len(found) == len(wanted)))
+    return turns
