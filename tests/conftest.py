@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from chatledger.eventstore import EventStore, open_store
-from tests.pgsupport import drop_postgres_schemas, postgres_schema_url, postgres_test_schema
+from chatledger.eventstore import EventStore
+from tests.pgsupport import drop_postgres_schemas
+from tests.stores import BACKENDS, make_store
 
-BACKENDS = ["sqlite-file", "sqlite-memory", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 @pytest.fixture(autouse=True)
 def _postgres_cleanup() -> Iterator[None]:
@@ -21,18 +21,6 @@ def _postgres_cleanup() -> Iterator[None]:
 
 
 # -- every backend -------------------------------------------------------------------------
-def make_store(kind: str, tmp_path: Path, **options: object) -> EventStore:
-    """Open a fresh, empty store of the given backend kind."""
-    if kind == "sqlite-file":
-        return open_store(f"sqlite:///{tmp_path / 'log.db'}", **options)  # type: ignore[arg-type]
-    if kind == "sqlite-memory":
-        return open_store("sqlite://:memory:", **options)  # type: ignore[arg-type]
-    if kind == "postgres":
-        url = postgres_schema_url(postgres_test_schema(tmp_path))
-        return open_store(url, **options)  # type: ignore[arg-type]
-    raise ValueError(kind)
-
-
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     """The name of the backend under test."""

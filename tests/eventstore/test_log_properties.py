@@ -15,121 +15,24 @@ from hypothesis.stateful import (
     initialize,
     invariant,
     rule,
+    run_state_machine_as_test,
 )
 
 from chatledger.eventstore import (
-    AIMessage,
-    ChatMessage,
     ConcurrencyError,
     Event,
     EventStore,
-    FunctionMessage,
-    HistoryCleared,
-    HumanMessage,
     Message,
-    MessageAppended,
-    MessageRedacted,
-    RunRecorded,
-    SessionForked,
     SessionKey,
-    SessionTagged,
-    SystemMessage,
-    ToolMessage,
     _codec,
     from_langchain_dict,
     from_openai,
-    open_store,
     to_langchain_dict,
     to_openai,
 )
-
-# -- strategies -------------------------------------------------------------------------------
-
-TEXT = st.text(max_size=30)  # any Unicode scalar value, quotes and escapes included
-SHORT = st.text(min_size=1, max_size=12)
-JSON_LEAF = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(2**63), max_value=2**63 - 1),
-    st.floats(allow_nan=False, allow_infinity=False),
-    TEXT,
-)
-JSON = st.recursive(
-    JSON_LEAF,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=3), st.dictionaries(TEXT, inner, max_size=3)
-    ),
-    max_leaves=8,
-)
-JSON_OBJECT = st.dictionaries(TEXT, JSON, max_size=3)
-BLOCK = st.one_of(
-    TEXT,
-    st.builds(lambda t: {"type": "text", "text": t}, TEXT),
-    st.builds(lambda u: {"type": "image_url", "image_url": {"url": u}}, TEXT),
-    JSON_OBJECT,
-)
-CONTENT = st.one_of(TEXT, st.lists(BLOCK, max_size=4))
-OPT_TEXT = st.none() | SHORT
-TOOL_CALL = st.fixed_dictionaries(
-    {"name": SHORT, "args": JSON_OBJECT, "id": OPT_TEXT, "type": st.just("tool_call")}
-)
-USAGE = st.none() | st.fixed_dictionaries(
-    {
-        "input_tokens": st.integers(0, 10**6),
-        "output_tokens": st.integers(0, 10**6),
-        "total_tokens": st.integers(0, 2 * 10**6),
-    },
-    optional={"input_token_details": st.dictionaries(SHORT, st.integers(0, 100), max_size=2)},
-)
-COMMON: dict[str, Any] = {
-    "content": CONTENT,
-    "additional_kwargs": JSON_OBJECT,
-    "response_metadata": JSON_OBJECT,
-    "name": OPT_TEXT,
-    "id": OPT_TEXT,
-}
-
-MESSAGES = st.one_of(
-    st.builds(HumanMessage, **COMMON),
-    st.builds(SystemMessage, **COMMON),
-    st.builds(AIMessage, **COMMON, tool_calls=st.lists(TOOL_CALL, max_size=3),
-              usage_metadata=USAGE),
-    st.builds(ToolMessage, **COMMON, tool_call_id=SHORT,
-              status=st.sampled_from(["success", "error"]), artifact=JSON),
-    st.builds(ChatMessage, **COMMON, role=SHORT),
-    st.builds(FunctionMessage, **{**COMMON, "name": SHORT}),
-)
-
-EVENTS: st.SearchStrategy[Event] = st.one_of(
-    st.builds(MessageAppended, message=MESSAGES),
-    st.builds(HistoryCleared, reason=st.none() | TEXT),
-    st.builds(MessageRedacted, version=st.integers(1, 10**6), reason=TEXT),
-    st.builds(SessionForked, parent=st.dictionaries(SHORT, SHORT, min_size=1, max_size=2),
-              parent_version=st.integers(0, 1000), messages=st.lists(MESSAGES, max_size=3)),
-    st.builds(RunRecorded, run_id=SHORT, status=st.sampled_from(["ok", "error", "cancelled"]),
-              input=st.lists(MESSAGES, max_size=2), output=st.lists(MESSAGES, max_size=2),
-              history_version=st.integers(0, 1000), model=st.none() | SHORT,
-              latency_ms=st.floats(0, 1e6), error=st.none() | TEXT),
-    st.builds(SessionTagged, added=st.lists(SHORT, max_size=3),
-              removed=st.lists(SHORT, max_size=3)),
-)
-
-# What OpenAI's chat format carries: role, content, name, tool calls and tool_call_id.
-OPENAI_CONTENT = st.one_of(TEXT, st.lists(BLOCK, max_size=3))
-OPENAI_TOOL_CALL = st.fixed_dictionaries(
-    {"name": SHORT, "args": JSON_OBJECT, "id": OPT_TEXT, "type": st.just("tool_call")}
-)
-OPENAI_MESSAGES = st.one_of(
-    st.builds(HumanMessage, content=OPENAI_CONTENT, name=OPT_TEXT),
-    st.builds(SystemMessage, content=OPENAI_CONTENT, name=OPT_TEXT),
-    st.builds(AIMessage, content=OPENAI_CONTENT, name=OPT_TEXT,
-              tool_calls=st.lists(OPENAI_TOOL_CALL, max_size=3)),
-    st.builds(ToolMessage, content=OPENAI_CONTENT, tool_call_id=SHORT, name=OPT_TEXT),
-    st.builds(FunctionMessage, content=OPENAI_CONTENT, name=SHORT),
-    st.builds(ChatMessage, content=OPENAI_CONTENT, name=OPT_TEXT,
-              role=SHORT.filter(lambda r: r not in {
-                  "user", "assistant", "system", "developer", "tool", "function"})),
-)
+from tests.pgsupport import postgres_url
+from tests.stores import BACKENDS, fresh_store
+from tests.strategies import EVENTS, KEYS, MESSAGES, OPENAI_MESSAGES, SMALL_EVENTS
 
 SETTINGS = settings(max_examples=75, deadline=None)
 
@@ -188,19 +91,6 @@ def test_openai_round_trip(message: Message) -> None:
 
 # -- the log under any sequence of appends ----------------------------------------------------
 
-KEYS = [
-    SessionKey(user_id="u1", conversation_id="1"),
-    SessionKey(user_id="u1", conversation_id="10"),
-    SessionKey(session_id="u1/conversation_id=1"),
-]
-SMALL_EVENTS = st.one_of(
-    st.builds(MessageAppended, message=st.builds(HumanMessage, content=TEXT)),
-    st.builds(MessageAppended, message=st.builds(AIMessage, content=TEXT)),
-    st.builds(HistoryCleared),
-    st.builds(SessionTagged, added=st.lists(SHORT, max_size=2)),
-)
-
-
 class LogMachine(RuleBasedStateMachine):
     """Appends to several keys, checked against a plain list-of-events model."""
 
@@ -209,17 +99,20 @@ class LogMachine(RuleBasedStateMachine):
     ids: dict[SessionKey, list[str]]
     appended = Bundle("appended")
 
+    kind = "sqlite-memory"
+
     @initialize()
     def open(self) -> None:
-        """A fresh in-memory store per example."""
-        self.store = open_store("sqlite://:memory:")
+        """A fresh store of the machine's backend per example."""
+        self._opened = fresh_store(self.kind)
+        self.store = self._opened.__enter__()
         self.model = {k: [] for k in KEYS}
         self.ids = {k: [] for k in KEYS}
 
     def teardown(self) -> None:
-        """Close the example's store."""
+        """Close and remove the example's store."""
         if hasattr(self, "store"):
-            self.store.close()
+            self._opened.__exit__(None, None, None)
 
     @rule(target=appended, key=st.sampled_from(KEYS),
           events=st.lists(SMALL_EVENTS, min_size=1, max_size=4), conditional=st.booleans())
@@ -285,26 +178,46 @@ class LogMachine(RuleBasedStateMachine):
             assert mine == [r.position for r in self.store.read(key)]
 
 
-LogMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=12, deadline=None)
-test_log_invariants = LogMachine.TestCase
-test_log_invariants.__doc__ = "Any sequence of appends, stale appends and retries keeps the log's invariants."
+def _machine(kind: str) -> type[RuleBasedStateMachine]:
+    return type(f"LogMachine_{kind.replace('-', '_')}", (LogMachine,), {"kind": kind})
 
 
-@settings(max_examples=50, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(KEYS), st.lists(SMALL_EVENTS, min_size=1, max_size=3)),
-                max_size=8))
-def test_read_after_append_returns_the_same_events(
-    batches: list[tuple[SessionKey, list[Event]]],
-) -> None:
-    """After any sequence of appends, read returns each key's events in order, versions 1..n."""
-    with open_store("sqlite://:memory:") as store:
-        model: dict[SessionKey, list[Event]] = {k: [] for k in KEYS}
-        for key, events in batches:
-            store.append(key, events, expected_version=len(model[key]))
-            model[key] += events
-        for key in KEYS:
-            records = store.read(key)
-            assert [r.event for r in records] == model[key]
-            assert [r.version for r in records] == list(range(1, len(model[key]) + 1))
-        positions = [r.position for r in store.read_all()]
-        assert positions == sorted(set(positions))
+MACHINE_SETTINGS = settings(max_examples=40, stateful_step_count=12, deadline=None)
+# PostgreSQL examples each create and drop a schema: fewer of them, same rules.
+PG_MACHINE_SETTINGS = settings(max_examples=15, stateful_step_count=12, deadline=None)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_log_invariants(backend: str) -> None:
+    """Any sequence of appends, stale appends and retries keeps the log's invariants, on every
+    backend."""
+    if backend == "postgres":
+        postgres_url()  # skips (fails under CI=true) without a server
+    run_state_machine_as_test(_machine(backend), settings=PG_MACHINE_SETTINGS
+                              if backend == "postgres" else MACHINE_SETTINGS)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_read_after_append_returns_the_same_events(backend: str) -> None:
+    """After any sequence of appends, read returns each key's events in order, versions 1..n,
+    and positions strictly increase, on every backend."""
+    if backend == "postgres":
+        postgres_url()
+
+    @settings(max_examples=15 if backend == "postgres" else 50, deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from(KEYS),
+                              st.lists(SMALL_EVENTS, min_size=1, max_size=3)), max_size=8))
+    def check(batches: list[tuple[SessionKey, list[Event]]]) -> None:
+        with fresh_store(backend) as store:
+            model: dict[SessionKey, list[Event]] = {k: [] for k in KEYS}
+            for key, events in batches:
+                store.append(key, events, expected_version=len(model[key]))
+                model[key] += events
+            for key in KEYS:
+                records = store.read(key)
+                assert [r.event for r in records] == model[key]
+                assert [r.version for r in records] == list(range(1, len(model[key]) + 1))
+            positions = [r.position for r in store.read_all()]
+            assert positions == sorted(set(positions))
+
+    check()

@@ -23,6 +23,8 @@ from chatledger.eventstore import (
     _codec,
     open_store,
 )
+from chatledger.eventstore._append import Prepared, stamp
+from chatledger.eventstore._projection import InsertRows, prepared_steps, projection_ops
 from chatledger.eventstore.postgres import PostgresStore
 
 pytestmark = pytest.mark.postgres
@@ -72,6 +74,55 @@ def test_one_call_appends_store_the_digests_the_client_computes(
     assert pg.verify().ok
     assert pg.load_history(key)[1][-2:] == [e.message for e in _turn(len(TRICKY) - 1,
                                                                       TRICKY[-1])]
+
+
+_ROW = ("stream_id, version, position, event_id, type, recorded_at, data, meta, payload_digest, "
+        "digest, chain")
+
+
+def _head(store: PostgresStore, sid: str) -> tuple[Any, ...]:
+    return store._fetch("read", "SELECT version, chain, updated_at, message_count FROM streams "
+                                "WHERE stream_id = %s", (sid,))[0]
+
+
+@pytest.mark.parametrize("future", [False, True], ids=["clock", "clamped"])
+def test_one_call_append_writes_the_rows_stamp_defines(
+        pg: PostgresStore, monkeypatch: pytest.MonkeyPatch, future: bool) -> None:
+    """Row for row, the PL/pgSQL append writes what the Python definition (``stamp`` and the
+    projection's operations) gives for the same head, position and time, the clamp of
+    ``recorded_at`` to the stream's last time included."""
+    key = SessionKey(user_id="ü", conversation_id="1")
+    pg.append(key, [MessageAppended(message=HumanMessage("first"))])
+    sid = key.stream_id
+    if future:  # a clock that went back: the stream's last append looks later than now
+        pg._fetch("write", "UPDATE streams SET updated_at = '2999-01-01T00:00:00.000000Z' "
+                           "WHERE stream_id = %s RETURNING 1", (sid,))
+    spy = PathSpy(pg, monkeypatch)
+    for i, text in enumerate(TRICKY):
+        version, chain, updated_at, count = _head(pg, sid)
+        result = pg.append(key, _turn(i, text), meta={"run_id": text})
+        rows = pg._fetch("read", f"SELECT {_ROW} FROM events WHERE stream_id = %s AND "
+                                 "version > %s ORDER BY version", (sid, version))
+        prepared = [Prepared(event=e.event, type=r[4], data=r[6], payload_digest=r[8],
+                             event_id=r[3]) for e, r in zip(pg.read(key)[version:], rows,
+                                                             strict=True)]
+        expected = stamp(sid, prepared, rows[0][7], version=version, chain=chain,
+                         first_position=rows[0][2], now=_codec.now_text(), updated_at=updated_at)
+        if not future:  # the server's clock is not ours: take its time, check the rest
+            expected = stamp(sid, prepared, rows[0][7], version=version, chain=chain,
+                             first_position=rows[0][2], now=rows[0][5], updated_at=updated_at)
+        assert [tuple(r) for r in rows] == expected.rows
+        assert result.positions == expected.positions
+        assert _head(pg, sid) == (expected.version, expected.chain, expected.recorded_at,
+                                  count + 2)
+        ops, added = projection_ops(sid, prepared_steps(prepared, version + 1))
+        history = pg._fetch("read", "SELECT stream_id, version, idx, message FROM history "
+                                    "WHERE stream_id = %s AND version > %s ORDER BY version, idx",
+                            (sid, version))
+        assert ops == [InsertRows([tuple(h) for h in history])] and added == 2
+    assert spy.general == 0
+    if future:
+        assert {r.recorded_at.year for r in pg.read(key)[1:]} == {2999}
 
 
 def _raw_rows(store: PostgresStore, sid: str) -> list[tuple[Any, ...]]:

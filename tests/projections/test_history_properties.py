@@ -34,6 +34,7 @@ from chatledger.eventstore import (
     ToolMessage,
 )
 from chatledger.projections import ChatHistory, approximate_tokens, fold, messages_of, window
+from tests.strategies import TEXT
 
 PROPERTY_SETTINGS = settings(
     max_examples=60,
@@ -41,7 +42,7 @@ PROPERTY_SETTINGS = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
-TEXT = st.text(max_size=30)
+
 KIND = st.sampled_from(["human", "ai", "ai_tools", "tool", "tool", "system"])
 MESSAGE_SPEC = st.tuples(KIND, TEXT, st.integers(1, 2), st.booleans())
 TAG = st.sampled_from(["red", "green", "blue"])
