@@ -1,0 +1,116 @@
+"""The fork tree of a session: its ancestors through ``SessionForked.parent``, its descendants.
+
+A fork names its parent in its first event, so going up is one read per level. Going down
+needs every session's first event: the index reads each session once (a stream's first event
+never changes) and looks again only at sessions it has not seen, and only when the log has
+grown since its last look.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol
+
+import msgspec
+
+from chatledger.eventstore import (
+    InvalidKeyError,
+    Record,
+    SessionForked,
+    SessionInfo,
+    SessionKey,
+)
+
+__all__ = ["ForkIndex", "ForkNode", "ForkReader"]
+
+# Forks of forks deeper than this are cut off (a cycle cannot happen, but a page must end).
+MAX_DEPTH = 32
+_CATALOG_PAGE = 1000
+
+
+class ForkReader(Protocol):
+    """The store methods the fork index reads through."""
+
+    def read(self, key: SessionKey, *, until_version: int | None = None) -> list[Record]: ...
+
+    def sessions(self, *, limit: int = 100, after: str | None = None,
+                 **key_filter: str) -> list[SessionInfo]: ...
+
+    def last_position(self) -> int: ...
+
+
+class ForkNode(msgspec.Struct, frozen=True):
+    """One session in a fork tree; ``at`` is the parent version it was forked at."""
+
+    key: SessionKey
+    at: int
+    children: list[ForkNode]
+
+
+def parent_of(store: ForkReader, key: SessionKey) -> tuple[SessionKey, int] | None:
+    """The session ``key`` was forked from and at which version, or None if it is no fork."""
+    first = store.read(key, until_version=1)
+    if not first or not isinstance(first[0].event, SessionForked):
+        return None
+    event = first[0].event
+    try:
+        return SessionKey(**event.parent), event.parent_version
+    except InvalidKeyError:
+        return None
+
+
+class ForkIndex:
+    """Parent links of every session, read lazily and kept while the log does not change.
+
+    Args:
+        store: The store to read (only ``read``, ``sessions`` and ``last_position``).
+    """
+
+    def __init__(self, store: ForkReader) -> None:
+        self._store = store
+        self._parents: dict[SessionKey, tuple[SessionKey, int] | None] = {}
+        self._children: dict[SessionKey, list[tuple[SessionKey, int]]] = {}
+        self._seen_position: int | None = None
+        self._lock = threading.Lock()
+
+    def _refresh(self) -> None:
+        position = self._store.last_position()
+        if position == self._seen_position:
+            return
+        after = None
+        while True:
+            page = self._store.sessions(limit=_CATALOG_PAGE, after=after)
+            for info in page:
+                if info.key not in self._parents:
+                    link = parent_of(self._store, info.key)
+                    self._parents[info.key] = link
+                    if link is not None:
+                        self._children.setdefault(link[0], []).append((info.key, link[1]))
+            if len(page) < _CATALOG_PAGE:
+                break
+            after = page[-1].cursor
+        self._seen_position = position
+
+    def tree(self, key: SessionKey) -> ForkNode | None:
+        """The whole fork tree ``key`` belongs to, from its root; None if it has no forks."""
+        with self._lock:
+            self._refresh()
+            root, depth = key, 0
+            while depth < MAX_DEPTH:
+                link = self._parents.get(root)
+                if link is None:
+                    link = parent_of(self._store, root) if root not in self._parents else None
+                if link is None:
+                    break
+                root, depth = link[0], depth + 1
+            if root == key and not self._children.get(key):
+                return None
+            return self._node(root, 0, 0)
+
+    def _node(self, key: SessionKey, at: int, depth: int) -> ForkNode:
+        children = [] if depth >= MAX_DEPTH else [
+            self._node(child, child_at, depth + 1)
+            for child, child_at in sorted(self._children.get(key, []),
+                                          key=lambda c: (c[1], c[0].stream_id))
+        ]
+        return ForkNode(key=key, at=at, children=children)
