@@ -2,13 +2,15 @@
 
 A fork names its parent in its first event, so going up is one read per level. Going down
 needs every session's first event: the index reads each session once (a stream's first event
-never changes) and looks again only at sessions it has not seen, and only when the log has
-grown since its last look.
+never changes). After the first full pass over the catalog it looks again only when the log
+has grown, and then only at the sessions active since its last look (the catalog is ordered by
+last activity), less a margin for appends that committed after their timestamp was taken.
 """
 
 from __future__ import annotations
 
 import threading
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import msgspec
@@ -26,6 +28,9 @@ __all__ = ["ForkIndex", "ForkNode", "ForkReader"]
 # Forks of forks deeper than this are cut off (a cycle cannot happen, but a page must end).
 MAX_DEPTH = 32
 _CATALOG_PAGE = 1000
+# An append's recorded_at is taken before it commits: a session can show up in the catalog
+# with a last activity a little older than a look that ran while the append was in flight.
+_MARGIN = timedelta(minutes=5)
 
 
 class ForkReader(Protocol):
@@ -71,25 +76,30 @@ class ForkIndex:
         self._parents: dict[SessionKey, tuple[SessionKey, int] | None] = {}
         self._children: dict[SessionKey, list[tuple[SessionKey, int]]] = {}
         self._seen_position: int | None = None
+        self._seen_active: datetime | None = None
         self._lock = threading.Lock()
 
     def _refresh(self) -> None:
         position = self._store.last_position()
         if position == self._seen_position:
             return
+        since = None if self._seen_active is None else self._seen_active - _MARGIN
+        newest = self._seen_active
         after = None
         while True:
             page = self._store.sessions(limit=_CATALOG_PAGE, after=after)
             for info in page:
+                if newest is None or info.last_active > newest:
+                    newest = info.last_active
                 if info.key not in self._parents:
                     link = parent_of(self._store, info.key)
                     self._parents[info.key] = link
                     if link is not None:
                         self._children.setdefault(link[0], []).append((info.key, link[1]))
-            if len(page) < _CATALOG_PAGE:
+            if len(page) < _CATALOG_PAGE or (since is not None and page[-1].last_active < since):
                 break
             after = page[-1].cursor
-        self._seen_position = position
+        self._seen_position, self._seen_active = position, newest
 
     def tree(self, key: SessionKey) -> ForkNode | None:
         """The whole fork tree ``key`` belongs to, from its root; None if it has no forks."""

@@ -162,8 +162,14 @@ def message_view(message: Message) -> MessageView:
         calls = [ToolCallView(str(c.get("name", "")), c.get("id"), pretty_json(c.get("args", {})))
                  for c in message.tool_calls]
         usage = pretty_json(message.usage_metadata) if message.usage_metadata else None
-    extra = {k: v for k, v in (("additional_kwargs", message.additional_kwargs),
-                               ("response_metadata", message.response_metadata)) if v}
+    extra: dict[str, Any] = {k: v for k, v in (("additional_kwargs", message.additional_kwargs),
+                                               ("response_metadata", message.response_metadata))
+                             if v}
+    if isinstance(message, ToolMessage):
+        if message.status != "success":
+            extra["status"] = message.status
+        if message.artifact is not None:
+            extra["artifact"] = message.artifact
     return MessageView(
         role=_role(message), type=message.type, blocks=blocks, name=message.name,
         id=message.id, tool_calls=calls,

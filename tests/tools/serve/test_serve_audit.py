@@ -31,8 +31,8 @@ from chatledger.eventstore import (
 )
 from chatledger.tools.serve import create_app
 from chatledger.tools.serve._app import CHAT_PAGE, HISTORY_PAGE, LOG_PAGE
-from chatledger.tools.serve._views import chat_items
-from tests.tools.serve.support import MAIN, V_TOOL_RESULT, ReadOnly
+from chatledger.tools.serve._views import chat_items, message_view
+from tests.tools.serve.support import MAIN, V_TOOL_RESULT, ReadOnly, populate
 
 SCRIPT = "<script>alert('x')</script>"
 ATTRIBUTE = '"><img src=x onerror="alert(1)">'
@@ -81,8 +81,6 @@ def test_tampered_rows_are_highlighted_in_the_log(tmp_path: Path) -> None:
     """A payload edited behind the store's back: verify's problems mark exactly that row."""
     path = tmp_path / "ledger.db"
     with open_store(f"sqlite:///{path}") as store:
-        from tests.tools.serve.support import populate
-
         populate(store)
     conn = sqlite3.connect(path)
     conn.execute("DROP TRIGGER events_no_update")
@@ -239,3 +237,11 @@ def test_a_10000_message_session_is_paged(tmp_path: Path) -> None:
         assert log.count('<tr id="v') == LOG_PAGE and '<tr id="v201"' in log
         assert [kw for name, kw in reader.reads if name == "read"] == [
             {"after_version": 200, "until_version": 200 + LOG_PAGE}]
+
+
+def test_a_failed_tool_result_shows_its_status_and_artifact() -> None:
+    """A tool result with status error and an artifact shows both in its metadata."""
+    view = message_view(ToolMessage(content="boom", tool_call_id="c1", status="error",
+                                    artifact={"rows": 3}))
+    assert view.tool_call_id == "c1" and view.extra is not None
+    assert '"status": "error"' in view.extra and '"rows": 3' in view.extra

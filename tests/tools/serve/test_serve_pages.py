@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from starlette.testclient import TestClient
 
 from chatledger.eventstore import EventStore, HumanMessage, MessageAppended, SessionKey
+from chatledger.projections import ChatHistory
 from chatledger.tools.serve import create_app
 from tests.tools.serve.support import (
     FORK,
@@ -149,7 +150,7 @@ def test_fork_tree_links_both_ways(client: TestClient) -> None:
         "&", "&amp;") in forked
     grandchild = page(client, "/session", sid=FORK_OF_FORK.stream_id)
     assert f'href="/session?{urlencode({"sid": MAIN.stream_id})}"' in grandchild
-    assert "forks" not in page(client, "/session", sid=PLAIN.stream_id).split("<main>")[1][:400]
+    assert '<section class="forks">' not in page(client, "/session", sid=PLAIN.stream_id)
 
 
 def test_version_selects_the_history_at_that_version(client: TestClient,
@@ -237,3 +238,14 @@ def test_every_page_only_reads(client: TestClient, reader: ReadOnly, ledger: Eve
     assert {name for name, _ in reader.reads} >= {"sessions", "session", "read",
                                                    "load_history_at", "verify"}
     assert (ledger.last_position(), ledger.verify()) == before
+
+
+def test_a_fork_made_while_serving_appears_in_the_tree(ledger: EventStore) -> None:
+    """The fork tree is cached, but a fork appended after a page was shown appears next time."""
+    client = TestClient(create_app(ReadOnly(ledger)))  # type: ignore[arg-type]
+    assert '<section class="forks">' not in page(client, "/session", sid=PLAIN.stream_id)
+    late = SessionKey(session_id="plain-2")
+    ChatHistory(PLAIN, ledger).fork(late)
+    html = page(client, "/session", sid=PLAIN.stream_id)
+    assert '<section class="forks">' in html
+    assert f'href="/session?{urlencode({"sid": late.stream_id})}"' in html
