@@ -36,9 +36,11 @@ def run(bench: Bench) -> None:
     for i in range(1_000):
         store.append(f"other-{i}", message_events(10))
     for start in range(0, MESSAGES, 2):
+        before = start // 2 * 3  # each turn is three events: human, AI, run
         store.append(key, [*message_events(2, start),
                            RunRecorded(run_id=f"run-{start}", status="ok", latency_ms=1.0,
-                                       history_version=start // 2 * 3)])
+                                       history_version=before, input_versions=[before + 1],
+                                       output_versions=[before + 2])])
     client = TestClient(create_app(store))
     pages = {
         "chat": "/session?" + urlencode({"sid": key.stream_id}),

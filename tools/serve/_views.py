@@ -91,7 +91,11 @@ class ModelCallView(msgspec.Struct, frozen=True):
 
 
 class RunView(msgspec.Struct, frozen=True):
-    """One recorded chain run and the model calls linked to it."""
+    """One recorded chain run and the model calls linked to it.
+
+    A saved turn's run names its messages by version (``input_versions``,
+    ``output_versions``); a run that saved no turn carries its messages itself.
+    """
 
     run_id: str
     status: str
@@ -101,6 +105,8 @@ class RunView(msgspec.Struct, frozen=True):
     error: Union[str, None]
     input: list[MessageView]
     output: list[MessageView]
+    input_versions: list[int] = []
+    output_versions: list[int] = []
     model_calls: list[ModelCallView] = []
 
 
@@ -224,7 +230,9 @@ def _run_view(run: RunRecorded, calls: list[ModelCallView]) -> RunView:
     return RunView(run_id=run.run_id, status=run.status, latency_ms=run.latency_ms,
                    history_version=run.history_version, model=run.model, error=run.error,
                    input=[message_view(m) for m in run.input],
-                   output=[message_view(m) for m in run.output], model_calls=calls)
+                   output=[message_view(m) for m in run.output],
+                   input_versions=list(run.input_versions),
+                   output_versions=list(run.output_versions), model_calls=calls)
 
 
 def _linked_run(event: Any) -> str | None:

@@ -52,7 +52,7 @@ def populate(store: EventStore) -> None:
                                           usage_metadata={"input_tokens": 12, "output_tokens": 5,
                                                           "total_tokens": 17})),
         RunRecorded(run_id="run-ok", status="ok", history_version=2, model="fake-model",
-                    latency_ms=12.5),
+                    latency_ms=12.5, input_versions=[2], output_versions=[3, 4, 5]),
     ])
     store.append(MAIN, [
         MessageAppended(message=HumanMessage(content=[
@@ -61,6 +61,7 @@ def populate(store: EventStore) -> None:
             {"type": "audio", "format": "wav", "id": "clip-9"},
         ])),
         RunRecorded(run_id="run-bad", status="error", history_version=6,
+                    input=[HumanMessage(content="the input of a failed run")],
                     error="ModelTimeoutError: no answer in 60 s", latency_ms=60000.0),
     ])
     ChatHistory(MAIN, store).clear(reason="start over")

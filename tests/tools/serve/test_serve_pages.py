@@ -119,9 +119,12 @@ def test_session_page_shows_each_run(client: TestClient) -> None:
     ok = item(html, V_RUN_OK)
     assert "run ok" in ok and "12.50 ms" in ok and "fake-model" in ok
     assert "version=2&amp;view=history" in ok and "no model calls recorded" in ok
+    assert re.search(r'input <a href="#v2">v2</a>\s*· output <a href="#v3">v3</a> '
+                     r'<a href="#v4">v4</a> <a href="#v5">v5</a>', ok)
     bad = item(html, V_RUN_ERROR)
     assert "status-error" in bad and "run error" in bad
     assert "ModelTimeoutError: no answer in 60 s" in bad and "60000.00 ms" in bad
+    assert "input (1), output (0)" in bad and "the input of a failed run" in bad
 
 
 def test_session_page_marks_clears_erasures_and_tags(client: TestClient) -> None:
