@@ -86,8 +86,6 @@ class LedgerReader(Protocol):
 
     def verify(self, key: SessionKey | None = None) -> VerifyReport: ...
 
-    def last_position(self) -> int: ...
-
 
 def show(value: object) -> Markup:
     """Escape text for HTML and make invisible and direction-changing characters visible."""

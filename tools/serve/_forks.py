@@ -2,9 +2,10 @@
 
 A fork names its parent in its first event, so going up is one read per level. Going down
 needs every session's first event: the index reads each session once (a stream's first event
-never changes). After the first full pass over the catalog it looks again only when the log
-has grown, and then only at the sessions active since its last look (the catalog is ordered by
-last activity), less a margin for appends that committed after their timestamp was taken.
+never changes). After the first full pass over the catalog, each look reads only the sessions
+active since the last one (the catalog is ordered by last activity), less a margin for
+appends that committed after their timestamp was taken. It does not key its cache on
+``last_position()``: on PostgreSQL that stands still while any transaction on the server runs.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = ["ForkIndex", "ForkNode", "ForkReader"]
 # Forks of forks deeper than this are cut off (a cycle cannot happen, but a page must end).
 MAX_DEPTH = 32
 _CATALOG_PAGE = 1000
+_RECENT_PAGE = 50
 # An append's recorded_at is taken before it commits: a session can show up in the catalog
 # with a last activity a little older than a look that ran while the append was in flight.
 _MARGIN = timedelta(minutes=5)
@@ -40,8 +42,6 @@ class ForkReader(Protocol):
 
     def sessions(self, *, limit: int = 100, after: str | None = None,
                  **key_filter: str) -> list[SessionInfo]: ...
-
-    def last_position(self) -> int: ...
 
 
 class ForkNode(msgspec.Struct, frozen=True):
@@ -68,26 +68,24 @@ class ForkIndex:
     """Parent links of every session, read lazily and kept while the log does not change.
 
     Args:
-        store: The store to read (only ``read``, ``sessions`` and ``last_position``).
+        store: The store to read (only ``read`` and ``sessions``).
     """
 
     def __init__(self, store: ForkReader) -> None:
         self._store = store
         self._parents: dict[SessionKey, tuple[SessionKey, int] | None] = {}
         self._children: dict[SessionKey, list[tuple[SessionKey, int]]] = {}
-        self._seen_position: int | None = None
         self._seen_active: datetime | None = None
         self._lock = threading.Lock()
 
     def _refresh(self) -> None:
-        position = self._store.last_position()
-        if position == self._seen_position:
-            return
         since = None if self._seen_active is None else self._seen_active - _MARGIN
         newest = self._seen_active
+        # After the first pass, a look usually finds a handful of recent sessions: small pages.
+        limit = _CATALOG_PAGE if since is None else _RECENT_PAGE
         after = None
         while True:
-            page = self._store.sessions(limit=_CATALOG_PAGE, after=after)
+            page = self._store.sessions(limit=limit, after=after)
             for info in page:
                 if newest is None or info.last_active > newest:
                     newest = info.last_active
@@ -96,10 +94,10 @@ class ForkIndex:
                     self._parents[info.key] = link
                     if link is not None:
                         self._children.setdefault(link[0], []).append((info.key, link[1]))
-            if len(page) < _CATALOG_PAGE or (since is not None and page[-1].last_active < since):
+            if len(page) < limit or (since is not None and page[-1].last_active < since):
                 break
             after = page[-1].cursor
-        self._seen_position, self._seen_active = position, newest
+        self._seen_active = newest
 
     def tree(self, key: SessionKey) -> ForkNode | None:
         """The whole fork tree ``key`` belongs to, from its root; None if it has no forks."""
