@@ -15,9 +15,11 @@ $(PY):
 # The folders install as chatledger.<folder> through a strict editable install: a tree of links
 # under build/ that mypy and every import see. It must be redone when a package file is added
 # or removed, so the manifest (the sorted file list) changes only then, and the install with it.
+# The web view's templates and static files are package data and count as package files.
 $(MANIFEST): FORCE | $(PY)
 	@[ -d build ] || rm -f $(STAMP)
-	@find $(PACKAGES) \( -name '*.py' -o -name py.typed \) | LC_ALL=C sort > $@.new
+	@find $(PACKAGES) \( -name '*.py' -o -name py.typed -o -path '*/serve/templates/*' \
+		-o -path '*/serve/static/*' \) | LC_ALL=C sort > $@.new
 	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
 
 $(STAMP): pyproject.toml $(MANIFEST)

@@ -44,6 +44,9 @@ def test_wheel_installs_only_chatledger(tmp_path: Path) -> None:
                for p in (ROOT / layer).rglob("*.py")}
     assert sources <= set(names)
     assert {f"chatledger/{layer}/py.typed" for layer in LAYERS} <= set(names)
+    web = {f"chatledger/{p.relative_to(ROOT)}" for p in (ROOT / "tools" / "serve").rglob("*")
+           if p.suffix in (".html", ".css", ".js")}
+    assert web and web <= set(names), "the web view's templates and static files must ship"
 
 
 def test_module_entry_point_runs_the_cli(tmp_path: Path) -> None:
