@@ -128,8 +128,21 @@ class OpenAIChatModel(ChatModel):
         """Retries after the first attempt."""
         return self._transport.max_retries
 
+    provider = "openai"
+
     def __repr__(self) -> str:
         return f"OpenAIChatModel(model={self.model_name!r}, base_url={self.base_url!r})"
+
+    def parameters(self, stop: list[str] | None) -> dict[str, Any]:
+        """The request's parameters: temperature, max_tokens, stop and every ``extra_body``
+        field (tools, tool_choice, response_format, ...), as recorded in ``ModelCalled``."""
+        body = request_body(self.model_name, [], stream=False, temperature=self.temperature,
+                            max_tokens=self.max_tokens,
+                            stop=stop if stop is not None else self.stop,
+                            extra_body=self.extra_body, check=False)
+        body.pop("model", None)
+        body.pop("messages", None)
+        return body
 
     def _body(self, messages: list[Message], stop: list[str] | None, *, stream: bool
               ) -> dict[str, Any]:

@@ -50,8 +50,9 @@ def request_body(
     max_tokens: int | None = None,
     stop: Sequence[str] | None = None,
     extra_body: Mapping[str, Any] | None = None,
+    check: bool = True,
 ) -> dict[str, Any]:
-    """The JSON body of a ``POST /chat/completions`` request.
+    """The JSON body of a ``POST /chat/completions`` request (``check=False``: allow no messages).
 
     ``extra_body`` is merged last, so it can add any server-specific field (``tools``,
     ``top_p``, vLLM's ``guided_json``, ...) or override one of ours.
@@ -59,7 +60,7 @@ def request_body(
     Raises:
         InvalidInputError: No messages, or a message with no OpenAI role.
     """
-    if not messages:
+    if check and not messages:
         raise InvalidInputError("a chat model call needs at least one message")
     body: dict[str, Any] = {"model": model, "messages": [openai_message(m) for m in messages]}
     if temperature is not None:
