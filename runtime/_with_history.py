@@ -43,6 +43,7 @@ from chatledger.runtime._history_shapes import (
     factory_parameters,
     input_messages,
     output_messages,
+    runnable_input,
     session_arguments,
 )
 from chatledger.runtime._recording import (
@@ -216,13 +217,9 @@ class RunnableWithMessageHistory(Runnable[Any, Any]):
     def _turn(self, input: Any, config: RunnableConfig, history: TurnHistory,
               version: int | None, loaded: list[Message], new_input: list[Message]) -> _Turn:
         """Shape the wrapped runnable's input from the loaded history (LangChain's rules)."""
-        messages_key = self.history_messages_key or self.input_messages_key
-        if messages_key is None:
-            inner_input: Any = [*loaded, *new_input]
-        elif self.history_messages_key is not None:
-            inner_input = {**input, self.history_messages_key: list(loaded)}
-        else:
-            inner_input = {**input, messages_key: [*loaded, *new_input]}
+        inner_input = runnable_input(input, loaded, new_input,
+                                     input_messages_key=self.input_messages_key,
+                                     history_messages_key=self.history_messages_key)
         inner_config = child_config(config)
         inner_config["configurable"] = {**config["configurable"],
                                         "message_history": history.raw}

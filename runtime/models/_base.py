@@ -42,6 +42,13 @@ class ChatModel(Runnable[Any, AIMessage]):
         """The request parameters a call with ``stop`` uses, as recorded in ``ModelCalled``."""
         return {"stop": list(stop)} if stop else {}
 
+    def with_parameters(self, parameters: dict[str, Any]) -> ChatModel:
+        """This model set to send recorded ``parameters`` (replay re-sends a request with them).
+
+        The base knows only ``stop``, which goes with each call, so it returns itself.
+        """
+        return self
+
     def _report(self, recorder: CallRecorder, messages: list[Message], stop: list[str] | None,
                 reply: Message | None, started: float, *, stream: bool,
                 error: BaseException | None = None, cancelled: bool = False) -> None:

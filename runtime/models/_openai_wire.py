@@ -29,6 +29,13 @@ __all__ = [
 def openai_message(message: Message) -> dict[str, Any]:
     """The Chat Completions form of one message; bare strings in content lists become text parts.
 
+    An assistant message read from a completion carries every field the server returned
+    beyond role and content in ``additional_kwargs`` (reasoning, thinking signatures,
+    encrypted reasoning, refusal, annotations, the raw tool calls, unknown ones too); they are
+    sent back unchanged and in the server's order, so providers that require them back get
+    them byte for byte. Raw tool calls are used only while they still match the message's
+    ``tool_calls`` (same ids), so an edited message is sent as edited.
+
     Raises:
         InvalidInputError: The message has no OpenAI role.
     """
@@ -38,7 +45,23 @@ def openai_message(message: Message) -> dict[str, Any]:
         out["content"] = [
             {"type": "text", "text": part} if isinstance(part, str) else part for part in content
         ]
-    return out
+    if not isinstance(message, AIMessage) or not message.additional_kwargs:
+        return out
+    extras = message.additional_kwargs
+    raw_calls = extras.get("tool_calls")
+    ids = [call.get("id") for call in message.tool_calls]
+    keep_calls = (isinstance(raw_calls, list) and bool(ids)
+                  and [c.get("id") if isinstance(c, Mapping) else None for c in raw_calls] == ids)
+    if out["content"] == "" and (keep_calls or "refusal" in extras):
+        out["content"] = None  # what the server sent: no text beside the calls or refusal
+    exact: dict[str, Any] = {"role": out.pop("role"), "content": out.pop("content")}
+    for name, value in extras.items():
+        if name in ("role", "content") or (name == "tool_calls" and not keep_calls):
+            continue
+        exact[name] = value
+        out.pop(name, None)
+    exact.update(out)
+    return exact
 
 
 def request_body(
@@ -191,7 +214,9 @@ def message_from_completion(data: Any, *, base_url: str) -> AIMessage:
             f"{base_url}: the reply's content is a {type(content).__name__}", base_url=base_url
         )
     calls, invalid = _tool_calls(message.get("tool_calls"))
-    extra = {k: message[k] for k in ("refusal", "reasoning_content") if message.get(k)}
+    # Every field beyond role and content, unknown ones included, as the server sent it:
+    # ``openai_message`` sends them back unchanged on later requests.
+    extra = {k: v for k, v in message.items() if k not in ("role", "content")}
     reply_id = body.get("id")
     return AIMessage(
         content=content or "",
