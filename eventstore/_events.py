@@ -144,6 +144,8 @@ class ModelCalled(Event, tag="model_called", frozen=True, kw_only=True):
     finish_reason: Union[str, None] = None
     response_id: Union[str, None] = None
     stream: bool = False
+    # When the call started, in ms after the run started, and how long it took.
+    offset_ms: float = 0.0
     latency_ms: float = 0.0
     error: Union[str, None] = None
 

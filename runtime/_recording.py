@@ -49,6 +49,7 @@ class ModelCall(msgspec.Struct, frozen=True, kw_only=True):
     request: list[Message]
     response: Union[Message, None]
     stream: bool
+    started: float  # time.perf_counter() when the call began
     latency_ms: float
     error: Union[str, None] = None
 
@@ -139,8 +140,11 @@ def _response(message: Message | None, outputs: Sequence[Message]) -> AnyMessage
 
 def model_called_events(calls: Sequence[ModelCall], *, run_id: str,
                         history: Sequence[Message], inputs: Sequence[Message],
-                        outputs: Sequence[Message]) -> list[ModelCalled]:
-    """The ``ModelCalled`` events of a turn's calls, sharing its messages by reference."""
+                        outputs: Sequence[Message], started: float) -> list[ModelCalled]:
+    """The ``ModelCalled`` events of a turn's calls, sharing its messages by reference.
+
+    ``started`` is the run's start (``time.perf_counter()``), for each call's ``offset_ms``.
+    """
     events = []
     for index, call in enumerate(calls):
         response = call.response
@@ -154,7 +158,8 @@ def model_called_events(calls: Sequence[ModelCall], *, run_id: str,
             usage=dict(usage) if usage else None,
             finish_reason=finish if isinstance(finish, str) else None,
             response_id=response.id if response is not None else None,
-            stream=call.stream, latency_ms=call.latency_ms, error=call.error))
+            stream=call.stream, offset_ms=max(0.0, (call.started - started) * 1000.0),
+            latency_ms=call.latency_ms, error=call.error))
     return events
 
 

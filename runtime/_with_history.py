@@ -122,7 +122,8 @@ class _Turn:
                error: str | None = None) -> Turn:
         """This turn as ``record_turn`` takes it."""
         calls = (model_called_events(self.recorder.calls, run_id=self.run_id,
-                                     history=self.loaded, inputs=self.new_input, outputs=output)
+                                     history=self.loaded, inputs=self.new_input, outputs=output,
+                                     started=self.started)
                  if self.recorder is not None and self.recorder.calls else [])
         return Turn(run_id=self.run_id, input=self.new_input, output=output, status=status,
                     history_version=self.version, model=model,

@@ -63,7 +63,7 @@ class ChatModel(Runnable[Any, AIMessage]):
             reply = reply.to_message()
         recorder.add(ModelCall(
             provider=self.provider, model=self.model_name, parameters=self.parameters(stop),
-            request=messages, response=reply, stream=stream,
+            request=messages, response=reply, stream=stream, started=started,
             latency_ms=(time.perf_counter() - started) * 1000.0, error=problem))
 
     @abstractmethod
