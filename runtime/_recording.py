@@ -14,6 +14,7 @@ messages replaced by a reference to the run's input.
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -97,6 +98,23 @@ def recording(recorder: CallRecorder | None) -> Iterator[CallRecorder | None]:
 def _request(messages: Sequence[Message], history: Sequence[Message],
              inputs: Sequence[Message]) -> list[AnyMessage | MessageRef]:
     """``messages`` with runs of history (by identity) and input messages as references."""
+    n = len(history)
+    if n:
+        # The usual prompt: a few rendered messages, the whole history in order, the input.
+        # Found with C-level identity checks, so a long history costs microseconds.
+        first = history[0]
+        for j, message in enumerate(messages):
+            if message is first:
+                if all(map(operator.is_, messages[j:j + n], history)) and len(messages) >= j + n:
+                    return [*_request(messages[:j], (), inputs),
+                            MessageRef(source="history", start=0, stop=n),
+                            *_request(messages[j + n:], (), inputs)]
+                break
+    return _request_slow(messages, history, inputs)
+
+
+def _request_slow(messages: Sequence[Message], history: Sequence[Message],
+                  inputs: Sequence[Message]) -> list[AnyMessage | MessageRef]:
     out: list[AnyMessage | MessageRef] = []
     where: dict[int, int] | None = None
     expect = 0
@@ -106,7 +124,6 @@ def _request(messages: Sequence[Message], history: Sequence[Message],
             source, index = "history", expect
         else:
             if where is None:
-                # Built once per turn, and only when the request is not just the history in order.
                 where = {id(m): i for i, m in enumerate(history)}
             found = where.get(id(message))
             if found is not None and history[found] is message:

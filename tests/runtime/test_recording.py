@@ -193,3 +193,29 @@ def test_rebuilt_projection_ignores_model_calls(ledger: EventStore) -> None:
     ledger.rebuild()
     assert ChatHistory("s", ledger).messages == before
     assert ledger.session("s").message_count == 4  # type: ignore[union-attr]
+
+
+def test_request_references_resolve_to_the_exact_messages() -> None:
+    """History in order, reordered or partly used, and input messages all resolve back exactly."""
+    from chatledger.projections import RecordedTurn
+    from chatledger.runtime import ModelCall
+    from chatledger.runtime._recording import model_called_events
+
+    history = [HumanMessage(f"h{i}") for i in range(6)]
+    inputs = [HumanMessage("new")]
+    system = SystemMessage("sys")
+    requests = [
+        [system, *history, HumanMessage("new")],
+        [*history[3:], system, history[0], *inputs],
+        [history[5], history[4], SystemMessage("other")],
+    ]
+    calls = [ModelCall(provider="p", model="m", parameters={}, request=list(r), response=None,
+                       stream=False, started=0.0, latency_ms=1.0) for r in requests]
+    events = model_called_events(calls, run_id="r", history=history, inputs=inputs, outputs=[],
+                                 started=0.0)
+    assert events[0].request == [system, MessageRef(source="history", start=0, stop=6),
+                                 MessageRef(source="input", start=0, stop=1)]
+    run = RunRecorded(run_id="r", status="ok")
+    turn = RecordedTurn(1, None, run, inputs, [], True)  # type: ignore[arg-type]
+    for event, request in zip(events, requests, strict=True):
+        assert resolve_call(event, history, turn)[0] == request
