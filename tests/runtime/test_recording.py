@@ -219,3 +219,14 @@ def test_request_references_resolve_to_the_exact_messages() -> None:
     turn = RecordedTurn(1, None, run, inputs, [], True)  # type: ignore[arg-type]
     for event, request in zip(events, requests, strict=True):
         assert resolve_call(event, history, turn)[0] == request
+
+
+def test_erasing_a_session_erases_its_model_calls(ledger: EventStore) -> None:
+    """erase() removes model-call payloads too (they hold rendered prompts); verify still passes."""
+    chain = _prompt_chain(ledger)
+    chain.invoke({"language": "secret-language", "input": "hi im bob!"}, CFG)
+    ledger.erase("s", reason="user request")
+    types = [(r.type, type(r.event).__name__) for r in ledger.read("s")]
+    assert ("model_called", "PayloadErased") in types
+    assert not any(isinstance(r.event, ModelCalled) for r in ledger.read("s"))
+    assert ledger.verify().ok
