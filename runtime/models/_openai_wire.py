@@ -310,7 +310,7 @@ class StreamAssembler:
     repeats running totals is counted once when the chunks are added up.
     """
 
-    __slots__ = ("_base_url", "_done", "_finished", "_id", "_meta", "_usage")
+    __slots__ = ("_base_url", "_done", "_extras", "_finished", "_id", "_meta", "_usage")
 
     def __init__(self, *, base_url: str) -> None:
         self._base_url = base_url
@@ -319,6 +319,7 @@ class StreamAssembler:
         self._id: str | None = None
         self._usage: dict[str, Any] | None = None
         self._meta: dict[str, Any] = {}
+        self._extras: dict[str, Any] = {}
 
     def feed(self, data: str) -> AIMessageChunk | None:
         """The chunk for one event's data, or None for ``[DONE]`` and empty keep-alives.
@@ -341,6 +342,7 @@ class StreamAssembler:
         chunk, usage = chunk_from_event(event, base_url=self._base_url)
         if usage is not None:
             self._usage = usage
+        self._gather_extras(event)
         if chunk.response_metadata.get("finish_reason") is not None:
             self._finished = True
         # Servers repeat model and fingerprint in every event; pass each on once.
@@ -352,8 +354,24 @@ class StreamAssembler:
             return chunk
         return None
 
+    def _gather_extras(self, event: Any) -> None:
+        """Delta fields beyond role, content and tool calls (reasoning text, signatures, ...):
+        text fragments are joined, other values replaced; nulls are skipped."""
+        choices = event.get("choices") if isinstance(event, Mapping) else None
+        delta = choices[0].get("delta") if isinstance(choices, list) and choices and \
+            isinstance(choices[0], Mapping) else None
+        if not isinstance(delta, Mapping):
+            return
+        for name, value in delta.items():
+            if name in ("role", "content", "tool_calls") or value is None:
+                continue
+            before = self._extras.get(name)
+            self._extras[name] = (before + value if isinstance(before, str)
+                                  and isinstance(value, str) else value)
+
     def end(self) -> AIMessageChunk | None:
-        """The closing chunk that carries the usage, if the server reported any.
+        """The closing chunk: the usage, if the server reported any, and the other delta fields
+        gathered whole (``additional_kwargs``), so the chunks add up to them once.
 
         Raises:
             ModelResponseError: The stream ended before ``[DONE]`` and before any
@@ -365,6 +383,7 @@ class StreamAssembler:
                 "(no finish_reason and no [DONE]): it was cut off mid-way",
                 base_url=self._base_url,
             )
-        if self._usage is None:
+        if self._usage is None and not self._extras:
             return None
-        return AIMessageChunk(content="", id=self._id, usage_metadata=self._usage)
+        return AIMessageChunk(content="", id=self._id, usage_metadata=self._usage,
+                              additional_kwargs=dict(self._extras))

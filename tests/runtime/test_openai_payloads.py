@@ -12,7 +12,7 @@ from chatledger.eventstore import EventStore, ModelCalled, open_store
 from chatledger.projections import ChatHistory, recorded_turns, resolve_call
 from chatledger.runtime import RunnableWithMessageHistory
 from chatledger.runtime.models import OpenAIChatModel
-from tests.runtime.openai_server import OpenAIServer, Reply, completion, running
+from tests.runtime.openai_server import OpenAIServer, Reply, chunk, completion, running
 
 CFG = {"configurable": {"session_id": "s"}}
 
@@ -103,3 +103,23 @@ def test_openai_call_is_recorded_with_parameters_usage_and_ids(
     # the request the server got is what was recorded, parameters included
     body = server.requests[0].body
     assert {k: body[k] for k in call.parameters} == call.parameters
+
+
+def test_streamed_delta_fields_are_kept_whole_and_sent_back(
+        server: OpenAIServer, store: EventStore) -> None:
+    """Streamed reasoning fragments add up to one field on the saved reply and go back with it."""
+    events = [chunk({"role": "assistant", "content": "", "reasoning_content": "think "}),
+              chunk({"reasoning_content": "harder", "content": "Hi", "refusal": None}),
+              chunk({"thought_signature": "sig=="}),
+              chunk({"content": "!"}), chunk(finish_reason="stop"), "[DONE]"]
+    server.script(Reply(kind="sse", events=events), Reply(body=completion("ok")))
+    model = OpenAIChatModel("m", base_url=server.base_url)
+    chain = RunnableWithMessageHistory(model, lambda session_id: ChatHistory(session_id, store))
+    assert "".join(c.content for c in chain.stream("hi", CFG)) == "Hi!"
+    saved = ChatHistory("s", store).messages[-1]
+    assert saved.additional_kwargs == {"reasoning_content": "think harder",
+                                       "thought_signature": "sig=="}
+    chain.invoke("again", CFG)
+    assert server.requests[1].body["messages"][1] == {
+        "role": "assistant", "content": "Hi!", "reasoning_content": "think harder",
+        "thought_signature": "sig=="}
