@@ -233,8 +233,14 @@ def _replay_model(model: Any, turn: RecordedTurn, history: list[Message],
         if response is not None:
             recorded.append(response)
         try:
-            sender = model.with_parameters(dict(call.parameters))
-            replayed.append(sender.invoke(request, stop=call.parameters.get("stop")))
+            # A chatledger ChatModel takes the recorded parameters; any other runnable is
+            # called as it is.
+            with_parameters = getattr(model, "with_parameters", None)
+            if with_parameters is None:
+                replayed.append(_as_messages(model.invoke(request))[-1])
+            else:
+                sender = with_parameters(dict(call.parameters))
+                replayed.append(sender.invoke(request, stop=call.parameters.get("stop")))
         except Exception as e:  # a failing model is a replay result, shown in the diff
             return recorded, replayed, f"{type(e).__name__}: {e}"
     return recorded, replayed, None

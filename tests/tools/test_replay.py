@@ -137,3 +137,16 @@ def test_replay_needs_exactly_one_of_chain_and_model(app: tuple[str, Path]) -> N
     assert_one_line_error(run(["--db", db, "replay", "2", "--chain", "replay_app:chain",
                                "--model", "m", "--base-url", "http://127.0.0.1:9/v1"]),
                           "not both")
+
+
+def test_library_model_replay_sends_each_recorded_request(app: tuple[str, Path]) -> None:
+    """replay(model=...) gives the model exactly the recorded requests and diffs its replies."""
+    db, _ = app
+    model = FakeChatModel(["Ciao Bob! È un piacere conoscerti.", "Il tuo nome è Bob."])
+    with open_store(db) as store:
+        runs = replay(store, "2", model=model)
+        _, history = store.load_history_at("2", version=runs[1].history_version)
+    assert [r.equal for r in runs] == [True, True]
+    system = README_SYSTEM.format(language="italian")
+    assert [[m.text for m in call] for call in model.calls] == [
+        [system, "hi im bob!"], [system, *[m.text for m in history], "whats my name?"]]
