@@ -230,3 +230,17 @@ def test_erasing_a_session_erases_its_model_calls(ledger: EventStore) -> None:
     assert ("model_called", "PayloadErased") in types
     assert not any(isinstance(r.event, ModelCalled) for r in ledger.read("s"))
     assert ledger.verify().ok
+
+
+def test_turns_record_on_every_backend(store: EventStore) -> None:
+    """A recorded turn, its model call and the rebuilt projection are the same on every backend."""
+    chain = _prompt_chain(store)
+    chain.invoke({"language": "italian", "input": "hi im bob!"}, CFG)
+    chain.invoke({"language": "italian", "input": "whats my name?"}, CFG)
+    turns = recorded_turns(store.read("s"))
+    assert [len(t.calls) for t in turns] == [1, 1]
+    _, history = store.load_history_at("s", version=turns[1].run.history_version)
+    assert resolve_call(turns[1].calls[0], history, turns[1])[2]
+    before = ChatHistory("s", store).messages
+    store.rebuild()
+    assert ChatHistory("s", store).messages == before and len(before) == 4
