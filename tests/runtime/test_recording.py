@@ -242,5 +242,7 @@ def test_turns_record_on_every_backend(store: EventStore) -> None:
     _, history = store.load_history_at("s", version=turns[1].run.history_version)
     assert resolve_call(turns[1].calls[0], history, turns[1])[2]
     before = ChatHistory("s", store).messages
+    assert store.session("s").message_count == 4  # type: ignore[union-attr]
     store.rebuild()
     assert ChatHistory("s", store).messages == before and len(before) == 4
+    assert store.session("s").message_count == 4  # type: ignore[union-attr]
