@@ -35,7 +35,9 @@ __all__ = [
     "stamp",
 ]
 
-ERASABLE_TYPES = ("message_appended", "session_forked", "run_recorded", "run_recorded_v2")
+# Every event that can hold conversation content: a model call keeps its rendered prompt.
+ERASABLE_TYPES = ("message_appended", "session_forked", "run_recorded", "run_recorded_v2",
+                  "model_called")
 
 
 class Prepared(msgspec.Struct):

@@ -21,6 +21,8 @@ __all__ = [
     "HistoryCleared",
     "MessageAppended",
     "MessageRedacted",
+    "MessageRef",
+    "ModelCalled",
     "PayloadErased",
     "Record",
     "RunRecorded",
@@ -87,6 +89,13 @@ class RunRecorded(Event, tag="run_recorded_v2", frozen=True, kw_only=True):
     model: Union[str, None] = None
     latency_ms: float = 0.0
     error: Union[str, None] = None
+    # The chain's whole input as JSON, its new-messages value replaced by a reference to the
+    # run's input messages ({"$input": "text" | "message" | "messages"}), so they are stored
+    # once; None for runs recorded before chain inputs were.
+    chain_input: Any = None
+    # The wrapper's shape keys ("input", "history", "output") that turned chain_input into
+    # what the wrapped runnable received, so replay can rebuild that exactly.
+    keys: dict[str, str] = {}
 
 
 class SessionTagged(Event, tag="session_tagged", frozen=True, kw_only=True):
@@ -102,8 +111,48 @@ class PayloadErased(Event, tag="payload_erased", frozen=True, kw_only=True):
     erased_type: str
 
 
+class MessageRef(msgspec.Struct, tag_field="type", tag="ref", frozen=True, kw_only=True):
+    """Messages a model call shares with its run, instead of a copy.
+
+    ``source`` "history" means messages ``start:stop`` of the history the run read (as of its
+    ``history_version``); "input" and "output" mean the run's own input or output messages
+    ``start:stop``.
+    """
+
+    source: str
+    start: int
+    stop: int
+
+
+class ModelCalled(Event, tag="model_called", frozen=True, kw_only=True):
+    """One chat-model call made during the run ``run_id``, exactly as the model saw it.
+
+    Appended with its run, in the turn's one append. It is no history message: the history
+    projection ignores it. ``request`` is the exact message list the model received after
+    prompt rendering; the parts it shares with the run are ``MessageRef``s (each message is
+    stored once), the rest (a rendered system prompt, say) is inline.
+    """
+
+    run_id: str
+    index: int = 0
+    provider: str = ""
+    model: str = ""
+    parameters: dict[str, Any] = {}
+    request: list[Union[AnyMessage, MessageRef]] = []
+    response: Union[AnyMessage, MessageRef, None] = None
+    usage: Union[dict[str, Any], None] = None
+    finish_reason: Union[str, None] = None
+    response_id: Union[str, None] = None
+    stream: bool = False
+    # When the call started, in ms after the run started, and how long it took.
+    offset_ms: float = 0.0
+    latency_ms: float = 0.0
+    error: Union[str, None] = None
+
+
 AnyEvent = Union[
-    MessageAppended, HistoryCleared, MessageRedacted, SessionForked, RunRecorded, SessionTagged
+    MessageAppended, HistoryCleared, MessageRedacted, SessionForked, RunRecorded, SessionTagged,
+    ModelCalled,
 ]
 
 

@@ -87,7 +87,7 @@ def projection_step(event: AnyEvent | Event) -> ProjectionStep:
 
 
 _APPENDED_PREFIX = '{"type":"message_appended","message":'
-_NO_HISTORY = frozenset({"run_recorded", "run_recorded_v2"})
+_NO_HISTORY = frozenset({"run_recorded", "run_recorded_v2", "model_called"})
 
 
 def stored_step(type_: str, data: str | None) -> ProjectionStep:

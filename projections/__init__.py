@@ -9,6 +9,7 @@ from chatledger.projections._turns import (
     RecordedTurn,
     Turn,
     recorded_turns,
+    resolve_call,
     turn_events,
 )
 from chatledger.projections._window import approximate_tokens, window
@@ -25,6 +26,7 @@ __all__ = [
     "fold",
     "messages_of",
     "recorded_turns",
+    "resolve_call",
     "shared_store",
     "turn_events",
     "window",

@@ -1,8 +1,9 @@
 """Chain turns in the log: what one turn writes, and turns read back with their messages.
 
 A saved turn is one append: its input and output messages as ``MessageAppended`` events, then
-a ``RunRecorded`` that refers to them by version. A turn that failed or was cancelled appends
-only its ``RunRecorded``, which then holds the input and any partial output itself.
+a ``RunRecorded`` that refers to them by version, then one ``ModelCalled`` per model call made
+during the run. A turn that failed or was cancelled appends only its ``RunRecorded`` (which
+then holds the input and any partial output itself) and its model calls.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from chatledger.eventstore import (
     Event,
     Message,
     MessageAppended,
+    MessageRef,
+    ModelCalled,
     Record,
     RunRecorded,
 )
@@ -29,6 +32,7 @@ __all__ = [
     "Turn",
     "TurnAppends",
     "recorded_turns",
+    "resolve_call",
     "turn_appends",
     "turn_events",
     "turn_meta",
@@ -57,6 +61,10 @@ class Turn(msgspec.Struct, frozen=True, kw_only=True):
         model: The name of the chat model the chain ran.
         latency_ms: How long the run took.
         error: What went wrong, for a failed run.
+        chain_input: The chain's whole input as JSON, its new messages replaced by a
+            reference to ``input`` (see ``runtime._recording``).
+        keys: The wrapper's shape keys ("input", "history", "output") that were set.
+        calls: The model calls made during the run, appended after its ``RunRecorded``.
     """
 
     run_id: str
@@ -67,6 +75,9 @@ class Turn(msgspec.Struct, frozen=True, kw_only=True):
     model: Union[str, None] = None
     latency_ms: float = 0.0
     error: Union[str, None] = None
+    chain_input: Any = None
+    keys: dict[str, str] = {}
+    calls: list[ModelCalled] = []
 
 
 def turn_events(turn: Turn, base_version: int) -> list[Event]:
@@ -76,19 +87,22 @@ def turn_events(turn: Turn, base_version: int) -> list[Event]:
     """
     run = RunRecorded(run_id=turn.run_id, status=turn.status,
                       history_version=turn.history_version or 0, model=turn.model,
-                      latency_ms=turn.latency_ms, error=turn.error)
+                      latency_ms=turn.latency_ms, error=turn.error,
+                      chain_input=turn.chain_input, keys=turn.keys)
+    calls: list[Event] = list(turn.calls)
     inline: list[AnyMessage]
     if turn.status != "ok":
         inline = turn.input  # type: ignore[assignment]
         partial: list[AnyMessage] = turn.output  # type: ignore[assignment]
-        return [msgspec.structs.replace(run, input=inline, output=partial)]
+        return [msgspec.structs.replace(run, input=inline, output=partial), *calls]
     messages: list[Message] = [*turn.input, *turn.output]
     first = base_version + 1
     n_in = len(turn.input)
     run = msgspec.structs.replace(
         run, input_versions=list(range(first, first + n_in)),
         output_versions=list(range(first + n_in, first + len(messages))))
-    return [*(MessageAppended(message=m) for m in messages), run]  # type: ignore[arg-type]
+    return [*(MessageAppended(message=m) for m in messages), run,  # type: ignore[arg-type]
+            *calls]
 
 
 def turn_appends(turn: Turn, head: int, on_conflict: OnConflict) -> TurnAppends:
@@ -119,7 +133,7 @@ def turn_meta(turn: Turn) -> dict[str, Any]:
 
 
 class RecordedTurn(msgspec.Struct, frozen=True):
-    """A ``RunRecorded`` read back, with its messages resolved.
+    """A ``RunRecorded`` read back, with its messages and model calls resolved.
 
     Attributes:
         version: The version of the run's event.
@@ -129,6 +143,8 @@ class RecordedTurn(msgspec.Struct, frozen=True):
         output: The turn's output messages (partial for a cancelled run).
         complete: False when a message the run refers to is not in the records given (or was
             erased).
+        calls: The ``ModelCalled`` events of the run, in call order (empty for runs recorded
+            before model calls were).
     """
 
     version: int
@@ -137,16 +153,23 @@ class RecordedTurn(msgspec.Struct, frozen=True):
     input: list[Message]
     output: list[Message]
     complete: bool
+    calls: list[ModelCalled] = []
 
 
 def recorded_turns(records: Iterable[Record]) -> list[RecordedTurn]:
     """Every run among ``records`` (one stream's events, in order), with its messages."""
     by_version: dict[int, Message] = {}
-    turns = []
+    turns: list[RecordedTurn] = []
+    # A run's calls follow it in its append: each goes to the latest run with its run id.
+    latest: dict[str, int] = {}
+    calls: dict[int, list[ModelCalled]] = {}
     for record in records:
         event = record.event
         if isinstance(event, MessageAppended):
             by_version[record.version] = event.message
+        elif isinstance(event, ModelCalled):
+            if event.run_id in latest:
+                calls.setdefault(latest[event.run_id], []).append(event)
         elif isinstance(event, RunRecorded):
             wanted = [*event.input_versions, *event.output_versions]
             found = [by_version[v] for v in wanted if v in by_version]
@@ -159,4 +182,34 @@ def recorded_turns(records: Iterable[Record]) -> list[RecordedTurn]:
                 [*event.input, *pick(event.input_versions)],
                 [*event.output, *pick(event.output_versions)],
                 complete=len(found) == len(wanted)))
-    return turns
+            latest[event.run_id] = len(turns) - 1
+    if not calls:
+        return turns
+    return [msgspec.structs.replace(t, calls=calls[i]) if i in calls else t
+            for i, t in enumerate(turns)]
+
+
+def resolve_call(call: ModelCalled, history: Sequence[Message],
+                 turn: RecordedTurn) -> tuple[list[Message], Union[Message, None], bool]:
+    """A model call's request and response with their references resolved.
+
+    ``history`` is the history the run read (as of ``turn.run.history_version``). The third
+    value is False when a reference points past what is there (an erased message, say).
+    """
+    sources = {"history": history, "input": turn.input, "output": turn.output}
+    complete = True
+
+    def expand(part: Any) -> list[Message]:
+        nonlocal complete
+        if not isinstance(part, MessageRef):
+            return [part]
+        found = list(sources.get(part.source, ())[part.start:part.stop])
+        complete = complete and len(found) == part.stop - part.start
+        return found
+
+    request = [m for part in call.request for m in expand(part)]
+    response = None
+    if call.response is not None:
+        got = expand(call.response)
+        response = got[0] if got else None
+    return request, response, complete

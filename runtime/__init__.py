@@ -16,10 +16,17 @@ from chatledger.eventstore import (
 )
 from chatledger.runtime._compose import RunnableParallel
 from chatledger.runtime._config import ConfigurableFieldSpec, RunnableConfig, ensure_config
+from chatledger.runtime._history_shapes import output_messages, runnable_input
 from chatledger.runtime._lambda import RunnableGenerator, RunnableLambda
 from chatledger.runtime._messages import coerce_messages
 from chatledger.runtime._passthrough import RunnableAssign, RunnablePassthrough
 from chatledger.runtime._prompts import ChatPromptTemplate, ChatPromptValue, MessagesPlaceholder
+from chatledger.runtime._recording import (
+    CallRecorder,
+    ModelCall,
+    recording,
+    restore_chain_input,
+)
 from chatledger.runtime._runnable import (
     Runnable,
     RunnableBinding,
@@ -31,12 +38,14 @@ from chatledger.runtime._with_history import RunnableWithMessageHistory
 __all__ = [
     "AIMessage",
     "AIMessageChunk",
+    "CallRecorder",
     "ChatMessage",
     "ChatPromptTemplate",
     "ChatPromptValue",
     "ConfigurableFieldSpec",
     "HumanMessage",
     "MessagesPlaceholder",
+    "ModelCall",
     "Runnable",
     "RunnableAssign",
     "RunnableBinding",
@@ -52,4 +61,8 @@ __all__ = [
     "coerce_messages",
     "coerce_to_runnable",
     "ensure_config",
+    "output_messages",
+    "recording",
+    "restore_chain_input",
+    "runnable_input",
 ]

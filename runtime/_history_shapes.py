@@ -24,6 +24,7 @@ __all__ = [
     "factory_parameters",
     "input_messages",
     "output_messages",
+    "runnable_input",
     "session_arguments",
     "whole",
 ]
@@ -91,6 +92,22 @@ def input_messages(value: Any, input_messages_key: str | None) -> list[Message]:
     raise InvalidInputError(
         f"expected str, a message, or a list or tuple of messages as input, got {value!r}"
     )
+
+
+def runnable_input(value: Any, loaded: Sequence[Message], new_input: Sequence[Message], *,
+                   input_messages_key: str | None, history_messages_key: str | None) -> Any:
+    """What the wrapped runnable receives: the input shaped with the history (LangChain's rules).
+
+    Without keys, the history followed by the new messages; with ``history_messages_key``, the
+    input dict plus the history under that key; with only ``input_messages_key``, the input
+    dict with the history prepended to its messages.
+    """
+    messages_key = history_messages_key or input_messages_key
+    if messages_key is None:
+        return [*loaded, *new_input]
+    if history_messages_key is not None:
+        return {**value, history_messages_key: list(loaded)}
+    return {**value, messages_key: [*loaded, *new_input]}
 
 
 def output_messages(value: Any, output_messages_key: str | None) -> list[Message]:

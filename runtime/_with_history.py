@@ -7,7 +7,8 @@ history is read once per turn; and concurrent turns on one session never lose a 
 
 With a ``projections.ChatHistory`` a turn is one atomic append (``ChatHistory.record_turn``):
 the input and output messages and a ``RunRecorded`` event that names them and the history
-version the turn read. Any other history object with ``messages`` and ``add_messages``
+version the turn read, the chain's whole input, and every model call made during the run
+(reported by the chat-model base to the turn's recorder, ``runtime._recording``). Any other history object with ``messages`` and ``add_messages``
 (LangChain's ``BaseChatMessageHistory`` shape) gets ``add_messages(input + output)``. The
 difference lives in ``runtime._histories``, the one adapter boundary.
 """
@@ -42,7 +43,14 @@ from chatledger.runtime._history_shapes import (
     factory_parameters,
     input_messages,
     output_messages,
+    runnable_input,
     session_arguments,
+)
+from chatledger.runtime._recording import (
+    CallRecorder,
+    chain_input_json,
+    model_called_events,
+    recording,
 )
 from chatledger.runtime._runnable import Runnable, coerce_to_runnable
 from chatledger.runtime._streams import aggregate
@@ -50,6 +58,7 @@ from chatledger.runtime._streams import aggregate
 __all__ = ["RunnableWithMessageHistory"]
 
 _log = get_logger(__name__)
+_END = object()
 
 
 def _model_name(runnable: Runnable[Any, Any]) -> str | None:
@@ -90,25 +99,36 @@ def _describe(error: BaseException) -> str:
 class _Turn:
     """Everything one call knows between loading the history and saving the turn."""
 
-    __slots__ = ("history", "inner_config", "inner_input", "new_input", "run_id", "started",
-                 "version")
+    __slots__ = ("chain_input", "history", "inner_config", "inner_input", "keys", "loaded",
+                 "new_input", "recorder", "run_id", "started", "version")
 
     def __init__(self, history: TurnHistory, version: int | None, new_input: list[Message],
-                 inner_input: Any, inner_config: RunnableConfig, run_id: str) -> None:
+                 inner_input: Any, inner_config: RunnableConfig, run_id: str, *,
+                 loaded: list[Message], chain_input: Any, keys: dict[str, str]) -> None:
         self.history = history
         self.version = version
         self.new_input = new_input
         self.inner_input = inner_input
         self.inner_config = inner_config
         self.run_id = run_id
+        self.loaded = loaded
+        self.chain_input = chain_input
+        self.keys = keys
+        # Only a history that keeps runs keeps model calls; others pay nothing for them.
+        self.recorder = CallRecorder() if history.records_runs else None
         self.started = time.perf_counter()
 
     def record(self, status: str, output: list[Message], model: str | None,
                error: str | None = None) -> Turn:
         """This turn as ``record_turn`` takes it."""
+        calls = (model_called_events(self.recorder.calls, run_id=self.run_id,
+                                     history=self.loaded, inputs=self.new_input, outputs=output,
+                                     started=self.started)
+                 if self.recorder is not None and self.recorder.calls else [])
         return Turn(run_id=self.run_id, input=self.new_input, output=output, status=status,
                     history_version=self.version, model=model,
-                    latency_ms=(time.perf_counter() - self.started) * 1000.0, error=error)
+                    latency_ms=(time.perf_counter() - self.started) * 1000.0, error=error,
+                    chain_input=self.chain_input, keys=self.keys, calls=calls)
 
 
 class RunnableWithMessageHistory(Runnable[Any, Any]):
@@ -159,6 +179,10 @@ class RunnableWithMessageHistory(Runnable[Any, Any]):
                                        else [DEFAULT_SESSION_SPEC])
         self.on_conflict = on_conflict
         self.model_name = _model_name(self.runnable)
+        self._keys = {name: key for name, key in (("input", input_messages_key),
+                                                 ("history", history_messages_key),
+                                                 ("output", output_messages_key))
+                      if key is not None}
         self._parameters = factory_parameters(get_session_history, self.history_factory_config)
         self.name = "RunnableWithMessageHistory"
 
@@ -194,18 +218,17 @@ class RunnableWithMessageHistory(Runnable[Any, Any]):
     def _turn(self, input: Any, config: RunnableConfig, history: TurnHistory,
               version: int | None, loaded: list[Message], new_input: list[Message]) -> _Turn:
         """Shape the wrapped runnable's input from the loaded history (LangChain's rules)."""
-        messages_key = self.history_messages_key or self.input_messages_key
-        if messages_key is None:
-            inner_input: Any = [*loaded, *new_input]
-        elif self.history_messages_key is not None:
-            inner_input = {**input, self.history_messages_key: list(loaded)}
-        else:
-            inner_input = {**input, messages_key: [*loaded, *new_input]}
+        inner_input = runnable_input(input, loaded, new_input,
+                                     input_messages_key=self.input_messages_key,
+                                     history_messages_key=self.history_messages_key)
         inner_config = child_config(config)
         inner_config["configurable"] = {**config["configurable"],
                                         "message_history": history.raw}
         run_id = str(config.get("run_id") or uuid.uuid4())
-        return _Turn(history, version, new_input, inner_input, inner_config, run_id)
+        chain_input = (chain_input_json(input, self.input_messages_key)
+                       if history.records_runs else None)
+        return _Turn(history, version, new_input, inner_input, inner_config, run_id,
+                     loaded=loaded, chain_input=chain_input, keys=self._keys)
 
     def _history(self, config: RunnableConfig) -> TurnHistory:
         args, kwargs = self._arguments(config)
@@ -338,7 +361,8 @@ class RunnableWithMessageHistory(Runnable[Any, Any]):
         """
         turn = self._begin(input, config)
         try:
-            output = self.runnable.invoke(turn.inner_input, turn.inner_config)
+            with recording(turn.recorder):
+                output = self.runnable.invoke(turn.inner_input, turn.inner_config)
         except Exception as e:
             self._fail(turn, "error", None, e)
             raise
@@ -349,7 +373,8 @@ class RunnableWithMessageHistory(Runnable[Any, Any]):
         """Async ``invoke``; all history I/O uses the async twins."""
         turn = await self._abegin(input, config)
         try:
-            output = await self.runnable.ainvoke(turn.inner_input, turn.inner_config)
+            with recording(turn.recorder):
+                output = await self.runnable.ainvoke(turn.inner_input, turn.inner_config)
         except asyncio.CancelledError:
             await self._afail(turn, "cancelled", None, None)
             raise
@@ -400,13 +425,20 @@ class RunnableWithMessageHistory(Runnable[Any, Any]):
         chunks: list[Any] = []
         inner = self.runnable.stream(turn.inner_input, turn.inner_config)
         try:
-            for chunk in inner:
+            while True:
+                # The recorder is current only while the chain runs, never between chunks,
+                # where the caller's own code runs.
+                with recording(turn.recorder):
+                    chunk = next(inner, _END)
+                if chunk is _END:
+                    break
                 chunks.append(chunk)
                 yield chunk
         except GeneratorExit:
             close = getattr(inner, "close", None)
             if close is not None:
-                close()
+                with recording(turn.recorder):
+                    close()
             self._fail(turn, "cancelled", aggregate(chunks), None)
             raise
         except Exception as e:
@@ -420,13 +452,19 @@ class RunnableWithMessageHistory(Runnable[Any, Any]):
         chunks: list[Any] = []
         inner = self.runnable.astream(turn.inner_input, turn.inner_config)
         try:
-            async for chunk in inner:
+            while True:
+                with recording(turn.recorder):
+                    try:
+                        chunk = await inner.__anext__()
+                    except StopAsyncIteration:
+                        break
                 chunks.append(chunk)
                 yield chunk
         except (GeneratorExit, asyncio.CancelledError):
             aclose = getattr(inner, "aclose", None)
             if aclose is not None:
-                await aclose()
+                with recording(turn.recorder):
+                    await aclose()
             await self._afail(turn, "cancelled", aggregate(chunks), None)
             raise
         except Exception as e:

@@ -15,6 +15,8 @@ from chatledger.eventstore import (
     HumanMessage,
     MessageAppended,
     MessageRedacted,
+    MessageRef,
+    ModelCalled,
     RunRecorded,
     SessionForked,
     SessionKey,
@@ -92,9 +94,18 @@ EVENTS: st.SearchStrategy[Event] = st.one_of(
               input_versions=st.lists(st.integers(1, 10**6), max_size=2),
               output_versions=st.lists(st.integers(1, 10**6), max_size=2),
               history_version=st.integers(0, 1000), model=st.none() | SHORT,
-              latency_ms=st.floats(0, 1e6), error=st.none() | TEXT),
+              latency_ms=st.floats(0, 1e6), error=st.none() | TEXT,
+              chain_input=JSON, keys=st.dictionaries(SHORT, SHORT, max_size=3)),
     st.builds(SessionTagged, added=st.lists(SHORT, max_size=3),
               removed=st.lists(SHORT, max_size=3)),
+    st.builds(ModelCalled, run_id=SHORT, index=st.integers(0, 100), provider=SHORT, model=SHORT,
+              parameters=JSON_OBJECT,
+              request=st.lists(MESSAGES | st.builds(
+                  MessageRef, source=st.sampled_from(["history", "input", "output"]),
+                  start=st.integers(0, 100), stop=st.integers(0, 100)), max_size=3),
+              response=st.none() | MESSAGES, usage=USAGE, finish_reason=st.none() | SHORT,
+              response_id=OPT_TEXT, stream=st.booleans(), offset_ms=st.floats(0, 1e6),
+              latency_ms=st.floats(0, 1e6), error=st.none() | TEXT),
 )
 
 # What OpenAI's chat format carries: role, content, name, tool calls and tool_call_id.

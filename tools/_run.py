@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from chatledger.eventstore import ChatledgerError
 from chatledger.tools._context import CHECK_FAILED, Ledger, json_flag, pass_ledger, require_session
 from chatledger.tools._keys import parse_key
 from chatledger.tools._output import echo_json
@@ -74,29 +75,48 @@ def chat(ctx: click.Context, ledger: Ledger, key: tuple[str, ...], base_url: str
 
 @click.command()
 @click.argument("key", nargs=-1, required=True, metavar="KEY...")
-@click.option("--chain", "chain_spec", required=True, metavar="MODULE:ATTR",
-              help="The chain to replay with: a runnable taking a list of messages, or a "
-                   "callable returning one.")
+@click.option("--chain", "chain_spec", metavar="MODULE:ATTR",
+              help="The app's chain: its RunnableWithMessageHistory or the runnable it wraps "
+                   "(or a callable returning one).")
+@click.option("--model", "model_name", metavar="NAME",
+              help="Instead of --chain: re-send each recorded model request to this model "
+                   "(with --base-url).")
+@click.option("--base-url", metavar="URL", help="The OpenAI-compatible server for --model.")
+@click.option("--turn", type=click.IntRange(min=1), metavar="N",
+              help="Replay only turn N (1 = the session's first recorded run).")
 @click.option("--run", "run_id", metavar="RUN_ID", help="Replay only this run.")
 @json_flag
 @pass_ledger
 @click.pass_context
-def replay(ctx: click.Context, ledger: Ledger, key: tuple[str, ...], chain_spec: str,
-           run_id: str | None, as_json: bool) -> None:
-    """Re-run recorded turns on the history they saw; diff outputs.
+def replay(ctx: click.Context, ledger: Ledger, key: tuple[str, ...], chain_spec: str | None,
+           model_name: str | None, base_url: str | None, turn: int | None, run_id: str | None,
+           as_json: bool) -> None:
+    """Replay recorded turns through the app's chain, or re-send their model requests; diff.
 
-    The chain gets the history as of the turn's recorded version followed by the turn's input
-    messages. Outputs are compared by role, text and tool calls. Exit status 0 when every
-    replay says what was recorded, 1 when any differs.
+    With --chain, each turn's recorded chain input (dict inputs included) is rebuilt on the
+    history as of the version the turn read and run through the chain; its output and the
+    requests its models received are diffed against the recorded ones. With --model and
+    --base-url, each recorded model request is re-sent exactly, with its recorded parameters,
+    and the replies are diffed. Turns recorded before chain inputs were are marked "partly
+    recorded" and get the history followed by the input messages. Exit status 0 when every
+    turn replayed the same, 1 when any differs.
 
     \b
-    Example: chatledger replay 1 --chain runtime.models:OfflineChatModel
+    Example: chatledger replay 2 --chain app:chain --turn 2
+    Example: chatledger replay 2 --model llama3.2 --base-url http://localhost:11434/v1
     """
+    from chatledger.tools.chat import make_model
+
     session_key = parse_key(key)
-    chain = load_chain(chain_spec)
+    if chain_spec is not None and (model_name is not None or base_url is not None):
+        raise ChatledgerError("give either --chain or --model/--base-url, not both")
+    if chain_spec is None and model_name is None and base_url is None:
+        raise ChatledgerError("replay needs --chain MODULE:ATTR or --model NAME --base-url URL")
+    chain = load_chain(chain_spec) if chain_spec is not None else None
+    model = (make_model(base_url=base_url, model=model_name) if chain_spec is None else None)
     store = ledger.store()
     require_session(store, session_key)
-    runs = replay_runs(store, session_key, chain, run_id=run_id)
+    runs = replay_runs(store, session_key, chain, model=model, turn=turn, run_id=run_id)
     same = all(r.equal for r in runs)
     if ledger.wants_json(as_json):
         echo_json({"stream_id": session_key.stream_id, "equal": same,
@@ -104,10 +124,12 @@ def replay(ctx: click.Context, ledger: Ledger, key: tuple[str, ...], chain_spec:
     else:
         for r in runs:
             verdict = "same" if r.equal else "DIFFERENT"
-            click.echo(f"run {r.run_id} (version {r.version}, read history v{r.history_version},"
-                       f" {r.status}): {verdict}")
-            if r.diff:
-                click.echo(r.diff)
+            partly = ", partly recorded" if r.partly_recorded else ""
+            click.echo(f"turn {r.turn}: run {r.run_id} (version {r.version}, read history "
+                       f"v{r.history_version}, {r.status}{partly}): {verdict}")
+            for text in (r.diff, r.request_diff, *r.notes):
+                if text:
+                    click.echo(text)
         differ = sum(not r.equal for r in runs)
         click.echo(f"{len(runs) - differ} of {len(runs)} runs replayed the same")
     if not same:

@@ -23,31 +23,42 @@ __all__ = ["COMMANDS"]
 @click.argument("filters", nargs=-1, metavar="[NAME=VALUE]...")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), required=True,
               help="jsonl: one message per line; openai: fine-tuning chat JSONL, one "
-                   "conversation per line; parquet: needs pyarrow.")
+                   "conversation per line; parquet: needs pyarrow; otel: OTLP/JSON GenAI "
+                   "spans of the recorded turns and model calls.")
 @click.option("--out", "path", required=True, metavar="PATH",
               help="The file to write (replaced only when the export succeeds); a pipe or "
                    "/dev/stdout is written in place.")
 @click.option("--strict", is_flag=True,
               help="openai: fail (exit 1, no file) if any conversation is invalid, instead of "
                    "skipping it.")
+@click.option("--include-content", is_flag=True,
+              help="otel: put the messages in the spans (gen_ai.input.messages, "
+                   "gen_ai.output.messages).")
+@click.option("--endpoint", metavar="URL",
+              help="otel: also POST the spans to this OTLP/HTTP collector "
+                   "(e.g. http://localhost:4318).")
 @json_flag
 @pass_ledger
 @click.pass_context
 def export_command(ctx: click.Context, ledger: Ledger, filters: tuple[str, ...], fmt: str,
-                   path: str, strict: bool, as_json: bool) -> None:
-    """Export messages as JSONL, OpenAI fine-tuning JSONL or Parquet.
+                   path: str, strict: bool, include_content: bool, endpoint: str | None,
+                   as_json: bool) -> None:
+    """Export messages as JSONL, OpenAI fine-tuning JSONL or Parquet; runs as OTel spans.
 
     The file is written whole or not at all. jsonl lines carry stream_id, key, version, index,
     position, recorded_at and the message as chatledger's JSON. openai lines are
     {"messages": [...]} built from each session's current history; conversations that are not
     valid fine-tuning examples are skipped and reported (or fail the export with --strict).
+    otel writes OTLP/JSON GenAI spans: one per recorded turn, one "chat MODEL" per model call
+    (--include-content adds the messages; --endpoint also posts them to a collector).
 
     \b
     Example: chatledger export --format openai --out train.jsonl user_id=123
     """
     store = ledger.store()
     try:
-        summary = export(store, path, fmt=fmt, key_filter=parse_parts(filters), strict=strict)
+        summary = export(store, path, fmt=fmt, key_filter=parse_parts(filters), strict=strict,
+                         include_content=include_content, endpoint=endpoint)
     except ExportRejected as e:
         click.echo(f"Error: {e}", err=True)
         ctx.exit(CHECK_FAILED)
@@ -61,6 +72,9 @@ def export_command(ctx: click.Context, ledger: Ledger, filters: tuple[str, ...],
         if summary.skipped:
             click.echo(f"skipped {summary.skipped} conversations that are not valid fine-tuning "
                        f"examples; first: {summary.first_problem}", err=True)
+    elif fmt == "otel":
+        click.echo(f"wrote {summary.spans} spans ({summary.messages} turns) to {path}"
+                   + (f" and sent them to {endpoint}" if endpoint else ""), err=to_stderr)
     else:
         click.echo(f"wrote {summary.messages} messages to {path}", err=to_stderr)
 

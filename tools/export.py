@@ -15,6 +15,9 @@ Formats:
         conversations are skipped and counted; with ``strict`` the export fails instead.
     parquet: the ``jsonl`` rows as a table (``key`` and ``message`` as JSON text, plus the
         message ``type`` and its plain ``text``); needs pyarrow (``chatledger[parquet]``).
+    otel: one OTLP/JSON document (``resourceSpans``) of OpenTelemetry GenAI spans: a span per
+        recorded turn and a ``chat {model}`` span per model call (see ``tools._otel``);
+        message content only with ``include_content``; optionally posted to a collector.
 """
 
 from __future__ import annotations
@@ -38,11 +41,12 @@ from chatledger.eventstore import (
 )
 from chatledger.tools._files import atomic_path
 from chatledger.tools._finetune import InvalidExample, finetune_example
+from chatledger.tools._otel import otel_request, post_otlp, turn_spans
 from chatledger.tools._output import progress
 
 __all__ = ["FORMATS", "ExportRejected", "ExportSummary", "export"]
 
-FORMATS = ("jsonl", "openai", "parquet")
+FORMATS = ("jsonl", "openai", "parquet", "otel")
 PAGE = 500
 PARQUET_BATCH = 10_000
 
@@ -58,6 +62,7 @@ class ExportSummary(msgspec.Struct, frozen=True):
     conversations: int = 0
     skipped: int = 0
     first_problem: str | None = None
+    spans: int = 0
 
 
 class ExportRejected(Exception):
@@ -70,11 +75,16 @@ class ExportRejected(Exception):
 
 
 def export(store: EventStore, path: str, *, fmt: str, key_filter: dict[str, str],
-           strict: bool = False) -> ExportSummary:
+           strict: bool = False, include_content: bool = False,
+           endpoint: str | None = None) -> ExportSummary:
     """Write the sessions matching ``key_filter`` (all when empty) to ``path`` in ``fmt``.
 
+    For ``otel``, ``include_content`` adds the messages to the spans and ``endpoint`` also
+    posts the document to an OTLP/HTTP collector once the file is written.
+
     Raises:
-        ChatledgerError: pyarrow is missing for Parquet, or an unknown format.
+        ChatledgerError: pyarrow is missing for Parquet, an unknown format, or the collector
+            at ``endpoint`` refused the spans (the file is written).
         NotFoundError: ``key_filter`` matches no session.
         ExportRejected: ``strict`` and some conversation is not a valid fine-tuning example.
         OSError: The file cannot be written.
@@ -83,6 +93,13 @@ def export(store: EventStore, path: str, *, fmt: str, key_filter: dict[str, str]
         raise ChatledgerError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     writer = _parquet_module() if fmt == "parquet" else None
     streams = _matching_streams(store, key_filter) if key_filter else None
+    if fmt == "otel":
+        with atomic_path(path) as tmp:
+            summary = _write_otel(store, tmp, path, key_filter, include_content)
+        if endpoint is not None:
+            with open(path, "rb") as f:
+                post_otlp(endpoint, f.read())
+        return summary
     with atomic_path(path) as tmp:
         if fmt == "jsonl":
             return _write_jsonl(store, tmp, path, streams)
@@ -218,3 +235,19 @@ def _write_parquet(pa: Any, store: EventStore, tmp: str, path: str,
             writer.write_table(pa.Table.from_pylist(batch, schema=schema))
             count += len(batch)
     return ExportSummary("parquet", path, messages=count)
+
+
+def _write_otel(store: EventStore, tmp: str, path: str, key_filter: dict[str, str],
+                include_content: bool) -> ExportSummary:
+    spans: list[dict[str, Any]] = []
+    sessions = turns = 0
+    for info in _pages(store, key_filter):
+        sessions += 1
+        for span in turn_spans(store, info.key, include_content=include_content):
+            turns += span["kind"] == 1
+            spans.append(span)
+    if key_filter and not sessions:
+        _matching_streams(store, key_filter)  # raises the export's usual NotFoundError
+    with open(tmp, "wb") as out:
+        out.write(_encode(otel_request(spans)))
+    return ExportSummary("otel", path, conversations=sessions, messages=turns, spans=len(spans))

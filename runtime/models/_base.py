@@ -3,12 +3,16 @@
 ``invoke``/``ainvoke``/``stream``/``astream`` accept a string, a message, a list of messages or
 ``(role, text)`` pairs, or a prompt value with ``to_messages()``, and turn it into messages with
 ``coerce_messages`` before calling the subclass.
+
+Each call is reported to the turn's ``CallRecorder`` when one is set (``runtime._recording``):
+the exact messages the model received, its parameters, the reply, latency and any error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import time
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -16,7 +20,9 @@ from typing import Any
 from chatledger.eventstore import AIMessage, AIMessageChunk, Message
 from chatledger.runtime._config import RunnableConfig
 from chatledger.runtime._messages import coerce_messages
+from chatledger.runtime._recording import CallRecorder, ModelCall, current_recorder
 from chatledger.runtime._runnable import Runnable
+from chatledger.runtime._streams import aggregate
 
 __all__ = ["ChatModel"]
 
@@ -24,10 +30,41 @@ class ChatModel(Runnable[Any, AIMessage]):
     """Base of chat models. Subclasses implement ``_generate`` (and optionally the others).
 
     Attributes:
-        model_name: The model's name, recorded in ``RunRecorded.model``.
+        model_name: The model's name, recorded in ``RunRecorded.model`` and ``ModelCalled``.
+        provider: Who serves the model, recorded in ``ModelCalled.provider`` (OpenTelemetry's
+            ``gen_ai.provider.name``).
     """
 
     model_name: str = "chat-model"
+    provider: str = "chatledger"
+
+    def parameters(self, stop: list[str] | None) -> dict[str, Any]:
+        """The request parameters a call with ``stop`` uses, as recorded in ``ModelCalled``."""
+        return {"stop": list(stop)} if stop else {}
+
+    def with_parameters(self, parameters: dict[str, Any]) -> ChatModel:
+        """This model set to send recorded ``parameters`` (replay re-sends a request with them).
+
+        The base knows only ``stop``, which goes with each call, so it returns itself.
+        """
+        return self
+
+    def _report(self, recorder: CallRecorder, messages: list[Message], stop: list[str] | None,
+                reply: Message | None, started: float, *, stream: bool,
+                error: BaseException | None = None, cancelled: bool = False) -> None:
+        if cancelled:
+            problem: str | None = "cancelled"
+        elif error is not None:
+            text = str(error)
+            problem = f"{type(error).__name__}: {text}" if text else type(error).__name__
+        else:
+            problem = None
+        if isinstance(reply, AIMessageChunk):
+            reply = reply.to_message()
+        recorder.add(ModelCall(
+            provider=self.provider, model=self.model_name, parameters=self.parameters(stop),
+            request=messages, response=reply, stream=stream, started=started,
+            latency_ms=(time.perf_counter() - started) * 1000.0, error=problem))
 
     @abstractmethod
     def _generate(self, messages: list[Message], *, stop: list[str] | None = None) -> AIMessage:
@@ -61,26 +98,89 @@ class ChatModel(Runnable[Any, AIMessage]):
         Raises:
             InvalidInputError: The input cannot be read as messages.
         """
-        return self._generate(coerce_messages(input), stop=stop)
+        messages = coerce_messages(input)
+        recorder = current_recorder()
+        if recorder is None:
+            return self._generate(messages, stop=stop)
+        started = time.perf_counter()
+        try:
+            reply = self._generate(messages, stop=stop)
+        except BaseException as e:
+            self._report(recorder, messages, stop, None, started, stream=False, error=e)
+            raise
+        self._report(recorder, messages, stop, reply, started, stream=False)
+        return reply
 
     async def ainvoke(
         self, input: Any, config: RunnableConfig | None = None, *, stop: list[str] | None = None
     ) -> AIMessage:
         """Async ``invoke``."""
-        return await self._agenerate(coerce_messages(input), stop=stop)
+        messages = coerce_messages(input)
+        recorder = current_recorder()
+        if recorder is None:
+            return await self._agenerate(messages, stop=stop)
+        started = time.perf_counter()
+        try:
+            reply = await self._agenerate(messages, stop=stop)
+        except asyncio.CancelledError:
+            self._report(recorder, messages, stop, None, started, stream=False, cancelled=True)
+            raise
+        except BaseException as e:
+            self._report(recorder, messages, stop, None, started, stream=False, error=e)
+            raise
+        self._report(recorder, messages, stop, reply, started, stream=False)
+        return reply
 
     def stream(
         self, input: Any, config: RunnableConfig | None = None, *, stop: list[str] | None = None
     ) -> Iterator[AIMessageChunk]:
         """Yield the reply as ``AIMessageChunk`` pieces that add up to the whole reply."""
-        yield from self._stream(coerce_messages(input), stop=stop)
+        messages = coerce_messages(input)
+        recorder = current_recorder()
+        if recorder is None:
+            yield from self._stream(messages, stop=stop)
+            return
+        started = time.perf_counter()
+        chunks: list[AIMessageChunk] = []
+        try:
+            for chunk in self._stream(messages, stop=stop):
+                chunks.append(chunk)
+                yield chunk
+        except GeneratorExit:
+            self._report(recorder, messages, stop, aggregate(chunks), started, stream=True,
+                         cancelled=True)
+            raise
+        except BaseException as e:
+            self._report(recorder, messages, stop, aggregate(chunks), started, stream=True,
+                         error=e)
+            raise
+        self._report(recorder, messages, stop, aggregate(chunks), started, stream=True)
 
     async def astream(
         self, input: Any, config: RunnableConfig | None = None, *, stop: list[str] | None = None
     ) -> AsyncIterator[AIMessageChunk]:
         """Async ``stream``."""
-        async for chunk in self._astream(coerce_messages(input), stop=stop):
-            yield chunk
+        messages = coerce_messages(input)
+        recorder = current_recorder()
+        if recorder is None:
+            async for chunk in self._astream(messages, stop=stop):
+                yield chunk
+            return
+        started = time.perf_counter()
+        chunks: list[AIMessageChunk] = []
+        try:
+            async for chunk in self._astream(messages, stop=stop):
+                chunks.append(chunk)
+                yield chunk
+        except (GeneratorExit, asyncio.CancelledError):
+            self._report(recorder, messages, stop, aggregate(chunks), started, stream=True,
+                         cancelled=True)
+            raise
+        except BaseException as e:
+            self._report(recorder, messages, stop, aggregate(chunks), started, stream=True,
+                         error=e)
+            raise
+        self._report(recorder, messages, stop, aggregate(chunks), started, stream=True)
 
     def get_name(self) -> str:
         """The runnable's name, else the model's class name."""

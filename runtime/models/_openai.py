@@ -8,6 +8,7 @@ The wire format lives in ``_openai_wire``, the HTTP side (clients, retries, erro
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from types import TracebackType
@@ -128,8 +129,21 @@ class OpenAIChatModel(ChatModel):
         """Retries after the first attempt."""
         return self._transport.max_retries
 
+    provider = "openai"
+
     def __repr__(self) -> str:
         return f"OpenAIChatModel(model={self.model_name!r}, base_url={self.base_url!r})"
+
+    def parameters(self, stop: list[str] | None) -> dict[str, Any]:
+        """The request's parameters: temperature, max_tokens, stop and every ``extra_body``
+        field (tools, tool_choice, response_format, ...), as recorded in ``ModelCalled``."""
+        body = request_body(self.model_name, [], stream=False, temperature=self.temperature,
+                            max_tokens=self.max_tokens,
+                            stop=stop if stop is not None else self.stop,
+                            extra_body=self.extra_body, check=False)
+        body.pop("model", None)
+        body.pop("messages", None)
+        return body
 
     def _body(self, messages: list[Message], stop: list[str] | None, *, stream: bool
               ) -> dict[str, Any]:
@@ -138,6 +152,20 @@ class OpenAIChatModel(ChatModel):
             max_tokens=self.max_tokens, stop=stop if stop is not None else self.stop,
             extra_body=self.extra_body,
         )
+
+    def with_parameters(self, parameters: dict[str, Any]) -> OpenAIChatModel:
+        """A copy (sharing the HTTP clients) that sends exactly ``parameters``: temperature,
+        max_tokens and stop, every other field as ``extra_body``."""
+        rest = dict(parameters)
+        clone = copy.copy(self)
+        clone.temperature = rest.pop("temperature", None)
+        clone.max_tokens = rest.pop("max_tokens", None)
+        stop = rest.pop("stop", None)
+        clone.stop = list(stop) if stop else None
+        rest.pop("stream", None)
+        rest.pop("stream_options", None)
+        clone.extra_body = rest or None
+        return clone
 
     # -- the ChatModel hooks ---------------------------------------------------------------
     def _generate(self, messages: list[Message], *, stop: list[str] | None = None) -> AIMessage:

@@ -29,6 +29,13 @@ __all__ = [
 def openai_message(message: Message) -> dict[str, Any]:
     """The Chat Completions form of one message; bare strings in content lists become text parts.
 
+    An assistant message read from a completion carries every field the server returned
+    beyond role and content in ``additional_kwargs`` (reasoning, thinking signatures,
+    encrypted reasoning, refusal, annotations, the raw tool calls, unknown ones too); they are
+    sent back unchanged and in the server's order, so providers that require them back get
+    them byte for byte. Raw tool calls are used only while they still match the message's
+    ``tool_calls`` (same ids), so an edited message is sent as edited.
+
     Raises:
         InvalidInputError: The message has no OpenAI role.
     """
@@ -38,7 +45,23 @@ def openai_message(message: Message) -> dict[str, Any]:
         out["content"] = [
             {"type": "text", "text": part} if isinstance(part, str) else part for part in content
         ]
-    return out
+    if not isinstance(message, AIMessage) or not message.additional_kwargs:
+        return out
+    extras = message.additional_kwargs
+    raw_calls = extras.get("tool_calls")
+    ids = [call.get("id") for call in message.tool_calls]
+    keep_calls = (isinstance(raw_calls, list) and bool(ids)
+                  and [c.get("id") if isinstance(c, Mapping) else None for c in raw_calls] == ids)
+    if out["content"] == "" and (keep_calls or "refusal" in extras):
+        out["content"] = None  # what the server sent: no text beside the calls or refusal
+    exact: dict[str, Any] = {"role": out.pop("role"), "content": out.pop("content")}
+    for name, value in extras.items():
+        if name in ("role", "content") or (name == "tool_calls" and not keep_calls):
+            continue
+        exact[name] = value
+        out.pop(name, None)
+    exact.update(out)
+    return exact
 
 
 def request_body(
@@ -50,8 +73,9 @@ def request_body(
     max_tokens: int | None = None,
     stop: Sequence[str] | None = None,
     extra_body: Mapping[str, Any] | None = None,
+    check: bool = True,
 ) -> dict[str, Any]:
-    """The JSON body of a ``POST /chat/completions`` request.
+    """The JSON body of a ``POST /chat/completions`` request (``check=False``: allow no messages).
 
     ``extra_body`` is merged last, so it can add any server-specific field (``tools``,
     ``top_p``, vLLM's ``guided_json``, ...) or override one of ours.
@@ -59,7 +83,7 @@ def request_body(
     Raises:
         InvalidInputError: No messages, or a message with no OpenAI role.
     """
-    if not messages:
+    if check and not messages:
         raise InvalidInputError("a chat model call needs at least one message")
     body: dict[str, Any] = {"model": model, "messages": [openai_message(m) for m in messages]}
     if temperature is not None:
@@ -190,7 +214,9 @@ def message_from_completion(data: Any, *, base_url: str) -> AIMessage:
             f"{base_url}: the reply's content is a {type(content).__name__}", base_url=base_url
         )
     calls, invalid = _tool_calls(message.get("tool_calls"))
-    extra = {k: message[k] for k in ("refusal", "reasoning_content") if message.get(k)}
+    # Every field beyond role and content, unknown ones included, as the server sent it:
+    # ``openai_message`` sends them back unchanged on later requests.
+    extra = {k: v for k, v in message.items() if k not in ("role", "content")}
     reply_id = body.get("id")
     return AIMessage(
         content=content or "",
@@ -284,7 +310,7 @@ class StreamAssembler:
     repeats running totals is counted once when the chunks are added up.
     """
 
-    __slots__ = ("_base_url", "_done", "_finished", "_id", "_meta", "_usage")
+    __slots__ = ("_base_url", "_done", "_extras", "_finished", "_id", "_meta", "_usage")
 
     def __init__(self, *, base_url: str) -> None:
         self._base_url = base_url
@@ -293,6 +319,7 @@ class StreamAssembler:
         self._id: str | None = None
         self._usage: dict[str, Any] | None = None
         self._meta: dict[str, Any] = {}
+        self._extras: dict[str, Any] = {}
 
     def feed(self, data: str) -> AIMessageChunk | None:
         """The chunk for one event's data, or None for ``[DONE]`` and empty keep-alives.
@@ -315,6 +342,7 @@ class StreamAssembler:
         chunk, usage = chunk_from_event(event, base_url=self._base_url)
         if usage is not None:
             self._usage = usage
+        self._gather_extras(event)
         if chunk.response_metadata.get("finish_reason") is not None:
             self._finished = True
         # Servers repeat model and fingerprint in every event; pass each on once.
@@ -326,8 +354,24 @@ class StreamAssembler:
             return chunk
         return None
 
+    def _gather_extras(self, event: Any) -> None:
+        """Delta fields beyond role, content and tool calls (reasoning text, signatures, ...):
+        text fragments are joined, other values replaced; nulls are skipped."""
+        choices = event.get("choices") if isinstance(event, Mapping) else None
+        delta = choices[0].get("delta") if isinstance(choices, list) and choices and \
+            isinstance(choices[0], Mapping) else None
+        if not isinstance(delta, Mapping):
+            return
+        for name, value in delta.items():
+            if name in ("role", "content", "tool_calls") or value is None:
+                continue
+            before = self._extras.get(name)
+            self._extras[name] = (before + value if isinstance(before, str)
+                                  and isinstance(value, str) else value)
+
     def end(self) -> AIMessageChunk | None:
-        """The closing chunk that carries the usage, if the server reported any.
+        """The closing chunk: the usage, if the server reported any, and the other delta fields
+        gathered whole (``additional_kwargs``), so the chunks add up to them once.
 
         Raises:
             ModelResponseError: The stream ended before ``[DONE]`` and before any
@@ -339,6 +383,7 @@ class StreamAssembler:
                 "(no finish_reason and no [DONE]): it was cut off mid-way",
                 base_url=self._base_url,
             )
-        if self._usage is None:
+        if self._usage is None and not self._extras:
             return None
-        return AIMessageChunk(content="", id=self._id, usage_metadata=self._usage)
+        return AIMessageChunk(content="", id=self._id, usage_metadata=self._usage,
+                              additional_kwargs=dict(self._extras))

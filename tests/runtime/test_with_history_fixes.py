@@ -118,18 +118,19 @@ def test_successful_turn_records_run_with_version_model_and_meta(ledger: EventSt
     chain.invoke("one", {"session_id": "s"})
     chain.invoke("two", {"session_id": "s"})
     runs = _runs(ledger, "s")
+    # each turn is input, output, its run and its one model call
     assert [(r.status, r.history_version, r.model) for r in runs] == [("ok", 0, "fake"),
-                                                                     ("ok", 3, "fake")]
+                                                                     ("ok", 4, "fake")]
     # the run names its messages by version instead of holding copies: each is stored once
-    assert (runs[1].input_versions, runs[1].output_versions) == ([4], [5])
+    assert (runs[1].input_versions, runs[1].output_versions) == ([5], [6])
     assert (runs[1].input, runs[1].output) == ([], [])
     turns = recorded_turns(ledger.read("s"))
     assert turns[1].input == [HumanMessage("two")]
     assert [m.text for m in turns[1].output] == ["r2"]
     assert turns[1].complete
     metas = [r.meta for r in ledger.read("s")]
-    assert metas[3]["history_version"] == 3
-    assert metas[3]["run_id"] == runs[1].run_id
+    assert metas[4]["history_version"] == 4
+    assert metas[4]["run_id"] == runs[1].run_id
 
 
 # -- streams ---------------------------------------------------------------------------------

@@ -350,14 +350,14 @@ def test_chunk_output_is_saved_as_a_whole_message() -> None:
 # -- 1.4 saving: one write after success -----------------------------------------------------
 
 def test_one_save_of_input_and_output_before_invoke_returns(db_url: str) -> None:
-    """A turn is one append of input + output (plus its record), done when invoke returns."""
+    """A turn is one append of input + output (plus its run and model call), done when invoke returns."""
     chain = RunnableWithMessageHistory(FakeChatModel(["r"]), lambda session_id: ChatHistory(session_id, db_url))
     chain.invoke([HumanMessage("a"), HumanMessage("b")], {"session_id": "s"})
     records = ChatHistory("s", db_url).events()
-    assert len({r.position for r in records}) == 4
+    assert len({r.position for r in records}) == 5
     assert len({r.meta["run_id"] for r in records}) == 1
     assert [type(r.event).__name__ for r in records] == [
-        "MessageAppended", "MessageAppended", "MessageAppended", "RunRecorded"]
+        "MessageAppended", "MessageAppended", "MessageAppended", "RunRecorded", "ModelCalled"]
 
 
 # -- 1.8 batch -------------------------------------------------------------------------------

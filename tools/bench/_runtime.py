@@ -40,7 +40,7 @@ SYSTEM = "You are a helpful assistant who answers in one short paragraph."
 Invoke = Callable[[str], Any]
 
 
-def _ours(url: str) -> Invoke:
+def _ours(url: str, *, record: bool = True) -> Invoke:
     try:
         from chatledger.runtime import (
             ChatPromptTemplate,
@@ -52,11 +52,31 @@ def _ours(url: str) -> Invoke:
         raise Skip(f"runtime.RunnableWithMessageHistory is not importable yet ({e})") from e
     prompt = ChatPromptTemplate.from_messages(
         [("system", SYSTEM), MessagesPlaceholder(variable_name="history"), ("human", "{input}")])
-    chain = RunnableWithMessageHistory(
+    wrapper = RunnableWithMessageHistory if record else _unrecorded_chain
+    chain = wrapper(
         prompt | FakeChatModel([AI]), lambda session_id: ChatHistory(session_id, url),
         input_messages_key="input", history_messages_key="history")
     return lambda session_id: chain.invoke(
         {"input": HUMAN}, config={"configurable": {"session_id": session_id}})
+
+
+def _unrecorded_class() -> type:
+    from chatledger.runtime import RunnableWithMessageHistory
+
+    class Unrecorded(RunnableWithMessageHistory):
+        """The turn as it was before turns recorded their chain input and model calls."""
+
+        def _turn(self, *args: Any, **kwargs: Any) -> Any:
+            turn = super()._turn(*args, **kwargs)  # type: ignore[misc]
+            turn.recorder = None
+            turn.chain_input = None
+            return turn
+
+    return Unrecorded
+
+
+def _unrecorded_chain(*args: Any, **kwargs: Any) -> Any:
+    return _unrecorded_class()(*args, **kwargs)
 
 
 def _langchain(url: str) -> Invoke:
@@ -94,7 +114,28 @@ def run(bench: Bench) -> None:
                      langchain=fmt(b.value, "ms"), goal=f"≥ {goal:g}x faster",
                      actual=speedup(b.value, a.value), ok=b.value / a.value >= goal,
                      profile=(f"runtime_turn_{history}", _spinner(ours, f"turn-{history}")))
+    _recording_cost(bench, ours, url)
     _busy(bench, (ours, url), (theirs, lc_url))
+
+
+def _recording_cost(bench: Bench, ours: Invoke, url: str) -> None:
+    """What recording a turn's chain input and model call adds, against the same turn without."""
+    bare = _ours(url, record=False)
+    for history in (10, 1_000):
+        count = bench.size(60, 15)
+        t = measure_each_together({
+            "recorded": _turn_op("chatledger", ours, url, history, count),
+            "unrecorded": _turn_op("chatledger", bare, url, history, count),
+        })
+        a, b = t["recorded"], t["unrecorded"]
+        bench.record("runtime.recording", "chatledger", {"history": history, "recorded": True}, a)
+        bench.record("runtime.recording", "chatledger", {"history": history, "recorded": False},
+                     b)
+        over = a.value / b.value - 1.0
+        bench.target(GROUP, f"recording a turn's chain input and model call, history "
+                     f"{history:,} (vs the same turn unrecorded: {fmt(b.value, 'ms')})",
+                     chatledger=fmt(a.value, "ms"), langchain="—", goal="≤ 10% over",
+                     actual=f"{over:+.1%}", ok=over <= 0.10)
 
 
 def _spinner(invoke: Invoke, prefix: str) -> Callable[[], object]:

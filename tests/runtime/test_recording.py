@@ -1,0 +1,248 @@
+"""A turn records its chain input and every model call made inside it, in its one append."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import aclosing
+from typing import Any
+
+import pytest
+
+from chatledger.eventstore import (
+    AIMessage,
+    EventStore,
+    HumanMessage,
+    MessageRef,
+    ModelCalled,
+    RunRecorded,
+    SystemMessage,
+    open_store,
+)
+from chatledger.projections import ChatHistory, recorded_turns, resolve_call
+from chatledger.runtime import (
+    ChatPromptTemplate,
+    MessagesPlaceholder,
+    RunnableLambda,
+    RunnableWithMessageHistory,
+)
+from chatledger.runtime.models import FakeChatModel, OfflineChatModel
+
+
+@pytest.fixture
+def ledger(db_url: str) -> Iterator[EventStore]:
+    """A store on a SQLite file in tmp_path."""
+    store = open_store(db_url)
+    yield store
+    store.close()
+
+
+def _prompt_chain(ledger: EventStore, model: Any = None) -> RunnableWithMessageHistory:
+    prompt = ChatPromptTemplate.from_messages([
+        ("system", "You speak {language}."),
+        MessagesPlaceholder(variable_name="history"),
+        ("human", "{input}"),
+    ])
+    return RunnableWithMessageHistory(
+        prompt | (model or OfflineChatModel()), lambda session_id: ChatHistory(session_id, ledger),
+        input_messages_key="input", history_messages_key="history")
+
+
+def _calls(ledger: EventStore, session: str) -> list[ModelCalled]:
+    return [r.event for r in ledger.read(session) if isinstance(r.event, ModelCalled)]
+
+
+CFG = {"configurable": {"session_id": "s"}}
+
+
+def test_dict_turn_records_chain_input_and_the_rendered_request(ledger: EventStore) -> None:
+    """The run keeps every input variable; the call keeps the exact prompt the model saw."""
+    chain = _prompt_chain(ledger)
+    chain.invoke({"language": "italian", "input": "hi im bob!"}, CFG)
+    chain.invoke({"language": "italian", "input": "whats my name?"}, CFG)
+    turns = recorded_turns(ledger.read("s"))
+    assert turns[1].run.chain_input == {"language": "italian", "input": {"$input": "text"}}
+    assert turns[1].run.keys == {"input": "input", "history": "history"}
+    [call] = turns[1].calls
+    # the system prompt is inline; history and input are references, stored once
+    assert [type(p).__name__ for p in call.request] == ["SystemMessage", "MessageRef",
+                                                       "MessageRef"]
+    _, history = ledger.load_history_at("s", version=turns[1].run.history_version)
+    request, response, complete = resolve_call(call, history, turns[1])
+    assert complete
+    assert request == [SystemMessage("You speak italian."), HumanMessage("hi im bob!"),
+                       turns[0].output[0], HumanMessage("whats my name?")]
+    assert response == turns[1].output[0]
+    assert call.provider == "chatledger" and call.model == "offline"
+    assert call.finish_reason == "stop" and call.response_id == turns[1].output[0].id
+    assert call.usage is not None and call.usage["output_tokens"] > 0
+    # model calls are no history messages
+    assert len(ChatHistory("s", ledger).messages) == 4
+
+
+def test_every_call_style_is_recorded(ledger: EventStore) -> None:
+    """invoke, stream, ainvoke, astream and batch each record one call, in the turn's append."""
+    chain = RunnableWithMessageHistory(FakeChatModel(["a", "b c", "d", "e f", "g"]),
+                                       lambda session_id: ChatHistory(session_id, ledger))
+    chain.invoke("1", CFG)
+    list(chain.stream("2", CFG))
+    asyncio.run(chain.ainvoke("3", CFG))
+
+    async def consume() -> None:
+        async for _ in chain.astream("4", CFG):
+            pass
+
+    asyncio.run(consume())
+    chain.batch(["5"], [CFG])
+    turns = recorded_turns(ledger.read("s"))
+    assert [[c.stream for c in t.calls] for t in turns] == [[False], [True], [False], [True],
+                                                           [False]]
+    for turn in turns:
+        [call] = turn.calls
+        positions = {r.position for r in ledger.read("s") if r.meta["run_id"] == turn.run.run_id}
+        assert len(positions) == 4  # input, output, run, call: one append
+        assert call.response == MessageRef(source="output", start=0, stop=1)
+
+
+def test_several_calls_anywhere_in_a_composition(ledger: EventStore) -> None:
+    """Two models inside a composition give two calls, in order, each with its own request."""
+    drafter = FakeChatModel(["draft"], model_name="drafter")
+    critic = FakeChatModel(["final"], model_name="critic")
+    pipeline = drafter | RunnableLambda(lambda m: [HumanMessage(f"improve: {m.content}")]) | critic
+    chain = RunnableWithMessageHistory(pipeline, lambda session_id: ChatHistory(session_id, ledger))
+    chain.invoke("topic", CFG)
+    [turn] = recorded_turns(ledger.read("s"))
+    assert [(c.index, c.model) for c in turn.calls] == [(0, "drafter"), (1, "critic")]
+    first, second = (resolve_call(c, [], turn) for c in turn.calls)
+    assert first[0] == [HumanMessage("topic")] and first[1] is not None
+    assert first[1].content == "draft"
+    assert second[0] == [HumanMessage("improve: draft")]
+    assert second[1] == turn.output[0]
+
+
+def test_failed_call_is_recorded_with_its_error(ledger: EventStore) -> None:
+    """A model that raises leaves a failed run and a call naming the error."""
+    chain = RunnableWithMessageHistory(FakeChatModel([RuntimeError("boom")]),
+                                       lambda session_id: ChatHistory(session_id, ledger))
+    with pytest.raises(RuntimeError):
+        chain.invoke("hi", CFG)
+    [call] = _calls(ledger, "s")
+    assert call.error == "RuntimeError: boom" and call.response is None
+    assert call.request == [MessageRef(source="input", start=0, stop=1)]
+    [turn] = recorded_turns(ledger.read("s"))
+    assert turn.run.status == "error" and turn.calls == [call]
+
+
+def test_cancelled_stream_records_the_partial_reply(ledger: EventStore) -> None:
+    """Closing a stream early records the call as cancelled with what had arrived."""
+    chain = RunnableWithMessageHistory(FakeChatModel(["one two three"]),
+                                       lambda session_id: ChatHistory(session_id, ledger))
+    stream = chain.stream("hi", CFG)
+    next(stream)
+    stream.close()
+    [call] = _calls(ledger, "s")
+    assert call.error == "cancelled"
+    [turn] = recorded_turns(ledger.read("s"))
+    _, response, _ = resolve_call(call, [], turn)
+    assert response is not None and response.text == "one "
+
+
+def test_async_cancelled_stream_records_the_call(ledger: EventStore) -> None:
+    """An astream closed early records the call as cancelled too."""
+    chain = RunnableWithMessageHistory(FakeChatModel(["one two three"]),
+                                       lambda session_id: ChatHistory(session_id, ledger))
+
+    async def run() -> None:
+        async with aclosing(chain.astream("hi", CFG)) as stream:
+            async for _ in stream:
+                break
+
+    asyncio.run(run())
+    [call] = _calls(ledger, "s")
+    assert call.error == "cancelled"
+
+
+def test_no_recording_outside_a_turn(ledger: EventStore) -> None:
+    """A model called between a stream's chunks, or with no wrapper, is no call of the turn."""
+    chain = RunnableWithMessageHistory(FakeChatModel(["one two"]),
+                                       lambda session_id: ChatHistory(session_id, ledger))
+    outside = FakeChatModel(["x"])
+    for _ in chain.stream("hi", CFG):
+        outside.invoke("between chunks")
+    assert len(_calls(ledger, "s")) == 1
+
+
+def test_non_json_input_values_are_kept_as_their_repr(ledger: EventStore) -> None:
+    """A chain input value that is not JSON does not fail the turn; it is kept as a repr."""
+    chain = RunnableWithMessageHistory(
+        RunnableLambda(lambda d: AIMessage(d["input"][-1].text)),
+        lambda session_id: ChatHistory(session_id, ledger), input_messages_key="input")
+    chain.invoke({"input": "hi", "when": {1, 2}, "note": [HumanMessage("x")]}, CFG)
+    [run] = [r.event for r in ledger.read("s") if isinstance(r.event, RunRecorded)]
+    assert run.chain_input["when"] == {"$repr": "{1, 2}"}
+    assert run.chain_input["note"][0]["$message"]["content"] == "x"
+    assert _calls(ledger, "s") == []
+
+
+def test_rebuilt_projection_ignores_model_calls(ledger: EventStore) -> None:
+    """Rebuilding the projections from a log with model calls gives the same history."""
+    chain = _prompt_chain(ledger)
+    chain.invoke({"language": "english", "input": "hi im bob!"}, CFG)
+    chain.invoke({"language": "english", "input": "whats my name?"}, CFG)
+    before = ChatHistory("s", ledger).messages
+    ledger.rebuild()
+    assert ChatHistory("s", ledger).messages == before
+    assert ledger.session("s").message_count == 4  # type: ignore[union-attr]
+
+
+def test_request_references_resolve_to_the_exact_messages() -> None:
+    """History in order, reordered or partly used, and input messages all resolve back exactly."""
+    from chatledger.projections import RecordedTurn
+    from chatledger.runtime import ModelCall
+    from chatledger.runtime._recording import model_called_events
+
+    history = [HumanMessage(f"h{i}") for i in range(6)]
+    inputs = [HumanMessage("new")]
+    system = SystemMessage("sys")
+    requests = [
+        [system, *history, HumanMessage("new")],
+        [*history[3:], system, history[0], *inputs],
+        [history[5], history[4], SystemMessage("other")],
+    ]
+    calls = [ModelCall(provider="p", model="m", parameters={}, request=list(r), response=None,
+                       stream=False, started=0.0, latency_ms=1.0) for r in requests]
+    events = model_called_events(calls, run_id="r", history=history, inputs=inputs, outputs=[],
+                                 started=0.0)
+    assert events[0].request == [system, MessageRef(source="history", start=0, stop=6),
+                                 MessageRef(source="input", start=0, stop=1)]
+    run = RunRecorded(run_id="r", status="ok")
+    turn = RecordedTurn(1, None, run, inputs, [], True)  # type: ignore[arg-type]
+    for event, request in zip(events, requests, strict=True):
+        assert resolve_call(event, history, turn)[0] == request
+
+
+def test_erasing_a_session_erases_its_model_calls(ledger: EventStore) -> None:
+    """erase() removes model-call payloads too (they hold rendered prompts); verify still passes."""
+    chain = _prompt_chain(ledger)
+    chain.invoke({"language": "secret-language", "input": "hi im bob!"}, CFG)
+    ledger.erase("s", reason="user request")
+    types = [(r.type, type(r.event).__name__) for r in ledger.read("s")]
+    assert ("model_called", "PayloadErased") in types
+    assert not any(isinstance(r.event, ModelCalled) for r in ledger.read("s"))
+    assert ledger.verify().ok
+
+
+def test_turns_record_on_every_backend(store: EventStore) -> None:
+    """A recorded turn, its model call and the rebuilt projection are the same on every backend."""
+    chain = _prompt_chain(store)
+    chain.invoke({"language": "italian", "input": "hi im bob!"}, CFG)
+    chain.invoke({"language": "italian", "input": "whats my name?"}, CFG)
+    turns = recorded_turns(store.read("s"))
+    assert [len(t.calls) for t in turns] == [1, 1]
+    _, history = store.load_history_at("s", version=turns[1].run.history_version)
+    assert resolve_call(turns[1].calls[0], history, turns[1])[2]
+    before = ChatHistory("s", store).messages
+    assert store.session("s").message_count == 4  # type: ignore[union-attr]
+    store.rebuild()
+    assert ChatHistory("s", store).messages == before and len(before) == 4
+    assert store.session("s").message_count == 4  # type: ignore[union-attr]
