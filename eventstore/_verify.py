@@ -172,6 +172,9 @@ def verify_log(
         data = row.data
         if data is None:
             state.erased[version] = position
+            if row.salt is not None:
+                problems.append(Problem(sid, version, position, "altered",
+                                        "an erased payload's salt is still stored"))
         elif _codec.payload_digest(data.encode(), row.salt) != row.payload_digest:
             problems.append(Problem(sid, version, position, "altered",
                                     "payload does not match its digest"))

@@ -99,6 +99,17 @@ def sqlite_path(url: str) -> str:
     return path
 
 
+def counter_problems(last: int | None, checkpoint: int | None) -> list[Problem]:
+    """What is wrong with the position counter and the projection's checkpoint, if anything."""
+    if last is None or checkpoint is None:
+        return [Problem("", 0, None, "catalog", "the position counter or the projection's "
+                        "checkpoint row is missing")]
+    if checkpoint > last:
+        return [Problem("", 0, checkpoint, "projection", f"the projection's checkpoint "
+                        f"({checkpoint}) is beyond the log's last position ({last})")]
+    return []
+
+
 class SQLiteStore(EventStore):
     """The event store on one SQLite file (or in memory)."""
 
@@ -441,6 +452,7 @@ class SQLiteStore(EventStore):
 
         def run(conn: sqlite3.Connection) -> VerifyReport:
             last, checkpoint = conn.execute(SQL.BOTH_POSITIONS).fetchone()
+            counters = counter_problems(last, checkpoint)
             rows = conn.execute(SQL.VERIFY_ROWS) if sid is None else \
                 conn.execute(SQL.VERIFY_ROWS_ONE, (sid,))
 
@@ -456,6 +468,7 @@ class SQLiteStore(EventStore):
                 checkpoint=checkpoint,
                 last_position=last if sid is None else None, tree=tree, progress=progress)
             if sid is None:
+                problems += counters
                 problems += [Problem("", 0, None, "integrity", f"quick_check: {message}")
                              for (message,) in conn.execute(SQL.QUICK_CHECK) if message != "ok"]
             if against is not None and tree is not None:
