@@ -47,7 +47,6 @@ from chatledger.eventstore._store import (
 from chatledger.eventstore._verify import (
     CatalogRow,
     LogTables,
-    VerifyRow,
     check_against,
     verify_log,
 )
@@ -411,7 +410,7 @@ class PostgresStore(EventStore):
                 cur.itersize = 5000
                 cur.execute(SQL.VERIFY_ROWS.format(where=where), params)
                 problems, streams, events = verify_log(
-                    (VerifyRow(*r) for r in cur), tables, stream_id=sid, tree=tree,
+                    cur, tables, stream_id=sid, tree=tree,
                     progress=progress)
             if against is not None and tree is not None:
                 check_against(problems, tree, against,

@@ -68,7 +68,6 @@ from chatledger.eventstore._store import (
 from chatledger.eventstore._verify import (
     CatalogRow,
     LogTables,
-    VerifyRow,
     check_against,
     verify_log,
 )
@@ -464,7 +463,7 @@ class SQLiteStore(EventStore):
                     conn.execute(SQL.VERIFY_HISTORY.format(where=where), params),
                     conn.execute(SQL.VERIFY_CLEARS.format(where=where), params))
             problems, streams, events = verify_log(
-                (VerifyRow(*r) for r in rows), tables, stream_id=sid,
+                rows, tables, stream_id=sid,
                 checkpoint=checkpoint,
                 last_position=last if sid is None else None, tree=tree, progress=progress)
             if sid is None:
