@@ -51,6 +51,10 @@ class CatalogRow(NamedTuple):
     projected_version: Union[int, None] = None
 
 
+StreamTables = tuple[Iterable[Sequence[Any]], Iterable[Sequence[Any]], Iterable[Sequence[Any]]]
+"""One stream's events, history rows and clears, as ``LogTables.stream`` reads them."""
+
+
 class LogTables(NamedTuple):
     """The tables the log is checked against, read in the same snapshot as the rows."""
 
@@ -58,6 +62,10 @@ class LogTables(NamedTuple):
     keys: Iterable[tuple[str, str, str]]  # name, value, stream_id
     history: Iterable[tuple[str, int, int, str]]  # stream_id, version, idx, message
     clears: Iterable[tuple[str, int]]  # stream_id, version
+    # One stream's events (version, position, type, data), history rows (version, idx,
+    # message) and clear versions: read again to locate a stream whose tables differ.
+    stream: Union[Callable[[str], StreamTables], None] = None
+
 
 
 _MOD = 1 << 64
@@ -216,12 +224,12 @@ def verify_log(
             elif salted:
                 problems.append(Problem(sid, version, position, "altered",
                                         "an erased payload's salt is still stored"))
-    _check_tables(problems, streams, read_tables(), checkpoint is not None)
+    _check_tables(problems, streams, read_tables(), checkpoint)
     return problems, len(streams), events
 
 
 def _check_tables(problems: list[Problem], streams: dict[str, _Stream], tables: LogTables,
-                  one_checkpoint: bool) -> None:
+                  checkpoint: int | None) -> None:
     seen: set[str] = set()
     projected: dict[str, int | None] = {}
     for row in tables.catalog:
@@ -240,7 +248,7 @@ def _check_tables(problems: list[Problem], streams: dict[str, _Stream], tables: 
                                     f"version {state.next - 1} or its chain differs"))
         else:
             _check_catalog_row(problems, row, state)
-        projected[sid] = None if one_checkpoint else row.projected_version
+        projected[sid] = None if checkpoint is not None else row.projected_version
     for sid, state in streams.items():
         if sid not in seen:
             problems.append(Problem(sid, state.next - 1, None, "catalog",
@@ -266,23 +274,58 @@ def _check_tables(problems: list[Problem], streams: dict[str, _Stream], tables: 
         acc = clears.setdefault(sid, [0, 0])
         acc[0] = (acc[0] + _h(version)) % _MOD
         acc[1] += 1
+    # A stream already reported (a row altered, missing or erased) has projection rows that
+    # differ as a consequence: the first problem is the one to act on.
+    flagged = {p.stream_id for p in problems}
     for sid in set(streams) | set(history) | set(clears):
+        if sid in flagged:
+            continue
         state = streams.get(sid)
         want_h = state.history if state is not None else [0, 0]
         want_c = state.clears if state is not None else [0, 0]
         head = state.next - 1 if state is not None else 0
         if projected.get(sid) is not None and projected[sid] != head:
             continue  # this stream's projection lags on purpose (projections=False appends)
-        if state is not None and state.tainted:
-            continue
-        if history.get(sid, [0, 0]) != want_h:
+        if history.get(sid, [0, 0]) != want_h or clears.get(sid, [0, 0]) != want_c:
             got = history.get(sid, [0, 0])[1]
-            problems.append(Problem(sid, head, None, "projection",
-                                    f"the history table ({got} rows) differs from the fold of "
-                                    f"the log ({want_h[1]} messages)"))
-        if clears.get(sid, [0, 0]) != want_c:
-            problems.append(Problem(sid, head, None, "projection",
-                                    "the clears table differs from the log's HistoryCleared events"))
+            where = (_locate(tables.stream(sid), checkpoint, projected.get(sid))
+                     if tables.stream is not None else None)
+            version, position, what = where or (head, None, "rows")
+            problems.append(Problem(sid, version, position, "projection",
+                                    f"the history or clears table differs from the fold of the "
+                                    f"log ({got} history rows for {want_h[1]} messages): {what}"))
+
+
+def _locate(tables: StreamTables, checkpoint: int | None,
+            projected: int | None) -> tuple[int, int | None, str] | None:
+    """The first version of one stream whose history rows or clear differ from its events."""
+    events, history, clears = tables
+    want: dict[int, list[tuple[int, str]]] = {}
+    want_clears: set[int] = set()
+    positions: dict[int, int] = {}
+    for version, position, type_, data in events:
+        positions[version] = position
+        if (checkpoint is not None and position > checkpoint) or \
+                (projected is not None and version > projected):
+            continue
+        try:
+            step = stored_step(type_, data)
+        except ChatledgerError:
+            continue
+        want[version] = [(i, m if isinstance(m, str) else _codec.encode(m).decode())
+                         for i, m in enumerate(step.messages)]
+        if step.clears:
+            want_clears.add(version)
+    got: dict[int, list[tuple[int, str]]] = {}
+    for version, idx, message in history:
+        got.setdefault(version, []).append((idx, message))
+    got_clears = {version for (version,) in clears}
+    for version in sorted(set(want) | set(got) | want_clears | got_clears):
+        if sorted(want.get(version, [])) != sorted(got.get(version, [])):
+            return version, positions.get(version), f"the history rows of version {version}"
+        if (version in want_clears) != (version in got_clears):
+            return version, positions.get(version), f"the clear at version {version}"
+    return None
 
 
 def _check_catalog_row(problems: list[Problem], row: CatalogRow, state: _Stream) -> None:

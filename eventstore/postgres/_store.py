@@ -405,7 +405,10 @@ class PostgresStore(EventStore):
                                                           params)],
                     conn.execute(SQL.VERIFY_KEYS.format(where=where), params).fetchall(),
                     conn.execute(SQL.VERIFY_HISTORY.format(where=where), params),
-                    conn.execute(SQL.VERIFY_CLEARS.format(where=where), params).fetchall())
+                    conn.execute(SQL.VERIFY_CLEARS.format(where=where), params).fetchall(),
+                    lambda one: (conn.execute(SQL.LOCATE_EVENTS, (one,)).fetchall(),
+                                 conn.execute(SQL.LOCATE_HISTORY, (one,)).fetchall(),
+                                 conn.execute(SQL.LOCATE_CLEARS, (one,)).fetchall()))
             with conn.cursor(name="chatledger_verify") as cur:
                 cur.itersize = 5000
                 cur.execute(SQL.VERIFY_ROWS.format(where=where), params)

@@ -234,6 +234,10 @@ FROM streams {where}
 VERIFY_KEYS = "SELECT name, value, stream_id FROM stream_keys {where}"
 VERIFY_HISTORY = "SELECT stream_id, version, idx, message FROM history {where}"
 VERIFY_CLEARS = "SELECT stream_id, version FROM clears {where}"
+# One stream again, to name the version where its projection tables differ from its events.
+LOCATE_EVENTS = "SELECT version, position, type, data FROM events WHERE stream_id = ?"
+LOCATE_HISTORY = "SELECT version, idx, message FROM history WHERE stream_id = ?"
+LOCATE_CLEARS = "SELECT version FROM clears WHERE stream_id = ?"
 VERIFY_ONE = "WHERE stream_id = ?"
 QUICK_CHECK = "PRAGMA quick_check"
 EVENT_AT_INDEX = "SELECT stream_id, version, position FROM events ORDER BY position LIMIT 1 OFFSET ?"

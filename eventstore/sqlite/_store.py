@@ -461,7 +461,10 @@ class SQLiteStore(EventStore):
                                                           params)),
                     conn.execute(SQL.VERIFY_KEYS.format(where=where), params),
                     conn.execute(SQL.VERIFY_HISTORY.format(where=where), params),
-                    conn.execute(SQL.VERIFY_CLEARS.format(where=where), params))
+                    conn.execute(SQL.VERIFY_CLEARS.format(where=where), params),
+                    lambda one: (conn.execute(SQL.LOCATE_EVENTS, (one,)),
+                                 conn.execute(SQL.LOCATE_HISTORY, (one,)),
+                                 conn.execute(SQL.LOCATE_CLEARS, (one,))))
             problems, streams, events = verify_log(
                 rows, tables, stream_id=sid,
                 checkpoint=checkpoint,
