@@ -290,8 +290,16 @@ def _check_tables(problems: list[Problem], streams: dict[str, _Stream], tables: 
         want_h = state.history if state is not None else [0, 0]
         want_c = state.clears if state is not None else [0, 0]
         head = state.next - 1 if state is not None else 0
-        if projected.get(sid) is not None and projected[sid] != head:
-            continue  # this stream's projection lags on purpose (projections=False appends)
+        lag = projected.get(sid)
+        if lag is not None and lag != head:
+            # The projection lags on this stream (appends of a projections=False store): its
+            # tables must hold exactly the fold of the events up to where it has applied them.
+            where = _locate(tables.stream(sid), checkpoint, lag) if tables.stream else None
+            if where is not None:
+                problems.append(Problem(sid, where[0], where[1], "projection",
+                                        f"{where[2]} differ from the log (projected up to "
+                                        f"version {lag})"))
+            continue
         if history.get(sid, [0, 0]) != want_h or clears.get(sid, [0, 0]) != want_c:
             got = history.get(sid, [0, 0])[1]
             where = (_locate(tables.stream(sid), checkpoint, projected.get(sid))
@@ -345,6 +353,8 @@ def _check_catalog_row(problems: list[Problem], row: CatalogRow, state: _Stream)
         wrong.append("key")
     if row.created_at != state.first_at:
         wrong.append("created_at")
+    if row.projected_version is not None and not 0 <= row.projected_version <= row.version:
+        wrong.append("projected_version")
     if row.updated_at != state.last_at:
         wrong.append("updated_at")
     lagging = row.projected_version is not None and row.projected_version != state.next - 1
