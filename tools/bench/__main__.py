@@ -1,8 +1,7 @@
 """``python -m chatledger.tools.bench``: run the benchmark groups, print JSON lines, then the table.
 
 Groups: append, history, runtime, postgres, export, serve, audit. A group whose package is not
-there yet
-is skipped with the reason; every figure lands in ``bench-results/``.
+there yet is skipped with the reason; every figure lands in ``bench-results/``.
 """
 
 from __future__ import annotations
