@@ -68,7 +68,6 @@ class LogTables(NamedTuple):
     stream: Union[Callable[[str], StreamTables], None] = None
 
 
-
 _MOD = 1 << 64
 
 
