@@ -30,6 +30,7 @@ from chatledger.eventstore._events import (
     SessionForked,
     SessionTagged,
 )
+from chatledger.eventstore._heads import InclusionProof, LogHead, verify_proof
 from chatledger.eventstore._keys import KeyLike, SessionKey
 from chatledger.eventstore._messages import (
     AIMessage,
@@ -52,6 +53,8 @@ from chatledger.eventstore._projection import HistoryState, apply, fold, message
 from chatledger.eventstore._redact import redact_url
 from chatledger.eventstore._store import (
     AppendResult,
+    ErasedEvent,
+    ErasureReceipt,
     EventStore,
     Problem,
     SessionInfo,
@@ -68,15 +71,19 @@ __all__ = [
     "ChatledgerError",
     "ConcurrencyError",
     "DuplicateEventError",
+    "ErasedEvent",
+    "ErasureReceipt",
     "Event",
     "EventStore",
     "FunctionMessage",
     "HistoryCleared",
     "HistoryState",
     "HumanMessage",
+    "InclusionProof",
     "InvalidInputError",
     "InvalidKeyError",
     "KeyLike",
+    "LogHead",
     "Message",
     "MessageAppended",
     "MessageRedacted",
@@ -106,4 +113,5 @@ __all__ = [
     "redact_url",
     "to_langchain_dict",
     "to_openai",
+    "verify_proof",
 ]

@@ -16,11 +16,17 @@ from typing import Any, NamedTuple
 import msgspec
 
 from chatledger.eventstore import _codec
-from chatledger.eventstore._errors import DuplicateEventError, InvalidInputError, NotFoundError
+from chatledger.eventstore._errors import (
+    ChatledgerError,
+    DuplicateEventError,
+    InvalidInputError,
+    NotFoundError,
+)
 from chatledger.eventstore._events import Event, MessageAppended, MessageRedacted
+from chatledger.eventstore._keys import SessionKey
 from chatledger.eventstore._log import logging_enabled
 from chatledger.eventstore._messages import AIMessageChunk, AnyMessage, Message
-from chatledger.eventstore._store import AppendResult
+from chatledger.eventstore._store import AppendResult, ErasedEvent
 
 __all__ = [
     "ERASABLE_TYPES",
@@ -29,6 +35,8 @@ __all__ = [
     "Stamped",
     "duplicate_result",
     "erase_targets",
+    "erased_events",
+    "forks_of",
     "logged_append",
     "normalise_message",
     "prepare",
@@ -48,11 +56,12 @@ class Prepared(msgspec.Struct):
     data: str
     payload_digest: str
     event_id: str
+    salt: str
 
 
-EventRow = tuple[str, int, int, str, str, str, str, str, str, str, str]
+EventRow = tuple[str, int, int, str, str, str, str, str, str, str, str, str]
 """An ``events`` row: stream_id, version, position, event_id, type, recorded_at, data, meta,
-payload_digest, digest, chain."""
+payload_digest, digest, chain, salt."""
 
 
 class Stamped(NamedTuple):
@@ -88,7 +97,7 @@ def stamp(
                                   meta_text)
         chain = _codec.chain_of(chain, digest)
         rows.append((stream_id, v, pos, p.event_id, p.type, now, p.data, meta_text,
-                     p.payload_digest, digest, chain))
+                     p.payload_digest, digest, chain, p.salt))
         positions.append(pos)
     return Stamped(rows, version + len(prepared), chain, now, positions)
 
@@ -98,7 +107,8 @@ def duplicate_result(sid: str, prepared: Sequence[Prepared],
     """The original result when the given event ids are stored already, else None.
 
     ``rows`` are the stored events with those ids: (event_id, stream_id, version, position,
-    payload_digest).
+    payload_digest, salt). A retry draws a new salt, so its payload is compared under the
+    stored salt.
 
     Raises:
         DuplicateEventError: Some ids are stored, but not as this same append.
@@ -109,7 +119,9 @@ def duplicate_result(sid: str, prepared: Sequence[Prepared],
     same = (
         len(rows) == len(prepared)
         and all(stored[p.event_id][1] == sid for p in prepared)
-        and all(stored[p.event_id][4] == p.payload_digest for p in prepared)
+        and all(stored[p.event_id][4] == _codec.payload_digest(p.data.encode(),
+                                                               stored[p.event_id][5])
+                for p in prepared)
     )
     if not same:
         clash = ", ".join(sorted(stored))
@@ -129,14 +141,14 @@ def erase_targets(
     Args:
         stream_id: The stream, for error messages.
         head: The stream's current version.
-        stored: ``(version, type, already_erased)`` for every event of the stream.
+        stored: ``(version, type, already_erased, ...)`` for every event of the stream.
         versions: The versions asked for; None means every event that holds content.
 
     Raises:
         NotFoundError: A version the stream does not have.
         InvalidInputError: A version whose event holds no content (a clear, a redaction...).
     """
-    by_version = {v: (t, bool(erased)) for v, t, erased in stored}
+    by_version = {v: (t, bool(erased)) for v, t, erased, *_ in stored}
     if versions is None:
         return [v for v, (t, erased) in sorted(by_version.items())
                 if t in ERASABLE_TYPES and not erased]
@@ -153,6 +165,31 @@ def erase_targets(
         if not erased:
             targets.append(v)
     return targets
+
+
+def erased_events(stream_id: str, stored: Sequence[Sequence[Any]],
+                  targets: Sequence[int]) -> list[ErasedEvent]:
+    """What an erasure of ``targets`` keeps of each event; ``stored`` rows are (version, type,
+    already_erased, position, payload_digest)."""
+    by_version = {r[0]: r for r in stored}
+    return [ErasedEvent(stream_id=stream_id, version=v, position=by_version[v][3],
+                        payload_digest=by_version[v][4]) for v in targets]
+
+
+def forks_of(stream_id: str, rows: Sequence[Sequence[Any]]) -> list[tuple[str, int, int]]:
+    """(stream_id, version, parent_version) of the ``SessionForked`` events among ``rows``
+    (stream_id, version, data) whose parent is ``stream_id``."""
+    found = []
+    for sid, version, data in rows:
+        try:
+            event = _codec.decode_json(data)
+            parent = SessionKey(**event["parent"]).stream_id
+            parent_version = int(event["parent_version"])
+        except (msgspec.DecodeError, ChatledgerError, KeyError, TypeError, ValueError):
+            continue  # an altered payload: verify reports it; there is nothing to follow
+        if parent == stream_id:
+            found.append((sid, int(version), parent_version))
+    return found
 
 
 def _tag(event: Event) -> str:
@@ -209,7 +246,9 @@ def prepare(
                 eid = str(uuid.UUID(str(event_ids[i])))
             except ValueError as e:
                 raise InvalidInputError(f"event id {event_ids[i]!r} is not a UUID") from e
-        out.append(Prepared(event, _tag(event), data.decode(), _codec.payload_digest(data), eid))
+        salt = _codec.new_salt()
+        out.append(Prepared(event, _tag(event), data.decode(), _codec.payload_digest(data, salt),
+                            eid, salt))
     return out, meta_text
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "encode_event",
     "format_time",
     "new_event_id",
+    "new_salt",
     "now_text",
     "parse_time",
     "payload_digest",
@@ -147,9 +148,21 @@ def decode_json(data: bytes | str) -> Any:
     return _json_decoder.decode(data)
 
 
-def payload_digest(data: bytes) -> str:
-    """SHA-256 of an event's encoded payload."""
-    return hashlib.sha256(data).hexdigest()
+def new_salt() -> str:
+    """A fresh per-event salt: 16 random bytes as hex text."""
+    return os.urandom(16).hex()
+
+
+def payload_digest(data: bytes, salt: str | None = None) -> str:
+    """SHA-256 of an event's salt and encoded payload.
+
+    The salt is stored with the payload and erased with it, so the digest kept after an
+    erasure cannot be matched against guesses of the erased text. Events written before salts
+    existed have none (``salt=None``): their digest is of the payload alone.
+    """
+    h = hashlib.sha256(salt.encode()) if salt is not None else hashlib.sha256()
+    h.update(data)
+    return h.hexdigest()
 
 
 def digest_of(

@@ -31,6 +31,7 @@ from chatledger.eventstore._messages import Message
 from chatledger.eventstore._store import check_limit
 
 __all__ = [
+    "APPENDED_PREFIX",
     "ChangeTags",
     "DropVersion",
     "HistoryRow",
@@ -86,7 +87,7 @@ def projection_step(event: AnyEvent | Event) -> ProjectionStep:
             return _NO_STEP
 
 
-_APPENDED_PREFIX = '{"type":"message_appended","message":'
+APPENDED_PREFIX = '{"type":"message_appended","message":'
 _NO_HISTORY = frozenset({"run_recorded", "run_recorded_v2", "model_called"})
 
 
@@ -99,8 +100,8 @@ def stored_step(type_: str, data: str | None) -> ProjectionStep:
     """
     if data is None or type_ in _NO_HISTORY:
         return _NO_STEP
-    if type_ == "message_appended" and data.startswith(_APPENDED_PREFIX) and data[-1] == "}":
-        return ProjectionStep([data[len(_APPENDED_PREFIX):-1]])
+    if type_ == "message_appended" and data.startswith(APPENDED_PREFIX) and data[-1] == "}":
+        return ProjectionStep([data[len(APPENDED_PREFIX):-1]])
     return projection_step(_codec.decode_event(type_, data))
 
 

@@ -18,11 +18,14 @@ import msgspec
 from chatledger.eventstore import _codec
 from chatledger.eventstore._errors import InvalidInputError
 from chatledger.eventstore._events import Event, Record
+from chatledger.eventstore._heads import HeadCache, InclusionProof, LogHead
 from chatledger.eventstore._keys import KeyLike, SessionKey
 from chatledger.eventstore._messages import Message
 
 __all__ = [
     "AppendResult",
+    "ErasedEvent",
+    "ErasureReceipt",
     "EventStore",
     "PROGRESS_EVERY",
     "Problem",
@@ -70,13 +73,56 @@ class SessionInfo(msgspec.Struct, frozen=True):
 
 
 class Problem(msgspec.Struct, frozen=True):
-    """One broken row or link found by ``verify``."""
+    """One broken row or link found by ``verify``.
+
+    ``kind`` is one of ``altered`` (a row no longer matches its digest), ``missing`` (versions,
+    positions or a stream's tail are gone), ``reordered`` (a chain link, version or time out of
+    order), ``erased`` (a payload removed without a ``MessageRedacted``), ``catalog`` (a
+    ``streams`` or ``stream_keys`` row disagrees with the log), ``projection`` (the history or
+    clears table disagrees with the fold of the log), ``integrity`` (the database's own check
+    failed) or ``head`` (the log does not extend a log head kept elsewhere). A problem of the
+    whole log has ``stream_id`` "" and ``version`` 0.
+    """
 
     stream_id: str
     version: int
     position: Union[int, None]
-    kind: str  # "altered", "missing", "reordered", "erased"
+    kind: str
     detail: str
+
+
+class ErasedEvent(msgspec.Struct, frozen=True):
+    """One event whose payload an erasure scrubbed, and the salted digest it keeps."""
+
+    stream_id: str
+    version: int
+    position: int
+    payload_digest: str
+
+
+class ErasureReceipt(msgspec.Struct, frozen=True):
+    """What ``erase`` did.
+
+    ``erased`` lists every scrubbed event: the session's and those of forks that carried
+    copies of its messages. ``positions`` are the ``MessageRedacted`` events written (in every
+    stream), ``version`` the session's version after them. ``before``/``after`` are log heads
+    around the erasure. ``purged`` is true when the erased bytes are gone from the database's
+    storage too (SQLite: its file, free pages and WAL); false means something (a reader, on
+    SQLite; always on PostgreSQL, until ``purge``) still holds them: run ``purge`` later.
+    """
+
+    stream_id: str
+    version: int
+    positions: list[int]
+    erased: list[ErasedEvent]
+    before: LogHead
+    after: LogHead
+    purged: bool
+
+    @property
+    def versions(self) -> list[int]:
+        """The erased versions of the session itself."""
+        return [e.version for e in self.erased if e.stream_id == self.stream_id]
 
 
 class VerifyReport(msgspec.Struct, frozen=True):
@@ -244,26 +290,130 @@ class EventStore(ABC):
         raise NotImplementedError
 
     @abstractmethod
-    def verify(self, key: KeyLike | None = None, *,
+    def verify(self, key: KeyLike | None = None, *, against: LogHead | None = None,
                progress: Progress | None = None) -> VerifyReport:
-        """Recompute every digest and chain link, of one stream or of the whole log.
+        """Check every stored row, the catalog and the projections against the log.
+
+        Recomputes every digest and chain link from each row's own columns; checks versions
+        1..n per stream (and positions against the position counter where they are gapless),
+        the catalog and key rows, and the history and clears tables against the fold of the
+        log; and runs the database's own integrity check.
 
         Args:
             key: One session, or None for the whole log.
+            against: A log head kept elsewhere: the log must be an append-only extension of it
+                (an RFC 6962 consistency proof), or the report has a ``head`` problem.
             progress: Called now and then with how many more events were checked.
+
+        Raises:
+            InvalidInputError: ``against`` given with a key (a head covers the whole log).
         """
         raise NotImplementedError
 
-    @abstractmethod
-    def erase(self, key: KeyLike, *, versions: Sequence[int] | None = None,
-              reason: str = "erasure requested") -> AppendResult:
-        """Lawfully erase payloads (all content of the session by default).
+    # -- audit -----------------------------------------------------------------------------
+    def head(self) -> LogHead:
+        """The log's Merkle tree head (RFC 6962) over every event's digest, in position order.
 
-        The payloads are removed but their digests stay, and a ``MessageRedacted`` event per
-        erased event records the erasure, so ``verify`` still passes.
+        On PostgreSQL only the prefix below the reader horizon is covered (events that no
+        commit still running can precede). The tree is kept in memory by this store object,
+        so a head after the first reads and hashes only the events added since.
+        """
+        cache = self._head_cache()
+        with cache.lock:
+            cache.extend(self._leaves(cache.last_position))
+            return cache.head()
+
+    def prove(self, position: int, head: LogHead | None = None) -> InclusionProof:
+        """An inclusion proof of the event at ``position`` in ``head`` (the current head by
+        default); ``verify_proof`` checks it without a database.
 
         Raises:
-            NotFoundError: A version does not exist.
+            InvalidInputError: A bad position, or a head that is not of this log.
+            NotFoundError: No event at ``position`` in the head.
+        """
+        check_version(position, "position")
+        cache = self._head_cache()
+        with cache.lock:
+            cache.extend(self._leaves(cache.last_position))
+            return cache.prove(position, head)
+
+    def _head_cache(self) -> HeadCache:
+        cache = self.__dict__.get("_heads")
+        if cache is None:
+            cache = self.__dict__.setdefault("_heads", HeadCache())
+        return cache  # type: ignore[no-any-return]
+
+    @abstractmethod
+    def _leaves(self, after_position: int) -> Iterator[tuple[int, str, str]]:
+        """(position, digest, recorded_at) of every event after ``after_position`` (below the
+        reader horizon), in position order."""
+        raise NotImplementedError
+
+    def erase(self, key: KeyLike, *, versions: Sequence[int] | None = None,
+              reason: str = "erasure requested") -> ErasureReceipt:
+        """Lawfully erase payloads (all content of the session by default), and every copy.
+
+        Each payload and its salt are removed; its salted digest stays, so ``verify`` still
+        passes and the digest says nothing about the text. A ``MessageRedacted`` event per
+        erased event records the erasure. Forks that carry copies of erased messages in their
+        ``SessionForked`` have that event erased too (and forks of those forks). Then the
+        erased bytes are purged from storage where that can be done without waiting on
+        readers; the receipt says whether it was (else run ``purge`` later).
+
+        Raises:
+            NotFoundError: The session or a version does not exist.
+            InvalidInputError: A version whose event holds no content.
+        """
+        key = SessionKey.coerce(key)
+        before = self.head()
+        result, erased = self._erase_one(key, versions, reason)
+        positions = list(result.positions)
+        pending = [(key.stream_id, [e.version for e in erased])]
+        while pending:
+            sid, done = pending.pop()
+            if not done:
+                continue
+            for fork_sid, fork_version, parent_version in self._forks_of(sid):
+                if min(done) <= parent_version:
+                    more, copies = self._erase_one(
+                        SessionKey.from_stream_id(fork_sid), [fork_version],
+                        f"{reason} (a copy of {sid})")
+                    positions += more.positions
+                    erased += copies
+                    pending.append((fork_sid, [e.version for e in copies]))
+        purged = self._purge_now() if erased else True
+        return ErasureReceipt(stream_id=key.stream_id, version=result.version,
+                              positions=positions, erased=erased, before=before,
+                              after=self.head(), purged=purged)
+
+    @abstractmethod
+    def _erase_one(self, key: SessionKey, versions: Sequence[int] | None,
+                   reason: str) -> tuple[AppendResult, list[ErasedEvent]]:
+        """Erase payloads of one stream in one transaction (see ``erase``)."""
+        raise NotImplementedError
+
+    @abstractmethod
+    def _forks_of(self, stream_id: str) -> list[tuple[str, int, int]]:
+        """(stream_id, version, parent_version) of each unerased ``SessionForked`` whose
+        parent is ``stream_id``."""
+        raise NotImplementedError
+
+    def _purge_now(self) -> bool:
+        """The purge ``erase`` runs right away; a backend whose purge is too heavy to run on
+        every erasure returns False, and the receipt says to run ``purge`` later."""
+        return self.purge()
+
+    @abstractmethod
+    def purge(self) -> bool:
+        """Remove erased bytes from storage; True when nothing of them is left to remove.
+
+        SQLite: checkpoint and truncate the WAL (``secure_delete`` has zeroed the freed space
+        already), without waiting on readers: False while a reader holds an older snapshot.
+        PostgreSQL: ``VACUUM FULL`` of the tables that held payloads, so no dead row version
+        keeps them; WAL archives and backups are outside its reach.
+
+        Raises:
+            StoreError: The database refused.
         """
         raise NotImplementedError
 

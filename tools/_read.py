@@ -8,6 +8,7 @@ import click
 
 from chatledger.eventstore import InvalidInputError
 from chatledger.projections import window
+from chatledger.tools._audit import read_head
 from chatledger.tools._context import CHECK_FAILED, Ledger, json_flag, pass_ledger, require_session
 from chatledger.tools._keys import parse_key, parse_parts
 from chatledger.tools._output import (
@@ -152,31 +153,41 @@ def log(ledger: Ledger, key: tuple[str, ...], as_json: bool) -> None:
 
 @click.command()
 @click.argument("key", nargs=-1, metavar="[KEY]...")
+@click.option("--against", "against", type=click.Path(dir_okay=False), default=None,
+              help="A log head saved by `chatledger head --out`: the log must extend it.")
 @json_flag
 @pass_ledger
 @click.pass_context
-def verify(ctx: click.Context, ledger: Ledger, key: tuple[str, ...], as_json: bool) -> None:
-    """Check every digest and chain link (exit 0 only if intact).
+def verify(ctx: click.Context, ledger: Ledger, key: tuple[str, ...], against: str | None,
+           as_json: bool) -> None:
+    """Check every row, the catalog and the projections (exit 0 only if intact).
 
-    With a KEY only that session is checked. Each bad row is listed with its stream, version,
-    position, kind (altered, missing, reordered, erased) and detail; the exit status is then 1.
+    With a KEY only that session is checked. Each problem is listed with its stream, version,
+    position, kind (altered, missing, reordered, erased, catalog, projection, integrity,
+    head) and detail; the exit status is then 1. With --against FILE the log must also be an
+    append-only extension of that saved head (a consistency proof).
 
     \b
-    Example: chatledger verify && echo intact
+    Example: chatledger verify --against heads/2026-01-01.json && echo intact
     """
+    log_head = read_head(against) if against is not None else None
+    if log_head is not None and key:
+        raise InvalidInputError("--against checks the whole log: give no KEY")
     store = ledger.store()
     session_key = parse_key(key) if key else None
     if session_key is not None:
         require_session(store, session_key)
     total = (session_key and store.version(session_key)) or store.event_count()
     with counter_bar(length=total, label="verifying") as bar:
-        report = store.verify(session_key, progress=bar)
+        report = store.verify(session_key, against=log_head, progress=bar)
     if ledger.wants_json(as_json):
         echo_json({"ok": report.ok, "streams": report.streams, "events": report.events,
                    "problems": [problem_dict(p) for p in report.problems]})
     elif report.ok:
-        click.echo(f"intact: {report.events} events in {report.streams} sessions; every digest "
-                   "and chain link checks out")
+        click.echo(f"intact: {report.events} events in {report.streams} sessions; every digest, "
+                   "chain link, catalog and projection row checks out"
+                   + (f"; the log extends the head of {log_head.size} events"
+                      if log_head is not None else ""))
     else:
         click.echo(table(["STREAM", "VERSION", "POSITION", "KIND", "DETAIL"],
                          ([p.stream_id, p.version, "" if p.position is None else p.position,

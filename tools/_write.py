@@ -189,14 +189,23 @@ def erase(ledger: Ledger, key: tuple[str, ...], versions: tuple[int, ...], reaso
         raise ChatledgerError("erase removes content for good; add --yes to confirm")
     store = ledger.store()
     require_session(store, session_key)
-    result = store.erase(session_key, versions=list(versions) or None, reason=reason)
-    erased = len(result.positions)
+    receipt = store.erase(session_key, versions=list(versions) or None, reason=reason)
+    copies = sorted({e.stream_id for e in receipt.erased} - {receipt.stream_id})
     if ledger.wants_json(as_json):
-        echo_json({"stream_id": session_key.stream_id, "erased": erased,
-                   "version": result.version})
+        echo_json({"stream_id": receipt.stream_id, "erased": len(receipt.versions),
+                   "version": receipt.version, "purged": receipt.purged,
+                   "events": [{"stream_id": e.stream_id, "version": e.version,
+                               "position": e.position, "payload_digest": e.payload_digest}
+                              for e in receipt.erased],
+                   "before": msgspec.to_builtins(receipt.before),
+                   "after": msgspec.to_builtins(receipt.after)})
         return
-    click.echo(f"erased {erased} events of {session_key.stream_id}; "
-               "their digests remain, so verify still passes")
+    click.echo(f"erased {len(receipt.versions)} events of {receipt.stream_id}"
+               + (f" and the copies in {len(copies)} forks ({', '.join(copies)})" if copies
+                  else "")
+               + "; their salted digests remain, so verify still passes")
+    if not receipt.purged:
+        click.echo("the erased bytes are not yet purged from storage: run `chatledger purge`")
 
 
 COMMANDS = [export_command, import_group, fork, rebuild, erase]

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from chatledger.eventstore import ChatledgerError
-from chatledger.tools import _read, _run, _write, serve
+from chatledger.tools import _audit, _read, _run, _write, serve
 from chatledger.tools._context import Ledger
 from chatledger.tools._logging import configure_logging, reset_logging
 
@@ -110,7 +110,7 @@ def cli(ctx: click.Context, url: str | None, as_json: bool, verbose: int, log_js
     ctx.call_on_close(ledger.close)
 
 
-for _module in (_read, _write, _run, serve):
+for _module in (_read, _write, _run, _audit, serve):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

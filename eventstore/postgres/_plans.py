@@ -22,6 +22,7 @@ from chatledger.eventstore._append import (
     Prepared,
     duplicate_result,
     erase_targets,
+    erased_events,
     prepare,
     stamp,
 )
@@ -44,7 +45,7 @@ from chatledger.eventstore._projection import (
     projection_ops,
     stored_step,
 )
-from chatledger.eventstore._store import AppendResult, Progress
+from chatledger.eventstore._store import AppendResult, ErasedEvent, Progress
 from chatledger.eventstore.postgres import _sql as SQL
 
 __all__ = [
@@ -195,7 +196,7 @@ def fast_append(key: SessionKey, prepared: list[Prepared], meta_text: str,
             if not isinstance(op, InsertRows):
                 return None
             history += [(r[1], r[2], r[3]) for r in op.rows]
-    events = [{"i": p.event_id, "t": p.type, "d": p.data, "p": p.payload_digest}
+    events = [{"i": p.event_id, "t": p.type, "d": p.data, "p": p.payload_digest, "s": p.salt}
               for p in prepared]
     rows = [{"v": v, "k": k, "m": m} for v, k, m in history]
     return Query(SQL.APPEND_MESSAGES_CALL, (
@@ -293,7 +294,7 @@ def rebuild_plan(page: int = 1000, progress: Progress | None = None) -> Plan[int
 
 
 def erase_plan(key: SessionKey, versions: Sequence[int] | None, reason: str, *,
-               project: bool, schema: str) -> Plan[AppendResult]:
+               project: bool, schema: str) -> Plan[tuple[AppendResult, list[ErasedEvent]]]:
     """Record a ``MessageRedacted`` per erased event, then null those payloads.
 
     Raises:
@@ -310,7 +311,7 @@ def erase_plan(key: SessionKey, versions: Sequence[int] | None, reason: str, *,
         raise NotFoundError(f"no session {sid!r}")
     targets = erase_targets(sid, head[0], stored, versions)
     if not targets:
-        return AppendResult(sid, head[0], [])
+        return AppendResult(sid, head[0], []), []
     events = [MessageRedacted(version=v, reason=reason) for v in targets]
     prepared, meta_text = prepare(events, None, {"actor": "erase"}, erasing=True,
                                  limit=SQL.MAX_APPEND)
@@ -318,7 +319,7 @@ def erase_plan(key: SessionKey, versions: Sequence[int] | None, reason: str, *,
                                     schema=schema)
     w.many(SQL.ERASE_PAYLOAD, [(sid, v) for v in targets])
     yield from w.flush()
-    return result
+    return result, erased_events(sid, stored, targets)
 
 
 # -- drivers -------------------------------------------------------------------------------
@@ -330,6 +331,8 @@ def notice(schema: str, result: object) -> Query | None:
     that notify, and a notification sent after the commit reaches every listener that could
     have missed the events.
     """
+    if isinstance(result, tuple) and result and isinstance(result[0], AppendResult):
+        result = result[0]  # an erasure's (result, erased events)
     if isinstance(result, AppendResult) and result.positions and not result.duplicate:
         return Query(SQL.NOTIFY, (SQL.CHANNEL, f"{schema}:{result.positions[-1]}"))
     return None

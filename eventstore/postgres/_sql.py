@@ -220,8 +220,92 @@ END
 $$;
 """
 
+# Version 3: a per-event salt, stored with the payload and erased with it, so the payload digest
+# kept after an erasure cannot be matched against guesses of the erased text. Events written
+# before keep a NULL salt and their unsalted digests, which still verify. The one-call append
+# takes each event's salt (``s``) with its payload; a client of version 2 sends none, and its
+# unsalted digests are stored with a NULL salt, which verifies the same way.
+SCHEMA_V3 = """
+ALTER TABLE events ADD COLUMN salt text;
+
+CREATE OR REPLACE FUNCTION chatledger_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP <> 'UPDATE' OR NEW.data IS NOT NULL OR NEW.salt IS NOT NULL
+       OR NEW.stream_id IS DISTINCT FROM OLD.stream_id OR NEW.version IS DISTINCT FROM OLD.version
+       OR NEW.position IS DISTINCT FROM OLD.position OR NEW.event_id IS DISTINCT FROM OLD.event_id
+       OR NEW.type IS DISTINCT FROM OLD.type OR NEW.recorded_at IS DISTINCT FROM OLD.recorded_at
+       OR NEW.meta IS DISTINCT FROM OLD.meta
+       OR NEW.payload_digest IS DISTINCT FROM OLD.payload_digest
+       OR NEW.digest IS DISTINCT FROM OLD.digest OR NEW.chain IS DISTINCT FROM OLD.chain THEN
+        RAISE EXCEPTION 'events are append-only';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION chatledger_append_messages(lock_key text, sid text, expected bigint,
+                                           project boolean, meta text, events json,
+                                           history json)
+RETURNS TABLE (status text, version bigint, first_position bigint)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    head record;
+    xid bigint;
+    stamp text;
+    pos bigint;
+    v bigint;
+    link text;
+    digest text;
+    e record;
+    added bigint := 0;
+BEGIN
+    LOCK TABLE events, history IN ROW EXCLUSIVE MODE;
+    PERFORM pg_advisory_xact_lock(hashtextextended(lock_key, 0));
+    SELECT s.version, s.chain, s.updated_at, s.projected_version INTO head
+    FROM streams AS s WHERE s.stream_id = sid;
+    IF NOT FOUND OR (project AND head.projected_version < head.version) THEN
+        RETURN QUERY SELECT 'fallback'::text, NULL::bigint, NULL::bigint;
+        RETURN;
+    END IF;
+    IF expected >= 0 AND expected <> head.version THEN
+        RETURN QUERY SELECT 'conflict'::text, head.version, NULL::bigint;
+        RETURN;
+    END IF;
+    xid := pg_current_xact_id()::text::bigint;
+    stamp := to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+    IF stamp < head.updated_at THEN
+        stamp := head.updated_at;
+    END IF;
+    link := head.chain;
+    v := head.version;
+    pos := xid << 20;
+    FOR e IN SELECT * FROM json_to_recordset(events) AS x(i text, t text, d text, p text, s text) LOOP
+        v := v + 1;
+        digest := encode(sha256(convert_to(concat_ws(chr(31), pos::text, sid, v::text, e.i,
+                                                     e.t, stamp, e.p, meta), 'UTF8')), 'hex');
+        link := encode(sha256(convert_to(link || digest, 'UTF8')), 'hex');
+        INSERT INTO events (stream_id, version, position, event_id, type, recorded_at, data,
+                            meta, payload_digest, digest, chain, salt)
+        VALUES (sid, v, pos, e.i, e.t, stamp, e.d, meta, e.p, digest, link, e.s);
+        pos := pos + 1;
+    END LOOP;
+    IF project THEN
+        INSERT INTO history (stream_id, version, idx, message)
+        SELECT sid, head.version + x.v, x.k, x.m
+        FROM json_to_recordset(history) AS x(v bigint, k integer, m text);
+        GET DIAGNOSTICS added = ROW_COUNT;
+    END IF;
+    UPDATE streams AS s
+    SET version = v, chain = link, updated_at = stamp, message_count = s.message_count + added,
+        projected_version = CASE WHEN project THEN v ELSE s.projected_version END
+    WHERE s.stream_id = sid;
+    RETURN QUERY SELECT 'ok'::text, v, xid << 20;
+END
+$$;
+"""
+
 # (version, script): applied in order, each in its own transaction with its migrations row.
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, SCHEMA_V1), (2, SCHEMA_V2))
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, SCHEMA_V1), (2, SCHEMA_V2), (3, SCHEMA_V3))
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 TABLES = ("chatledger_migrations", "events", "streams", "stream_keys", "history", "clears")
@@ -275,19 +359,19 @@ ORDER BY stream_id LIMIT %s
 ANY_UNPROJECTED = "SELECT EXISTS (SELECT 1 FROM streams WHERE projected_version < version)"
 
 FIND_EVENT_IDS = """
-SELECT event_id, stream_id, version, position, payload_digest FROM events
+SELECT event_id, stream_id, version, position, payload_digest, salt FROM events
 WHERE event_id = ANY(%s)
 """
 
-_EVENT_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+_EVENT_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 
 
 @functools.cache
 def insert_events(n: int) -> str:
     """One INSERT for ``n`` events (rows of (stream_id, version, position, event_id, type,
-    recorded_at, data, meta, payload_digest, digest, chain))."""
+    recorded_at, data, meta, payload_digest, digest, chain, salt))."""
     return ("INSERT INTO events (stream_id, version, position, event_id, type, recorded_at, "
-            "data, meta, payload_digest, digest, chain) VALUES "
+            "data, meta, payload_digest, digest, chain, salt) VALUES "
             + ", ".join([_EVENT_ROW] * n))
 
 
@@ -392,19 +476,47 @@ SELECT (SELECT version FROM streams WHERE stream_id = %(sid)s), t.v,
 FROM target AS t
 """
 
-VERIFY_ROWS = """
-SELECT stream_id, version, position, event_id, type, recorded_at, data, meta, payload_digest,
-       digest, chain
-FROM events {where} ORDER BY stream_id, version
+_VERIFY_COLUMNS = """
+stream_id, version, position, event_id, type, recorded_at, data, meta, payload_digest, digest,
+chain, salt
 """
-VERIFY_HEADS = "SELECT stream_id, version, chain FROM streams {where} ORDER BY stream_id"
+# Every column comes from the row itself (the plan reads the heap, never an index-only scan of
+# these columns); positions may have gaps here (they come from transaction ids).
+VERIFY_ROWS = f"SELECT {_VERIFY_COLUMNS} FROM events {{where}} ORDER BY position"
+VERIFY_CATALOG = """
+SELECT stream_id, key, version, chain, created_at, updated_at, message_count, cleared_version,
+       tags, projected_version
+FROM streams {where}
+"""
+VERIFY_KEYS = "SELECT name, value, stream_id FROM stream_keys {where}"
+VERIFY_HISTORY = "SELECT stream_id, version, idx, message FROM history {where}"
+VERIFY_CLEARS = "SELECT stream_id, version FROM clears {where}"
+# One stream again, to name the version where its projection tables differ from its events.
+LOCATE_EVENTS = "SELECT version, position, type, data FROM events WHERE stream_id = %s"
+LOCATE_HISTORY = "SELECT version, idx, message FROM history WHERE stream_id = %s"
+LOCATE_CLEARS = "SELECT version FROM clears WHERE stream_id = %s"
 VERIFY_ONE = "WHERE stream_id = %s"
+EVENT_AT_INDEX = """
+SELECT stream_id, version, position FROM events ORDER BY position LIMIT 1 OFFSET %s
+"""
 # verify reads the heads and then every row: one snapshot for both.
 SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+# The log head covers the prefix below the reader horizon: no commit still running can add
+# an event before it.
+LEAVES = f"""
+SELECT position, digest, recorded_at FROM events
+WHERE position > %s AND position < (SELECT {HORIZON}) ORDER BY position LIMIT %s
+"""
+FORK_ROWS = """
+SELECT stream_id, version, data FROM events WHERE type = 'session_forked' AND data IS NOT NULL
+"""
+# A rewrite of each table into new files: no dead row version keeps an erased payload.
+PURGE = ("VACUUM FULL events", "VACUUM FULL history")
 
-ERASE_PAYLOAD = "UPDATE events SET data = NULL WHERE stream_id = %s AND version = %s"
+ERASE_PAYLOAD = "UPDATE events SET data = NULL, salt = NULL WHERE stream_id = %s AND version = %s"
 ERASE_CANDIDATES = """
-SELECT version, type, data IS NULL FROM events WHERE stream_id = %s ORDER BY version
+SELECT version, type, data IS NULL, position, payload_digest FROM events WHERE stream_id = %s
+ORDER BY version
 """
 
 _SESSION_COLUMNS = (

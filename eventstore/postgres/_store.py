@@ -17,7 +17,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from chatledger.eventstore import _codec
-from chatledger.eventstore._append import logged_append, prepare
+from chatledger.eventstore._append import forks_of, logged_append, prepare
 from chatledger.eventstore._errors import (
     ConcurrencyError,
     DuplicateEventError,
@@ -26,13 +26,16 @@ from chatledger.eventstore._errors import (
     StoreError,
 )
 from chatledger.eventstore._events import Event, Record
+from chatledger.eventstore._heads import LogHead
 from chatledger.eventstore._keys import KeyLike, SessionKey
 from chatledger.eventstore._log import get_logger, logging_enabled
+from chatledger.eventstore._merkle import MerkleTree
 from chatledger.eventstore._messages import Message
 from chatledger.eventstore._projection import sessions_query
 from chatledger.eventstore._rows import records_of, session_of
 from chatledger.eventstore._store import (
     AppendResult,
+    ErasedEvent,
     EventStore,
     Progress,
     SessionInfo,
@@ -41,7 +44,12 @@ from chatledger.eventstore._store import (
     check_time,
     check_version,
 )
-from chatledger.eventstore._verify import VerifyRow, verify_rows
+from chatledger.eventstore._verify import (
+    CatalogRow,
+    LogTables,
+    check_against,
+    verify_log,
+)
 from chatledger.eventstore.postgres import _sql as SQL
 from chatledger.eventstore.postgres._plans import (
     Duplicate,
@@ -380,32 +388,80 @@ class PostgresStore(EventStore):
         rows = self._fetch("read", SQL.SESSION_ONE, (SessionKey.coerce(key).stream_id,))
         return session_of(rows[0]) if rows else None
 
-    def verify(self, key: KeyLike | None = None, *,
+    def verify(self, key: KeyLike | None = None, *, against: LogHead | None = None,
                progress: Progress | None = None) -> VerifyReport:
-        where, params = "", tuple[str, ...]()
-        if key is not None:
-            where, params = SQL.VERIFY_ONE, (SessionKey.coerce(key).stream_id,)
+        if against is not None and key is not None:
+            raise InvalidInputError("a log head covers the whole log: verify(against=...) "
+                                    "takes no key")
+        sid = None if key is None else SessionKey.coerce(key).stream_id
+        where, params = ("", ()) if sid is None else (SQL.VERIFY_ONE, (sid,))
+        tree = MerkleTree() if against is not None else None
         with self._connection("verify") as conn, conn.transaction():
             conn.execute(SQL.SNAPSHOT)
-            heads = {r[0]: (r[1], r[2]) for r in
-                     conn.execute(SQL.VERIFY_HEADS.format(where=where), params)}
+
+            def tables() -> LogTables:
+                return LogTables(
+                    [CatalogRow(*r) for r in conn.execute(SQL.VERIFY_CATALOG.format(where=where),
+                                                          params)],
+                    conn.execute(SQL.VERIFY_KEYS.format(where=where), params).fetchall(),
+                    conn.execute(SQL.VERIFY_HISTORY.format(where=where), params),
+                    conn.execute(SQL.VERIFY_CLEARS.format(where=where), params).fetchall(),
+                    lambda one: (conn.execute(SQL.LOCATE_EVENTS, (one,)).fetchall(),
+                                 conn.execute(SQL.LOCATE_HISTORY, (one,)).fetchall(),
+                                 conn.execute(SQL.LOCATE_CLEARS, (one,)).fetchall()))
             with conn.cursor(name="chatledger_verify") as cur:
                 cur.itersize = 5000
                 cur.execute(SQL.VERIFY_ROWS.format(where=where), params)
-                report = verify_rows((VerifyRow(*r) for r in cur), heads, progress)
+                problems, streams, events = verify_log(
+                    cur, tables, stream_id=sid, tree=tree,
+                    progress=progress)
+            if against is not None and tree is not None:
+                check_against(problems, tree, against,
+                              lambda i: conn.execute(SQL.EVENT_AT_INDEX, (i,)).fetchone())
+        report = VerifyReport(streams=streams, events=events, problems=problems)
         if logging_enabled():
             log.info("verified", streams=report.streams, events=report.events,
                      problems=len(report.problems))
         return report
 
-    def erase(self, key: KeyLike, *, versions: Sequence[int] | None = None,
-              reason: str = "erasure requested") -> AppendResult:
-        key = SessionKey.coerce(key)
-        result: AppendResult = self._run("erase", erase_plan(
+    def _leaves(self, after_position: int) -> Iterator[tuple[int, str, str]]:
+        while True:
+            rows = self._fetch("head", SQL.LEAVES, (after_position, 50_000))
+            yield from ((int(p), str(d), str(t)) for p, d, t in rows)
+            if len(rows) < 50_000:
+                return
+            after_position = rows[-1][0]
+
+    def _erase_one(self, key: SessionKey, versions: Sequence[int] | None,
+                   reason: str) -> tuple[AppendResult, list[ErasedEvent]]:
+        done: tuple[AppendResult, list[ErasedEvent]] = self._run("erase", erase_plan(
             key, versions, reason, project=self._projections, schema=self.schema))
         if logging_enabled():
-            log.info("erased", stream_id=key.stream_id, versions=len(result.positions))
-        return result
+            log.info("erased", stream_id=key.stream_id, versions=len(done[1]))
+        return done
+
+    def _forks_of(self, stream_id: str) -> list[tuple[str, int, int]]:
+        return forks_of(stream_id, self._fetch("erase", SQL.FORK_ROWS))
+
+    def _purge_now(self) -> bool:
+        # VACUUM FULL locks each table against every reader and writer while it rewrites it:
+        # an administrator's step (``chatledger purge``), not part of every erasure.
+        return False
+
+    def purge(self) -> bool:
+        """Rewrite the tables that held payloads (``VACUUM FULL``), so no dead row version
+        keeps erased bytes in the database's files. Holds off reads and appends while it runs.
+        WAL segments already archived and backups still hold what they held.
+
+        Raises:
+            StoreError: The database refused (e.g. the user does not own the tables).
+        """
+        with self._connection("purge") as conn:
+            for statement in SQL.PURGE:
+                conn.execute(statement)
+        if logging_enabled():
+            log.info("purged", schema=self.schema)
+        return True
 
     # -- projections -----------------------------------------------------------------------
     # A load reports whether the projection is behind on its stream (only after appends by a

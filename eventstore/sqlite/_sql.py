@@ -5,12 +5,24 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 PRAGMAS = """
 PRAGMA journal_mode = WAL;
 PRAGMA foreign_keys = OFF;
 PRAGMA temp_store = MEMORY;
+"""
+
+# Only a lawful erasure may change an event row: it nulls the payload and its salt.
+_NO_UPDATE = """
+CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
+WHEN NEW.data IS NOT NULL OR NEW.salt IS NOT NULL
+  OR NEW.stream_id IS NOT OLD.stream_id OR NEW.version IS NOT OLD.version
+  OR NEW.position IS NOT OLD.position OR NEW.event_id IS NOT OLD.event_id
+  OR NEW.type IS NOT OLD.type OR NEW.recorded_at IS NOT OLD.recorded_at
+  OR NEW.meta IS NOT OLD.meta OR NEW.payload_digest IS NOT OLD.payload_digest
+  OR NEW.digest IS NOT OLD.digest OR NEW.chain IS NOT OLD.chain
+BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
 """
 
 # STRICT tables, created explicitly. ``events`` is keyed by ``position``, the global order, so
@@ -20,7 +32,7 @@ PRAGMA temp_store = MEMORY;
 # even after the last row is gone. The history projection below is clustered by stream, so
 # loading a session reads a contiguous range of pages.
 # The projection checkpoints live in the same small table: an append dirties one page for both.
-SCHEMA = """
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS chatledger_meta (
     name TEXT PRIMARY KEY NOT NULL,
     value TEXT NOT NULL
@@ -44,21 +56,17 @@ CREATE TABLE IF NOT EXISTS events (
     meta TEXT NOT NULL,
     payload_digest TEXT NOT NULL,
     digest TEXT NOT NULL,
-    chain TEXT NOT NULL
+    chain TEXT NOT NULL,
+    salt TEXT
 ) STRICT;
 CREATE UNIQUE INDEX IF NOT EXISTS events_stream ON events (stream_id, version);
 CREATE UNIQUE INDEX IF NOT EXISTS events_event_id ON events (event_id);
 
--- The log is append-only: only a lawful erasure may null a payload, nothing else changes.
+-- The log is append-only: only a lawful erasure may null a payload (and its salt), nothing
+-- else changes.
 CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
-WHEN NEW.data IS NOT NULL OR NEW.stream_id IS NOT OLD.stream_id OR NEW.version IS NOT OLD.version
-  OR NEW.position IS NOT OLD.position OR NEW.event_id IS NOT OLD.event_id
-  OR NEW.type IS NOT OLD.type OR NEW.recorded_at IS NOT OLD.recorded_at
-  OR NEW.meta IS NOT OLD.meta OR NEW.payload_digest IS NOT OLD.payload_digest
-  OR NEW.digest IS NOT OLD.digest OR NEW.chain IS NOT OLD.chain
-BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+{_NO_UPDATE}
 
 -- One row per stream: the log's head (version, chain) plus the catalog projection's columns.
 CREATE TABLE IF NOT EXISTS streams (
@@ -97,6 +105,14 @@ CREATE TABLE IF NOT EXISTS clears (
 ) STRICT, WITHOUT ROWID;
 """
 
+# Version 2: a per-event salt, stored with the payload and erased with it. Events of version 1
+# keep a NULL salt and their unsalted payload digests, which still verify.
+MIGRATE_TO_2 = f"""
+ALTER TABLE events ADD COLUMN salt TEXT;
+DROP TRIGGER IF EXISTS events_no_update;
+{_NO_UPDATE}
+"""
+
 TABLES = ("chatledger_meta", "checkpoints", "events", "streams", "stream_keys", "history",
           "clears")
 
@@ -117,14 +133,14 @@ FROM (SELECT 1) LEFT JOIN streams AS s ON s.stream_id = ?
 """
 
 FIND_EVENT_IDS = """
-SELECT event_id, stream_id, version, position, payload_digest FROM events
+SELECT event_id, stream_id, version, position, payload_digest, salt FROM events
 WHERE event_id IN (SELECT value FROM json_each(?))
 """
 
 INSERT_EVENT = """
 INSERT INTO events (stream_id, version, position, event_id, type, recorded_at, data, meta,
-                    payload_digest, digest, chain)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    payload_digest, digest, chain, salt)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 INSERT_STREAM = """
@@ -198,16 +214,43 @@ WHERE stream_id = ? AND version > ? AND version <= ? ORDER BY version
 """
 READ_ALL = f"SELECT {_EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
 
-VERIFY_ROWS = """
-SELECT stream_id, version, position, event_id, type, recorded_at, data, meta, payload_digest,
-       digest, chain
-FROM events {where} ORDER BY stream_id, version
+_VERIFY_COLUMNS = """
+stream_id, version, position, event_id, type, recorded_at, data, meta, payload_digest, digest,
+chain, salt
 """
-VERIFY_HEADS = "SELECT stream_id, version, chain FROM streams {where} ORDER BY stream_id"
+# In position (rowid) order, straight from the table: no index supplies a column, so a row
+# whose bytes disagree with an index is checked as the row says.
+VERIFY_ROWS = f"SELECT {_VERIFY_COLUMNS} FROM events ORDER BY position"
+# One stream: the index finds its positions, the columns are then read from the rows.
+VERIFY_ROWS_ONE = f"""
+SELECT {_VERIFY_COLUMNS} FROM events
+WHERE position IN (SELECT position FROM events WHERE stream_id = ?) ORDER BY position
+"""
+VERIFY_CATALOG = """
+SELECT stream_id, key, version, chain, created_at, updated_at, message_count, cleared_version,
+       tags
+FROM streams {where}
+"""
+VERIFY_KEYS = "SELECT name, value, stream_id FROM stream_keys {where}"
+VERIFY_HISTORY = "SELECT stream_id, version, idx, message FROM history {where}"
+VERIFY_CLEARS = "SELECT stream_id, version FROM clears {where}"
+# One stream again, to name the version where its projection tables differ from its events.
+LOCATE_EVENTS = "SELECT version, position, type, data FROM events WHERE stream_id = ?"
+LOCATE_HISTORY = "SELECT version, idx, message FROM history WHERE stream_id = ?"
+LOCATE_CLEARS = "SELECT version FROM clears WHERE stream_id = ?"
+VERIFY_ONE = "WHERE stream_id = ?"
+QUICK_CHECK = "PRAGMA quick_check"
+EVENT_AT_INDEX = "SELECT stream_id, version, position FROM events ORDER BY position LIMIT 1 OFFSET ?"
+LEAVES = "SELECT position, digest, recorded_at FROM events WHERE position > ? ORDER BY position LIMIT ?"
+FORK_ROWS = """
+SELECT stream_id, version, data FROM events WHERE type = 'session_forked' AND data IS NOT NULL
+"""
+CHECKPOINT_TRUNCATE = "PRAGMA wal_checkpoint(TRUNCATE)"
 
-ERASE_PAYLOAD = "UPDATE events SET data = NULL WHERE stream_id = ? AND version = ?"
+ERASE_PAYLOAD = "UPDATE events SET data = NULL, salt = NULL WHERE stream_id = ? AND version = ?"
 ERASE_CANDIDATES = """
-SELECT version, type, data IS NULL FROM events WHERE stream_id = ? ORDER BY version
+SELECT version, type, data IS NULL, position, payload_digest FROM events WHERE stream_id = ?
+ORDER BY version
 """
 HAS_TABLE = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
 

@@ -11,7 +11,7 @@ import os
 import sqlite3
 import threading
 import time as _time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +20,8 @@ from chatledger.eventstore._append import (
     Prepared,
     duplicate_result,
     erase_targets,
+    erased_events,
+    forks_of,
     logged_append,
     prepare,
     stamp,
@@ -33,8 +35,10 @@ from chatledger.eventstore._errors import (
     StoreError,
 )
 from chatledger.eventstore._events import AnyEvent, Event, MessageRedacted, Record
+from chatledger.eventstore._heads import LogHead
 from chatledger.eventstore._keys import KeyLike, SessionKey
 from chatledger.eventstore._log import get_logger, logging_enabled
+from chatledger.eventstore._merkle import MerkleTree
 from chatledger.eventstore._messages import Message
 from chatledger.eventstore._projection import (
     ChangeTags,
@@ -51,7 +55,9 @@ from chatledger.eventstore._projection import (
 from chatledger.eventstore._rows import records_of, session_of
 from chatledger.eventstore._store import (
     AppendResult,
+    ErasedEvent,
     EventStore,
+    Problem,
     Progress,
     SessionInfo,
     VerifyReport,
@@ -59,7 +65,12 @@ from chatledger.eventstore._store import (
     check_time,
     check_version,
 )
-from chatledger.eventstore._verify import VerifyRow, verify_rows
+from chatledger.eventstore._verify import (
+    CatalogRow,
+    LogTables,
+    check_against,
+    verify_log,
+)
 from chatledger.eventstore.sqlite import _sql as SQL
 
 __all__ = ["SQLiteStore", "sqlite_path"]
@@ -85,6 +96,17 @@ def sqlite_path(url: str) -> str:
     if not path:
         raise StoreError(f"SQLite URL {url!r} names no file: use sqlite:///path.db")
     return path
+
+
+def counter_problems(last: int | None, checkpoint: int | None) -> list[Problem]:
+    """What is wrong with the position counter and the projection's checkpoint, if anything."""
+    if last is None or checkpoint is None:
+        return [Problem("", 0, None, "catalog", "the position counter or the projection's "
+                        "checkpoint row is missing")]
+    if checkpoint > last:
+        return [Problem("", 0, checkpoint, "projection", f"the projection's checkpoint "
+                        f"({checkpoint}) is beyond the log's last position ({last})")]
+    return []
 
 
 class SQLiteStore(EventStore):
@@ -148,6 +170,9 @@ class SQLiteStore(EventStore):
         conn.execute("PRAGMA secure_delete = ON")
         conn.execute(SQL.BEGIN_WRITE)
         try:
+            if version == 1:
+                for statement in SQL.statements(SQL.MIGRATE_TO_2):
+                    conn.execute(statement)
             for statement in SQL.statements(SQL.SCHEMA):
                 conn.execute(statement)
             conn.execute(SQL.SET_META, ("schema_version", str(SQL.SCHEMA_VERSION)))
@@ -415,52 +440,118 @@ class SQLiteStore(EventStore):
         row = self._read(lambda conn: conn.execute(SQL.SESSION_ONE, (sid,)).fetchone())
         return session_of(row) if row else None
 
-    def verify(self, key: KeyLike | None = None, *,
+    def verify(self, key: KeyLike | None = None, *, against: LogHead | None = None,
                progress: Progress | None = None) -> VerifyReport:
-        where, params = "", tuple[str, ...]()
-        if key is not None:
-            where, params = "WHERE stream_id = ?", (SessionKey.coerce(key).stream_id,)
+        if against is not None and key is not None:
+            raise InvalidInputError("a log head covers the whole log: verify(against=...) "
+                                    "takes no key")
+        sid = None if key is None else SessionKey.coerce(key).stream_id
+        where, params = ("", ()) if sid is None else (SQL.VERIFY_ONE, (sid,))
+        tree = MerkleTree() if against is not None else None
 
         def run(conn: sqlite3.Connection) -> VerifyReport:
-            heads = {r[0]: (r[1], r[2]) for r in
-                     conn.execute(SQL.VERIFY_HEADS.format(where=where), params)}
-            rows = (VerifyRow(*r) for r in conn.execute(SQL.VERIFY_ROWS.format(where=where), params))
-            return verify_rows(rows, heads, progress)
+            last, checkpoint = conn.execute(SQL.BOTH_POSITIONS).fetchone()
+            counters = counter_problems(last, checkpoint)
+            rows = conn.execute(SQL.VERIFY_ROWS) if sid is None else \
+                conn.execute(SQL.VERIFY_ROWS_ONE, (sid,))
+
+            def tables() -> LogTables:
+                return LogTables(
+                    (CatalogRow(*r) for r in conn.execute(SQL.VERIFY_CATALOG.format(where=where),
+                                                          params)),
+                    conn.execute(SQL.VERIFY_KEYS.format(where=where), params),
+                    conn.execute(SQL.VERIFY_HISTORY.format(where=where), params),
+                    conn.execute(SQL.VERIFY_CLEARS.format(where=where), params),
+                    lambda one: (conn.execute(SQL.LOCATE_EVENTS, (one,)),
+                                 conn.execute(SQL.LOCATE_HISTORY, (one,)),
+                                 conn.execute(SQL.LOCATE_CLEARS, (one,))))
+            problems, streams, events = verify_log(
+                rows, tables, stream_id=sid,
+                checkpoint=checkpoint,
+                last_position=last if sid is None else None, tree=tree, progress=progress)
+            if sid is None:
+                problems += counters
+                problems += [Problem("", 0, None, "integrity", f"quick_check: {message}")
+                             for (message,) in conn.execute(SQL.QUICK_CHECK) if message != "ok"]
+            if against is not None and tree is not None:
+                check_against(problems, tree, against,
+                              lambda i: conn.execute(SQL.EVENT_AT_INDEX, (i,)).fetchone())
+            return VerifyReport(streams=streams, events=events, problems=problems)
         report: VerifyReport = self._read(run)
         if logging_enabled():
             log.info("verified", streams=report.streams, events=report.events,
                      problems=len(report.problems))
         return report
 
-    def erase(self, key: KeyLike, *, versions: Sequence[int] | None = None,
-              reason: str = "erasure requested") -> AppendResult:
-        key = SessionKey.coerce(key)
+    def _leaves(self, after_position: int) -> Iterator[tuple[int, str, str]]:
+        while True:
+            rows: list[tuple[int, str, str]] = self._read(
+                lambda conn, after=after_position: conn.execute(SQL.LEAVES, (after, 50_000))
+                .fetchall())
+            yield from rows
+            if len(rows) < 50_000:
+                return
+            after_position = rows[-1][0]
+
+    def _erase_one(self, key: SessionKey, versions: Sequence[int] | None,
+                   reason: str) -> tuple[AppendResult, list[ErasedEvent]]:
         sid = key.stream_id
 
-        def run(conn: sqlite3.Connection) -> AppendResult:
+        def run(conn: sqlite3.Connection) -> tuple[AppendResult, list[ErasedEvent]]:
             head = conn.execute(SQL.STREAM_VERSION, (sid,)).fetchone()
             if head is None:
                 raise NotFoundError(f"no session {sid!r}")
             stored = conn.execute(SQL.ERASE_CANDIDATES, (sid,)).fetchall()
             targets = erase_targets(sid, head[0], stored, versions)
             if not targets:
-                return AppendResult(sid, head[0], [])
+                return AppendResult(sid, head[0], []), []
             events = [MessageRedacted(version=v, reason=reason) for v in targets]
             prepared, meta_text = prepare(events, None, {"actor": "erase"}, erasing=True)
             result = self._append_locked(conn, key, prepared, meta_text, None, False)
             conn.executemany(SQL.ERASE_PAYLOAD, [(sid, v) for v in targets])
-            return result
-        result: AppendResult = self._write(run)
-        # The erased text must leave the disk now, not at some later checkpoint of the WAL.
-        with self._lock:
-            try:
-                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.Error as e:
-                raise StoreError(f"erased, but the WAL of {self.path!r} could not be "
-                                 f"checkpointed: {e}") from e
+            return result, erased_events(sid, stored, targets)
+        done: tuple[AppendResult, list[ErasedEvent]] = self._write(run)
         if logging_enabled():
-            log.info("erased", stream_id=sid, versions=len(result.positions))
-        return result
+            log.info("erased", stream_id=sid, versions=len(done[1]))
+        return done
+
+    def _forks_of(self, stream_id: str) -> list[tuple[str, int, int]]:
+        rows = self._read(lambda conn: conn.execute(SQL.FORK_ROWS).fetchall())
+        return forks_of(stream_id, rows)
+
+    def purge(self) -> bool:
+        """Checkpoint the WAL into the file and truncate it, without waiting on readers.
+
+        ``secure_delete`` zeroes what an erasure frees in the file's pages; the checkpoint
+        moves those zeroed pages over the old ones and empties the WAL, which still holds
+        the old page images. A reader with an older snapshot keeps the WAL alive: then
+        nothing waits for it (no busy timeout) and the result is False.
+
+        Raises:
+            StoreError: The checkpoint failed for another reason.
+        """
+        self._check_open()
+        if self.path == ":memory:":
+            return True
+        with self._lock:
+            conn = self._conn
+            try:
+                conn.execute("PRAGMA busy_timeout = 0")
+                try:
+                    busy, _, _ = conn.execute(SQL.CHECKPOINT_TRUNCATE).fetchone()
+                finally:
+                    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            except sqlite3.OperationalError as e:
+                if e.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                    busy = 1
+                else:
+                    raise StoreError(f"cannot checkpoint the WAL of {self.path!r}: {e}") from e
+            except sqlite3.Error as e:
+                raise StoreError(f"cannot checkpoint the WAL of {self.path!r}: {e}") from e
+        purged = bool(busy == 0)
+        if logging_enabled():
+            log.info("purged" if purged else "purge_blocked", path=self.path)
+        return purged
 
     # -- projections -----------------------------------------------------------------------
     def load_history(self, key: KeyLike) -> tuple[int, list[Message]]:

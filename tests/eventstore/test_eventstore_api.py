@@ -18,7 +18,7 @@ DESIGN_NAMES = [
     "InvalidKeyError", "HumanMessage", "AIMessage", "SystemMessage", "ToolMessage", "EventStore",
 ]
 STORE_METHODS = ["append", "read", "read_all", "sessions", "verify", "version", "last_position",
-                 "erase", "rebuild", "load_history", "load_history_at", "close"]
+                 "purge", "rebuild", "load_history", "load_history_at", "close"]
 RECORD_FIELDS = ["position", "stream_id", "version", "event_id", "recorded_at", "event", "meta"]
 # Statement modules (``_sqlite_sql``) are plain constants read through their module name.
 PRIVATE_MODULES = sorted(

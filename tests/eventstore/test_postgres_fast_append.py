@@ -77,7 +77,7 @@ def test_one_call_appends_store_the_digests_the_client_computes(
 
 
 _ROW = ("stream_id, version, position, event_id, type, recorded_at, data, meta, payload_digest, "
-        "digest, chain")
+        "digest, chain, salt")
 
 
 def _head(store: PostgresStore, sid: str) -> tuple[Any, ...]:
@@ -104,8 +104,10 @@ def test_one_call_append_writes_the_rows_stamp_defines(
         rows = pg._fetch("read", f"SELECT {_ROW} FROM events WHERE stream_id = %s AND "
                                  "version > %s ORDER BY version", (sid, version))
         prepared = [Prepared(event=e.event, type=r[4], data=r[6], payload_digest=r[8],
-                             event_id=r[3]) for e, r in zip(pg.read(key)[version:], rows,
-                                                             strict=True)]
+                             event_id=r[3], salt=r[11])
+                    for e, r in zip(pg.read(key)[version:], rows, strict=True)]
+        assert all(p.payload_digest == _codec.payload_digest(p.data.encode(), p.salt)
+                   for p in prepared)
         expected = stamp(sid, prepared, rows[0][7], version=version, chain=chain,
                          first_position=rows[0][2], now=_codec.now_text(), updated_at=updated_at)
         if not future:  # the server's clock is not ours: take its time, check the rest

@@ -34,6 +34,11 @@ from tests.pgsupport import postgres_schema_url, postgres_test_schema, postgres_
 pytestmark = pytest.mark.postgres
 
 
+V1_INSERT_EVENT = (
+    "INSERT INTO events (stream_id, version, position, event_id, type, recorded_at, data, meta,"
+    " payload_digest, digest, chain) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
+
+
 def _say(store: PostgresStore, key: str, text: str) -> list[int]:
     return store.append(key, [MessageAppended(message=HumanMessage(text))]).positions
 
@@ -168,12 +173,12 @@ def _v1_log(conn: psycopg.Connection[Any]) -> None:
     with conn.transaction():
         for position, text in enumerate(["one", "two", "three"], start=1):
             (p,), meta = prepare([MessageAppended(message=HumanMessage(text))], None, None)
+            unsalted = _codec.payload_digest(p.data.encode())  # version 1 had no salts
             digest = _codec.digest_of(position, sid, position, p.event_id, p.type, now,
-                                      p.payload_digest, meta)
+                                      unsalted, meta)
             chain = _codec.chain_of(chain, digest)
-            conn.execute(SQL.insert_events(1), (sid, position, position, p.event_id, p.type,
-                                                now, p.data, meta, p.payload_digest, digest,
-                                                chain))
+            conn.execute(V1_INSERT_EVENT, (sid, position, position, p.event_id, p.type, now,
+                                           p.data, meta, unsalted, digest, chain))
             if position <= 2:
                 (insert,), _ = projection_ops(sid, [(position, p.event)])
                 assert isinstance(insert, InsertRows)
@@ -213,7 +218,7 @@ def test_a_version_1_log_migrates_and_keeps_its_order(v1: tuple[str, str]) -> No
         assert store.verify().ok
     with psycopg.connect(postgres_url(), options=f"-c search_path={schema}") as conn:
         assert conn.execute("SELECT version FROM chatledger_migrations ORDER BY version"
-                            ).fetchall() == [(1,), (2,)]
+                            ).fetchall() == [(1,), (2,), (3,)]
         assert conn.execute("SELECT to_regclass('checkpoints')").fetchone() == (None,)
 
 
@@ -242,4 +247,4 @@ def test_two_stores_migrating_at_once_apply_version_2_once(v1: tuple[str, str]) 
             s.close()
     with psycopg.connect(postgres_url(), options=f"-c search_path={schema}") as conn:
         assert conn.execute("SELECT version FROM chatledger_migrations ORDER BY version"
-                            ).fetchall() == [(1,), (2,)]
+                            ).fetchall() == [(1,), (2,), (3,)]

@@ -59,7 +59,7 @@ def test_schema_is_created_once_and_recorded(pg: PostgresStore, url: str,
     open_store(url).close()
     rows = admin.execute("SELECT version, applied_at IS NOT NULL FROM chatledger_migrations"
                          ).fetchall()
-    assert rows == [(1, True), (2, True)]
+    assert rows == [(1, True), (2, True), (3, True)]
     tables = {r[0] for r in admin.execute(
         "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
     assert tables == {"chatledger_migrations", "events", "streams", "stream_keys", "history",

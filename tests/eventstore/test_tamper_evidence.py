@@ -189,7 +189,9 @@ def test_deleted_middle_row_is_located(log: Log) -> None:
     assert not report.ok
     missing = located(report, row, with_position=False)
     assert [p.kind for p in missing] == ["missing"]
-    assert {p.stream_id for p in report.problems} == {B.stream_id}
+    assert {p.stream_id for p in report.problems} == {B.stream_id, ""}
+    assert [(p.position, p.kind) for p in report.problems if not p.stream_id] == [
+        (row.position, "missing")]
     assert log.verify(A).ok
 
 
@@ -210,7 +212,7 @@ def test_deleted_last_row_is_located(log: Log) -> None:
     report = log.verify()
     assert not report.ok
     assert [p.kind for p in located(report, row, with_position=False)] == ["missing"]
-    assert {p.stream_id for p in report.problems} == {A.stream_id}
+    assert {p.stream_id for p in report.problems} == {A.stream_id, ""}
 
 
 def test_deleted_stream_is_located(log: Log) -> None:
@@ -263,7 +265,8 @@ def test_nulled_payload_is_caught_even_with_triggers(log: Log) -> None:
     """The trigger lets a payload be nulled (for erasure), but verify still reports it."""
     row = log.row(A, 1)
     cond, params = where(row)
-    log.tamper((f"UPDATE events SET data = NULL WHERE {cond}", params), drop_triggers=False)
+    log.tamper((f"UPDATE events SET data = NULL, salt = NULL WHERE {cond}", params),
+               drop_triggers=False)
     report = log.verify()
     assert [p.kind for p in located(report, row)] == ["erased"]
 
