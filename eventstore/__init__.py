@@ -14,6 +14,7 @@ from chatledger.eventstore._errors import (
     InvalidInputError,
     InvalidKeyError,
     NotFoundError,
+    OutcomeUnknownError,
     StoreError,
 )
 from chatledger.eventstore._events import (
@@ -90,6 +91,7 @@ __all__ = [
     "MessageRef",
     "ModelCalled",
     "NotFoundError",
+    "OutcomeUnknownError",
     "PayloadErased",
     "Problem",
     "Record",

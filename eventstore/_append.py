@@ -226,10 +226,7 @@ def prepare(
         )
     if meta is not None and not isinstance(meta, dict):
         raise InvalidInputError(f"meta must be a dict, got {type(meta).__name__}")
-    try:
-        meta_text = _codec.encode(meta or {}).decode()
-    except (TypeError, ValueError) as e:
-        raise InvalidInputError(f"meta cannot be encoded as JSON: {e}") from e
+    meta_text = _codec.encode_meta(meta or {})
     out = []
     for i, event in enumerate(events):
         if isinstance(event, MessageAppended) and isinstance(event.message, AIMessageChunk):

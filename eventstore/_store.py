@@ -27,6 +27,7 @@ __all__ = [
     "ErasedEvent",
     "ErasureReceipt",
     "EventStore",
+    "MAX_INT",
     "PROGRESS_EVERY",
     "Problem",
     "Progress",
@@ -142,6 +143,8 @@ Progress = Callable[[int], None]
 """Called now and then with how many more events were processed (e.g. a progress bar's update)."""
 
 PROGRESS_EVERY = 10_000
+MAX_INT = 2**63 - 1
+"""The largest version, position or page size: both backends store them as 64-bit ints."""
 
 
 def check_time(moment: datetime | None, name: str) -> None:
@@ -166,8 +169,8 @@ def check_version(value: int | None, name: str) -> None:
     """
     if value is None:
         return
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise InvalidInputError(f"{name} must be a non-negative int, got {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_INT:
+        raise InvalidInputError(f"{name} must be an int from 0 to 2**63 - 1, got {value!r}")
 
 
 
@@ -178,8 +181,8 @@ def check_limit(limit: object, name: str = "limit") -> None:
     Raises:
         InvalidInputError: ``limit`` is not an int of at least 1.
     """
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-        raise InvalidInputError(f"{name} must be a positive int, got {limit!r}")
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_INT:
+        raise InvalidInputError(f"{name} must be an int from 1 to 2**63 - 1, got {limit!r}")
 
 
 class EventStore(ABC):

@@ -33,25 +33,28 @@ class Ledger:
         self.debug = debug
         self._store: EventStore | None = None
 
-    def store(self, *, create: bool = False) -> EventStore:
-        """The store, opened on first use.
+    def store(self, *, write: bool = False, create: bool = False) -> EventStore:
+        """The store, opened on first use: read-only unless the command writes.
 
         Args:
-            create: Create a missing SQLite file; without it a missing file is an error, so a
-                mistyped ``--db`` never leaves an empty database behind.
+            write: The command appends (``fork``, ``erase``, ``rebuild``); without it the
+                store is opened read-only, so a read never writes nor takes the write lock.
+            create: The command may make the ledger (``demo``, ``chat``, ``import``,
+                ``init``); without it a missing file is an error, so a mistyped ``--db``
+                never leaves an empty database behind.
 
         Raises:
             NotFoundError: The SQLite file does not exist and ``create`` is false.
-            StoreError: The database cannot be opened.
+            StoreError: The database cannot be opened, or is not a chatledger ledger.
         """
         if self._store is None:
             path = sqlite_file(self.url)
             if path is not None and not create and not os.path.exists(path):
                 raise NotFoundError(
                     f"no chatledger database at {path!r}: give --db URL or set CHATLEDGER_URL "
-                    "(`chatledger demo` creates ./chatledger.db)"
+                    "(`chatledger demo` creates ./chatledger.db, `chatledger init` an empty one)"
                 )
-            self._store = open_store(self.url)
+            self._store = open_store(self.url, readonly=not (write or create), create=create)
         return self._store
 
     def wants_json(self, flag: bool) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
@@ -37,10 +38,12 @@ __all__ = [
     "key_text",
     "message_dict",
     "message_text",
+    "plural",
     "problem_dict",
     "progress",
     "record_dict",
     "role_of",
+    "safe",
     "session_dict",
     "shorten",
     "table",
@@ -59,8 +62,24 @@ def echo_json(value: Any, *, err: bool = False) -> None:
 
 
 def format_time(moment: datetime) -> str:
-    """A UTC time to the second, for tables."""
-    return moment.strftime("%Y-%m-%d %H:%M:%SZ")
+    """A UTC time to the microsecond, as stored: pasted into ``--as-of`` it names that event."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# C0 and C1 controls (ESC starts terminal escape sequences, OSC 8 links, title changes...) and
+# the bidi overrides and isolates that make text display in another order than it is stored.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def safe(text: str) -> str:
+    """``text`` with control and bidi characters escaped (``\x1b``, ``\u202e``), so content
+    from messages cannot drive the terminal or disguise itself."""
+    return _UNSAFE.sub(lambda m: ascii(m.group())[1:-1], text)
+
+
+def plural(n: int, noun: str) -> str:
+    """``1 message``, ``2 messages`` (thousands separated)."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
 def shorten(text: str, width: int) -> str:
@@ -70,8 +89,12 @@ def shorten(text: str, width: int) -> str:
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    """Plain aligned columns: a header, a rule, then the rows; the last column is not padded."""
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    """Plain aligned columns: a header, a rule, then the rows; the last column is not padded.
+
+    Every cell goes through ``safe``: tables are for people, and content is untrusted.
+    """
+    cells = [[str(h) for h in headers]] + [["" if c is None else safe(str(c)) for c in r]
+                                           for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = []
     for n, row in enumerate(cells):
@@ -154,7 +177,7 @@ def event_summary(rec: Record, width: int = 60) -> str:
             text = f"{role_of(message)}: {message_text(message)}"
         case SessionForked(parent=parent, parent_version=version, messages=messages):
             origin = " ".join(f"{k}={v}" for k, v in sorted(parent.items()))
-            text = f"forked from {origin} at version {version} ({len(messages)} messages)"
+            text = f"forked from {origin} at version {version} ({plural(len(messages), 'message')})"
         case HistoryCleared(reason=reason):
             text = "history cleared" + (f": {reason}" if reason else "")
         case MessageRedacted(version=version, reason=reason):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import datetime, timedelta
 
 import click
 
@@ -10,7 +11,7 @@ from chatledger.eventstore import InvalidInputError
 from chatledger.projections import window
 from chatledger.tools._audit import read_head
 from chatledger.tools._context import CHECK_FAILED, Ledger, json_flag, pass_ledger, require_session
-from chatledger.tools._keys import parse_key, parse_parts
+from chatledger.tools._keys import parse_filters, parse_key
 from chatledger.tools._output import (
     counter_bar,
     echo_json,
@@ -19,9 +20,11 @@ from chatledger.tools._output import (
     key_text,
     message_dict,
     message_text,
+    plural,
     problem_dict,
     record_dict,
     role_of,
+    safe,
     session_dict,
     shorten,
     table,
@@ -34,6 +37,9 @@ KEY = click.argument("key", nargs=-1, required=True, metavar="KEY...")
 
 def parse_as_of(text: str) -> tuple[int | None, datetime | None]:
     """``--as-of``: a version number, or an ISO 8601 time that names its zone.
+
+    A time without fractions of a second means the end of that second, so a time shown to
+    the second names the state after every event recorded in it.
 
     Raises:
         InvalidInputError: Neither form, or a time without a zone.
@@ -52,6 +58,9 @@ def parse_as_of(text: str) -> tuple[int | None, datetime | None]:
             f"--as-of {text!r} has no time zone; expected e.g. 2024-05-01T12:00:00Z "
             "or 2024-05-01T14:00:00+02:00"
         )
+    if moment.microsecond == 0 and not re.search(r"\d[.,]\d", text.partition("T")[2]
+                                                 or text.partition(" ")[2]):
+        moment += timedelta(microseconds=999_999)
     return None, moment
 
 
@@ -70,7 +79,7 @@ def sessions(ledger: Ledger, filters: tuple[str, ...], limit: int, after: str | 
     \b
     Example: chatledger sessions user_id=123 --limit 10
     """
-    rows = ledger.store().sessions(limit=limit + 1, after=after, **parse_parts(filters))
+    rows = ledger.store().sessions(limit=limit + 1, after=after, **parse_filters(filters))
     page, more = rows[:limit], len(rows) > limit
     cursor = page[-1].cursor if more else None
     if ledger.wants_json(as_json):
@@ -122,7 +131,7 @@ def history(ledger: Ledger, key: tuple[str, ...], as_of: str | None, last: int |
     title = f"{key_text(session_key)}  version {version}"
     if version != head:
         title += f" (as of; the session is at {head})"
-    click.echo(f"{title}  {len(messages)} messages")
+    click.echo(f"{safe(title)}  {plural(len(messages), 'message')}")
     if messages:
         click.echo(table(["#", "ROLE", "CONTENT"],
                          ([i, role_of(m), shorten(message_text(m), 10_000)]
@@ -184,15 +193,16 @@ def verify(ctx: click.Context, ledger: Ledger, key: tuple[str, ...], against: st
         echo_json({"ok": report.ok, "streams": report.streams, "events": report.events,
                    "problems": [problem_dict(p) for p in report.problems]})
     elif report.ok:
-        click.echo(f"intact: {report.events} events in {report.streams} sessions; every digest, "
-                   "chain link, catalog and projection row checks out"
-                   + (f"; the log extends the head of {log_head.size} events"
+        click.echo(f"intact: {plural(report.events, 'event')} in "
+                   f"{plural(report.streams, 'session')}; every digest, chain link, catalog "
+                   "and projection row checks out"
+                   + (f"; the log extends the head of {plural(log_head.size, 'event')}"
                       if log_head is not None else ""))
     else:
         click.echo(table(["STREAM", "VERSION", "POSITION", "KIND", "DETAIL"],
                          ([p.stream_id, p.version, "" if p.position is None else p.position,
                            p.kind, p.detail] for p in report.problems)))
-        click.echo(f"{len(report.problems)} problems in {report.events} events")
+        click.echo(f"{plural(len(report.problems), 'problem')} in {plural(report.events, 'event')}")
     if not report.ok:
         ctx.exit(CHECK_FAILED)
 

@@ -9,7 +9,7 @@ import click
 from chatledger.eventstore import ChatledgerError
 from chatledger.tools._context import CHECK_FAILED, Ledger, json_flag, pass_ledger, require_session
 from chatledger.tools._keys import parse_key
-from chatledger.tools._output import echo_json
+from chatledger.tools._output import echo_json, plural
 from chatledger.tools.replay import load_chain, run_dict
 from chatledger.tools.replay import replay as replay_runs
 
@@ -131,7 +131,7 @@ def replay(ctx: click.Context, ledger: Ledger, key: tuple[str, ...], chain_spec:
                 if text:
                     click.echo(text)
         differ = sum(not r.equal for r in runs)
-        click.echo(f"{len(runs) - differ} of {len(runs)} runs replayed the same")
+        click.echo(f"{len(runs) - differ} of {plural(len(runs), 'run')} replayed the same")
     if not same:
         ctx.exit(CHECK_FAILED)
     sys.stdout.flush()

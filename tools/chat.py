@@ -14,7 +14,7 @@ from typing import Any
 from chatledger.eventstore import ChatledgerError, EventStore, HumanMessage, SessionKey
 from chatledger.projections import ChatHistory
 from chatledger.runtime import RunnableWithMessageHistory
-from chatledger.tools._output import message_text, role_of, table
+from chatledger.tools._output import message_text, plural, role_of, table
 
 __all__ = ["HELP", "make_model", "run_chat"]
 
@@ -47,7 +47,7 @@ def _show(store: EventStore, key: SessionKey, echo: Echo, version: int | None) -
         at, messages = store.load_history(key)
     else:
         at, messages = store.load_history_at(key, version=version)
-    echo(f"{key.stream_id} at version {at}: {len(messages)} messages")
+    echo(f"{key.stream_id} at version {at}: {plural(len(messages), 'message')}")
     if messages:
         echo(table(["#", "ROLE", "CONTENT"],
                    ([i, role_of(m), message_text(m)] for i, m in enumerate(messages, 1))))

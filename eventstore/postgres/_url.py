@@ -57,12 +57,13 @@ def redact(url: str) -> str:
     return _QUERY_PASSWORD.sub(r"\1***", redact_url(url))
 
 
-def parse_url(url: str, *, durability: str = "full") -> PostgresTarget:
+def parse_url(url: str, *, durability: str = "full", readonly: bool = False) -> PostgresTarget:
     """Parse a PostgreSQL URL and build the connection string the store uses.
 
     Args:
         url: ``postgresql://...`` or ``postgres://...``.
         durability: ``"fast"`` adds ``synchronous_commit=off`` to every connection.
+        readonly: Add ``default_transaction_read_only=on`` to every connection.
 
     Raises:
         StoreError: The URL is malformed, or ``schema``/``pool_size`` is invalid.
@@ -112,6 +113,8 @@ def parse_url(url: str, *, durability: str = "full") -> PostgresTarget:
         options.append(f"-c search_path={schema}")
     if durability == "fast":
         options.append("-c synchronous_commit=off")
+    if readonly:
+        options.append("-c default_transaction_read_only=on")
     if any(options):
         params["options"] = " ".join(o for o in options if o)
     params.setdefault("application_name", "chatledger")

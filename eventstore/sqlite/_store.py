@@ -27,7 +27,6 @@ from chatledger.eventstore._append import (
     stamp,
 )
 from chatledger.eventstore._errors import (
-    ChatledgerError,
     ConcurrencyError,
     DuplicateEventError,
     InvalidInputError,
@@ -110,67 +109,143 @@ def counter_problems(last: int | None, checkpoint: int | None) -> list[Problem]:
 
 
 class SQLiteStore(EventStore):
-    """The event store on one SQLite file (or in memory)."""
+    """The event store on one SQLite file (or in memory).
 
-    def __init__(self, url: str, *, durability: str = "full", projections: bool = True) -> None:
+    Opening never writes. A missing file is created by the first append (or at once with
+    ``create=True``); until then reads see an empty ledger. ``readonly=True`` opens the file
+    with ``mode=ro`` (and ``immutable=1`` when the file or its folder cannot be written, as
+    on an auditor's read-only copy), so reads take no write lock and leave it byte-identical.
+    A file that is not a chatledger ledger (empty, or other tables) is refused untouched.
+    """
+
+    def __init__(self, url: str, *, durability: str = "full", projections: bool = True,
+                 readonly: bool = False, create: bool = False) -> None:
         self.url = url
         self.path = sqlite_path(url)
         self.durability = durability
+        self.readonly = readonly
         self._projections = projections
         self._lock = threading.RLock()
         self._closed = False
-        memory = self.path == ":memory:"
-        if not memory:
-            parent = os.path.dirname(os.path.abspath(self.path))
-            if not os.path.isdir(parent):
-                raise StoreError(f"cannot open SQLite database {self.path!r}: "
-                                 f"directory {parent!r} does not exist")
-        try:
-            self._conn = sqlite3.connect(self.path, isolation_level=None,
-                                         check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
-        except sqlite3.Error as e:
-            raise StoreError(f"cannot open SQLite database {self.path!r}: {e}") from e
-        try:
-            self._setup(memory)
-        except sqlite3.Error as e:
-            self._conn.close()
-            raise StoreError(f"cannot use {self.path!r} as a chatledger database: {e}") from e
-        except ChatledgerError:
-            self._conn.close()
-            raise
-        if projections:
+        self._conn: sqlite3.Connection | None = None
+        self._empty: sqlite3.Connection | None = None
+        if self.path == ":memory:":
+            self._conn = self._connect(self.path)
+            self._guard(self._create)
+            return
+        parent = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(parent):
+            raise StoreError(f"cannot open SQLite database {self.path!r}: "
+                             f"directory {parent!r} does not exist")
+        if os.path.exists(self.path):
+            self._open_existing(create)
+        elif readonly:
+            raise NotFoundError(f"no chatledger database at {self.path!r}")
+        elif create:
+            self._create_file()
+        if projections and self._conn is not None and not self.readonly:
             self.catch_up()
 
-    def _setup(self, memory: bool) -> None:
+    # -- opening ---------------------------------------------------------------------------
+    def _connect(self, target: str, *, uri: bool = False) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False,
+                                   timeout=BUSY_TIMEOUT_MS / 1000, uri=uri)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open SQLite database {self.path!r}: {e}") from e
+        return conn
+
+    def _guard(self, fn: Any) -> Any:
+        """Run a step of opening; close the connection and wrap the error if it fails."""
+        try:
+            return fn()
+        except BaseException as e:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            if isinstance(e, sqlite3.Error):
+                raise StoreError(f"cannot use {self.path!r} as a chatledger database: "
+                                 f"{describe(e)}") from e
+            raise
+
+    def _open_existing(self, create: bool) -> None:
+        if os.path.getsize(self.path) == 0 and not (create and not self.readonly):
+            raise StoreError(f"{self.path!r} is an empty file, not a chatledger database "
+                             "(`chatledger init` makes it one)")
+        writable = os.access(self.path, os.W_OK) and \
+            os.access(os.path.dirname(os.path.abspath(self.path)), os.W_OK)
+        if self.readonly or not writable:
+            # A read-only copy stays readable (verify, export) and any write names the cause.
+            self.readonly = True
+            self._conn = self._connect(ro_uri(self.path, immutable=not writable), uri=True)
+        else:
+            self._conn = self._connect(self.path)
+        version = self._guard(self._schema_version)
+        if version is None and create and not self.readonly:
+            self._guard(self._create)
+            return
+        if version is None:
+            raise StoreError(f"{self.path!r} is not a chatledger database (it has no "
+                             "chatledger_meta table); it was left untouched")
+        if version < SQL.SCHEMA_VERSION:
+            if self.readonly:
+                raise StoreError(f"{self.path!r} has schema version {version}; open it for "
+                                 f"writing once to upgrade it to version {SQL.SCHEMA_VERSION}")
+            self._guard(lambda: self._create(applied=version))
+        elif not self.readonly:
+            self._guard(self._tune)
+
+    def _schema_version(self) -> int | None:
+        """The file's schema version, None when it holds no table at all; reads only.
+
+        Raises:
+            StoreError: The file holds tables that are not chatledger's, or a newer schema.
+        """
         conn = self._conn
-        # Everything up to the schema check only reads, so a file that is not SQLite ("file
-        # is not a database" on this first read) or not chatledger's is left untouched.
-        fresh = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        version = None
-        if conn.execute(SQL.HAS_TABLE, ("chatledger_meta",)).fetchone():
-            row = conn.execute(SQL.GET_META, ("schema_version",)).fetchone()
-            version = int(row[0]) if row else None
-        elif conn.execute(SQL.HAS_TABLE, ("events",)).fetchone():
-            raise StoreError(f"{self.path!r} has an 'events' table that is not chatledger's")
-        if version is not None and version > SQL.SCHEMA_VERSION:
+        assert conn is not None
+        tables = [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        if not conn.execute(SQL.HAS_TABLE, ("chatledger_meta",)).fetchone():
+            if tables or conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                raise StoreError(f"{self.path!r} is not a chatledger database (it holds "
+                                 f"tables {', '.join(tables[:5]) or 'none'}); it was left "
+                                 "untouched (a LangChain database can be imported: "
+                                 "`chatledger import langchain-sqlite PATH`)")
+            return None
+        row = conn.execute(SQL.GET_META, ("schema_version",)).fetchone()
+        version = int(row[0]) if row else 0
+        if version > SQL.SCHEMA_VERSION:
             raise StoreError(f"{self.path!r} has schema version {version}; this chatledger "
                              f"knows up to {SQL.SCHEMA_VERSION}: upgrade chatledger")
-        if fresh:
-            # Settable only before the first table; 4 KiB keeps typical messages (up to ~1 KB)
-            # inside their b-tree pages instead of overflow pages.
-            conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
-        if not memory:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                raise StoreError(f"{self.path!r}: cannot switch to WAL mode (got {mode})")
+        return version
+
+    def _tune(self) -> None:
+        """Connection settings of a writer; none of them writes to the file."""
+        conn = self._conn
+        assert conn is not None
         sync = "FULL" if self.durability == "full" else "NORMAL"
         conn.execute(f"PRAGMA synchronous = {sync}")
         # Erased payloads must not linger in freed pages.
         conn.execute("PRAGMA secure_delete = ON")
+
+    def _create(self, applied: int = 0) -> None:
+        """Create the tables in an empty database (the one place a ledger is made), or
+        migrate a ledger at schema version ``applied``."""
+        conn = self._conn
+        assert conn is not None
+        if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
+            # Settable only before the first table; 4 KiB keeps typical messages (up to ~1 KB)
+            # inside their b-tree pages instead of overflow pages.
+            conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
+        if self.path != ":memory:":
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise StoreError(f"{self.path!r}: cannot switch to WAL mode (got {mode})")
+        self._tune()
         conn.execute(SQL.BEGIN_WRITE)
         try:
-            if version == 1:
+            if applied == 1:
                 for statement in SQL.statements(SQL.MIGRATE_TO_2):
                     conn.execute(statement)
             for statement in SQL.statements(SQL.SCHEMA):
@@ -178,8 +253,57 @@ class SQLiteStore(EventStore):
             conn.execute(SQL.SET_META, ("schema_version", str(SQL.SCHEMA_VERSION)))
             conn.execute(SQL.COMMIT)
         except BaseException:
-            conn.execute(SQL.ROLLBACK)
+            if conn.in_transaction:
+                conn.execute(SQL.ROLLBACK)
             raise
+
+    def _create_file(self) -> None:
+        """Make the ledger file on the first write (or ``create=True``).
+
+        The ledger is built under a temporary name and linked into place whole, so another
+        process never finds a half-made (empty) file at the path; of several processes
+        creating it at once, the first link wins and the others open that one.
+        """
+        if not os.path.exists(self.path):
+            tmp = f"{self.path}.{os.getpid()}.{threading.get_ident()}.creating"
+            try:
+                self._conn = self._connect(tmp)
+                self._guard(self._create)
+                assert self._conn is not None
+                self._conn.close()  # checkpoints the WAL and removes it: one whole file
+                self._conn = None
+                try:
+                    os.link(tmp, self.path)
+                except FileExistsError:
+                    pass  # another process made it first: use theirs
+            except OSError as e:
+                raise StoreError(f"cannot create SQLite database {self.path!r}: "
+                                 f"{e.strerror or e}; nothing was written") from e
+            finally:
+                for leftover in (tmp, f"{tmp}-wal", f"{tmp}-shm"):
+                    if os.path.exists(leftover):
+                        os.unlink(leftover)
+        self._open_existing(create=False)
+
+    def _connection(self, *, write: bool) -> sqlite3.Connection:
+        """The file's connection; before the file exists, an empty in-memory ledger for reads
+        (or, for a write, the newly made file)."""
+        if self._conn is None:
+            if write:
+                if self.readonly:
+                    raise StoreError(f"{self.path!r} is opened read-only; nothing was written")
+                self._create_file()
+            elif os.path.exists(self.path):
+                self._open_existing(create=False)
+            if self._conn is None:
+                if self._empty is None:
+                    self._empty = sqlite3.connect(":memory:", isolation_level=None,
+                                                  check_same_thread=False)
+                    for statement in SQL.statements(SQL.SCHEMA):
+                        self._empty.execute(statement)
+                return self._empty
+        assert self._conn is not None
+        return self._conn
 
     @property
     def db(self) -> Any:
@@ -191,7 +315,8 @@ class SQLiteStore(EventStore):
         """
         import sqlite_utils
 
-        return sqlite_utils.Database(self._conn)
+        with self._lock:
+            return sqlite_utils.Database(self._connection(write=False))
 
     # -- plumbing --------------------------------------------------------------------------
     def _check_open(self) -> None:
@@ -202,21 +327,28 @@ class SQLiteStore(EventStore):
         """Run ``fn(conn)`` in one write transaction; roll back on any error."""
         self._check_open()
         with self._lock:
-            conn = self._conn
+            if self.readonly:
+                raise StoreError(f"{self.path!r} is opened read-only (or is on read-only "
+                                 "media); nothing was written")
+            conn = self._connection(write=True)
             try:
                 conn.execute(SQL.BEGIN_WRITE)
             except sqlite3.Error as e:
-                raise StoreError(f"cannot start a write on {self.path!r}: {e}") from e
+                raise StoreError(f"cannot start a write on {self.path!r}: {describe(e)}; "
+                                 "nothing was written") from e
             try:
                 result = fn(conn)
                 conn.execute(SQL.COMMIT)
             except BaseException as e:
-                if conn.in_transaction:
-                    conn.execute(SQL.ROLLBACK)
+                _rollback(conn)
                 if isinstance(e, sqlite3.IntegrityError) and "event_id" in str(e):
                     raise DuplicateEventError(f"an event id is already stored: {e}") from e
                 if isinstance(e, sqlite3.Error):
-                    raise StoreError(f"write to {self.path!r} failed, nothing was written: {e}") from e
+                    raise StoreError(f"write to {self.path!r} failed, nothing was written: "
+                                     f"{describe(e)}") from e
+                if isinstance(e, RecursionError):
+                    raise InvalidInputError("the append is nested too deeply to store; "
+                                            "nothing was written") from e
                 raise
             return result
 
@@ -224,8 +356,8 @@ class SQLiteStore(EventStore):
         """Run ``fn(conn)`` in one read transaction, so multi-statement reads are consistent."""
         self._check_open()
         with self._lock:
-            conn = self._conn
             try:
+                conn = self._connection(write=False)
                 conn.execute(SQL.BEGIN_READ)
                 try:
                     return fn(conn)
@@ -233,7 +365,7 @@ class SQLiteStore(EventStore):
                     if conn.in_transaction:
                         conn.execute(SQL.COMMIT)
             except sqlite3.Error as e:
-                raise StoreError(f"read from {self.path!r} failed: {e}") from e
+                raise StoreError(f"read from {self.path!r} failed: {describe(e)}") from e
 
     # -- the log ---------------------------------------------------------------------------
     def append(
@@ -370,6 +502,9 @@ class SQLiteStore(EventStore):
         last, checkpoint = self._read(lambda conn: conn.execute(SQL.BOTH_POSITIONS).fetchone())
         if last == checkpoint:
             return 0
+        if self.readonly:
+            raise StoreError(f"the projections of {self.path!r} are behind the log; open it "
+                             "for writing once to bring them up to date")
         return int(self._write(run))
 
     def rebuild(self, *, progress: Progress | None = None) -> int:
@@ -592,7 +727,8 @@ class SQLiteStore(EventStore):
 
     def stats(self) -> dict[str, Any]:
         sessions, events, messages = self._read(lambda conn: conn.execute(SQL.STATS).fetchone())
-        size = 0 if self.path == ":memory:" else os.path.getsize(self.path)
+        size = os.path.getsize(self.path) if self.path != ":memory:" and \
+            os.path.exists(self.path) else 0
         with self._lock:
             rows = {name: self.db[name].count for name in SQL.TABLES}
         return {"backend": "sqlite", "path": self.path, "sessions": sessions, "events": events,
@@ -603,5 +739,41 @@ class SQLiteStore(EventStore):
         with self._lock:
             if not self._closed:
                 self._closed = True
-                self._conn.close()
+                for conn in (self._conn, self._empty):
+                    if conn is not None:
+                        conn.close()
 
+
+
+def ro_uri(path: str, *, immutable: bool) -> str:
+    """The ``file:`` URI that opens ``path`` read-only.
+
+    ``immutable=1`` tells SQLite the file cannot change, so it needs no lock and no ``-shm``
+    file: the only way to read a WAL database in a folder it may not write.
+    """
+    from urllib.parse import quote
+
+    uri = f"file:{quote(os.path.abspath(path))}?mode=ro"
+    return uri + "&immutable=1" if immutable else uri
+
+
+def describe(e: sqlite3.Error) -> str:
+    """The driver's message, with the cause named for the errors a user can fix."""
+    code = getattr(e, "sqlite_errorcode", None)
+    if code == sqlite3.SQLITE_FULL:
+        return f"the disk is full ({e}); free space and retry"
+    if code is not None and code & 0xFF == sqlite3.SQLITE_READONLY:
+        return f"the database is read-only ({e}): a read-only file, folder or medium"
+    if code is not None and code & 0xFF == sqlite3.SQLITE_IOERR:
+        return f"an I/O error ({e}): the disk may be full or failing"
+    return str(e)
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    # After SQLITE_FULL or an I/O error SQLite may already have rolled the transaction back;
+    # a second ROLLBACK would raise "no transaction is active" and hide the real cause.
+    if conn.in_transaction:
+        try:
+            conn.execute(SQL.ROLLBACK)
+        except sqlite3.Error:
+            pass
