@@ -7,6 +7,7 @@ PostgreSQL.
 
 from __future__ import annotations
 
+from chatledger.eventstore._append import validate_events
 from chatledger.eventstore._errors import (
     ChatledgerError,
     ConcurrencyError,
@@ -115,5 +116,6 @@ __all__ = [
     "redact_url",
     "to_langchain_dict",
     "to_openai",
+    "validate_events",
     "verify_proof",
 ]

@@ -41,6 +41,7 @@ __all__ = [
     "normalise_message",
     "prepare",
     "stamp",
+    "validate_events",
 ]
 
 # Every event that can hold conversation content: a model call keeps its rendered prompt.
@@ -247,6 +248,16 @@ def prepare(
         out.append(Prepared(event, _tag(event), data.decode(), _codec.payload_digest(data, salt),
                             eid, salt))
     return out, meta_text
+
+
+def validate_events(events: Sequence[Event], meta: dict[str, Any] | None = None) -> None:
+    """Check events (and meta) exactly as ``append`` would, writing nothing: for tools that
+    must check every input before they write any of it.
+
+    Raises:
+        InvalidInputError: What ``append`` would refuse, named.
+    """
+    prepare(events, None, meta)
 
 
 def logged_append(logger: Any, result: AppendResult, started: float) -> AppendResult:

@@ -71,10 +71,11 @@ def format_time(moment: datetime) -> str:
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
-def safe(text: str) -> str:
-    """``text`` with control and bidi characters escaped (``\x1b``, ``\u202e``), so content
-    from messages cannot drive the terminal or disguise itself."""
-    return _UNSAFE.sub(lambda m: ascii(m.group())[1:-1], text)
+def safe(text: str, *, lines: bool = False) -> str:
+    """``text`` with control and bidi characters escaped (``\\x1b``, ``\\u202e``), so content
+    from messages cannot drive the terminal or disguise itself; ``lines`` keeps newlines."""
+    return _UNSAFE.sub(lambda m: m.group() if lines and m.group() == "\n"
+                       else ascii(m.group())[1:-1], text)
 
 
 def plural(n: int, noun: str) -> str:

@@ -9,6 +9,7 @@ database or file), 1 for a check that ran and failed (``verify``, ``replay``,
 from __future__ import annotations
 
 import errno
+import re
 import sys
 import traceback
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from chatledger.tools import _audit, _read, _run, _write, serve
 from chatledger.tools._context import Ledger
 from chatledger.tools._logging import configure_logging, reset_logging
 
-__all__ = ["cli", "main"]
+__all__ = ["cli", "hoist_global_options", "main"]
 
 ERROR = 2
 
@@ -35,8 +36,39 @@ class Failure(click.ClickException):
         click.echo(f"Error: {self.format_message()}", err=True)
 
 
+# The group's own options, accepted after the subcommand too (``chatledger sessions --db x``),
+# as sqlite-utils and gh accept theirs: the value-taking ones, then the flags.
+_GLOBAL_WITH_VALUE = ("--db",)
+_GLOBAL_FLAGS = re.compile(r"-v+\Z|--verbose\Z|--log-json\Z|--debug\Z")
+
+
+def hoist_global_options(args: Sequence[str]) -> list[str]:
+    """``args`` with the group's options moved in front of the subcommand (never past ``--``)."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if arg in _GLOBAL_WITH_VALUE and i + 1 < len(args):
+            front.extend(args[i:i + 2])
+            i += 2
+            continue
+        if arg.startswith(tuple(f"{o}=" for o in _GLOBAL_WITH_VALUE)) or _GLOBAL_FLAGS.match(arg):
+            front.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
 class LedgerGroup(click.Group):
     """A group whose errors are one line on stderr and never a traceback."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(args))
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
