@@ -10,7 +10,14 @@ import click
 
 from chatledger.eventstore import EventStore, NotFoundError, SessionKey, default_url, open_store
 
-__all__ = ["CHECK_FAILED", "Ledger", "json_flag", "pass_ledger", "require_session"]
+__all__ = [
+    "CHECK_FAILED",
+    "Ledger",
+    "json_flag",
+    "pass_ledger",
+    "require_session",
+    "table_flags",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -27,10 +34,12 @@ class Ledger:
         debug: ``--debug``: show tracebacks of unexpected errors.
     """
 
-    def __init__(self, url: str | None, *, as_json: bool = False, debug: bool = False) -> None:
+    def __init__(self, url: str | None, *, as_json: bool = False, debug: bool = False,
+                 fmt: str | None = None) -> None:
         self.url = url or default_url()
         self.as_json = as_json
         self.debug = debug
+        self.fmt = fmt
         self._store: EventStore | None = None
 
     def store(self, *, write: bool = False, create: bool = False) -> EventStore:
@@ -60,6 +69,10 @@ class Ledger:
     def wants_json(self, flag: bool) -> bool:
         """JSON output if ``--json`` was given before or after the command name."""
         return flag or self.as_json
+
+    def output(self, as_json: bool) -> str:
+        """The output form asked for: ``json``, ``nl`` (JSON lines), ``csv`` or ``table``."""
+        return "json" if self.wants_json(as_json) else self.fmt or "table"
 
     def close(self) -> None:
         """Close the store if it was opened."""
@@ -91,6 +104,22 @@ pass_ledger = click.make_pass_decorator(Ledger)
 
 
 def json_flag(fn: F) -> F:
-    """Add ``--json`` to a read command."""
+    """Add ``--json`` to a command."""
     return click.option("--json", "as_json", is_flag=True,
                         help="Print JSON instead of a table.")(fn)
+
+
+def _set_format(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ledger = ctx.find_object(Ledger)
+        if ledger is not None:
+            ledger.fmt = str(param.name)
+
+
+def table_flags(fn: F) -> F:
+    """Add ``--json``, ``--nl`` (JSON lines) and ``--csv`` to a command that prints a table."""
+    fn = click.option("--csv", "csv", is_flag=True, expose_value=False, callback=_set_format,
+                      help="Print the rows as CSV with a header.")(fn)
+    fn = click.option("--nl", "nl", is_flag=True, expose_value=False, callback=_set_format,
+                      help="Print one JSON object per line (newline-delimited JSON).")(fn)
+    return json_flag(fn)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import re
 import sys
@@ -33,6 +35,7 @@ from chatledger.eventstore import (
 
 __all__ = [
     "echo_json",
+    "echo_rows",
     "event_summary",
     "format_time",
     "key_text",
@@ -54,6 +57,34 @@ T = TypeVar("T")
 # Messages by role for people: what the LangChain how-to prints, in one word.
 _ROLE = {"human": "user", "ai": "assistant", "AIMessageChunk": "assistant", "system": "system",
          "tool": "tool", "function": "function"}
+
+
+def echo_rows(fmt: str, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+    """Print ``rows`` as JSON lines (``nl``) or CSV with a header (``csv``, nested values
+    as JSON text); a spreadsheet formula prefix is kept as text by a leading quote."""
+    if fmt == "nl":
+        for row in rows:
+            click.echo(json.dumps(row, ensure_ascii=False))
+        return
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_csv_cell(row.get(c)) for c in columns])
+    click.echo(buffer.getvalue(), nl=False)
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    text = str(value)
+    # =, +, -, @ start formulas in spreadsheets: content must not run as one (CSV injection).
+    return "'" + text if text[:1] in ("=", "+", "-", "@") and not _NUMBER.match(text) else text
+
+
+_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?\Z")
 
 
 def echo_json(value: Any, *, err: bool = False) -> None:

@@ -123,13 +123,15 @@ def _os_message(e: OSError) -> str:
               help="Database: sqlite:///path.db or postgresql://… "
                    "[default: $CHATLEDGER_URL, else ./chatledger.db]")
 @click.option("--json", "as_json", is_flag=True, help="JSON output from every read command.")
+@click.option("--nl", "fmt", flag_value="nl", help="JSON lines from the table commands.")
+@click.option("--csv", "fmt", flag_value="csv", help="CSV from the table commands.")
 @click.option("-v", "--verbose", count=True, help="Log more: -v info, -vv debug (default: warnings).")
 @click.option("--log-json", is_flag=True, help="Log lines as JSON on stderr.")
 @click.option("--debug", is_flag=True, help="Show the traceback of an unexpected error.")
 @click.version_option(package_name="chatledger", prog_name="chatledger")
 @click.pass_context
-def cli(ctx: click.Context, url: str | None, as_json: bool, verbose: int, log_json: bool,
-        debug: bool) -> None:
+def cli(ctx: click.Context, url: str | None, as_json: bool, fmt: str | None, verbose: int,
+        log_json: bool, debug: bool) -> None:
     """chatledger: an event-sourced, auditable log of chat conversations.
 
     Keys are name=value pairs (user_id=123 conversation_id=1); a bare value means
@@ -137,7 +139,7 @@ def cli(ctx: click.Context, url: str | None, as_json: bool, verbose: int, log_js
     2 an error.
     """
     configure_logging(verbosity=verbose, as_json=log_json)
-    ledger = Ledger(url, as_json=as_json, debug=debug)
+    ledger = Ledger(url, as_json=as_json, debug=debug, fmt=fmt)
     ctx.obj = ledger
     ctx.call_on_close(ledger.close)
 

@@ -240,3 +240,39 @@ def test_every_file_mode_is_restored_when_the_export_fails(db: str, tmp_path: Pa
     assert result.exit_code == 2
     assert out.read_text() == "old" and out.stat().st_mode & 0o777 == 0o600
     assert os.listdir(tmp_path).count("keep.jsonl") == 1
+
+
+@pytest.mark.parametrize("args", [["sessions"], ["history", "bob"], ["log", "bob"], ["stats"],
+                                  ["verify"]])
+def test_nl_prints_one_json_object_per_row(db: str, args: list[str]) -> None:
+    """--nl (before or after the command) prints JSON lines, one per table row."""
+    for where in ([*args, "--nl"], ["--nl", *args]):
+        result = run(["--db", db, *where])
+        assert result.exit_code == 0, result.output
+        rows = [json.loads(line) for line in result.stdout.splitlines()]
+        assert all(isinstance(r, dict) for r in rows)
+        if args[0] != "verify":
+            assert rows
+
+
+def test_csv_prints_a_header_and_quoted_rows(db: str) -> None:
+    """--csv prints a header and one row per message, commas and quotes quoted."""
+    import csv
+    import io
+
+    result = run(["--db", db, "history", "bob", "--csv"])
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert rows[0] == ["index", "role", "content"]
+    assert rows[2] == ["2", "assistant", "Nice to meet you, Bob!"]
+    sessions = list(csv.DictReader(io.StringIO(run(["--db", db, "--csv", "sessions"]).stdout)))
+    assert {s["stream_id"] for s in sessions} == {"session_id=bob",
+                                                  "conversation_id=1/user_id=123"}
+
+
+def test_csv_cells_cannot_start_a_spreadsheet_formula(tmp_path: Path) -> None:
+    """A message starting with = is written as text ('=...), not as a formula."""
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    with open_store(url) as store:
+        store.append("f", [MessageAppended(message=HumanMessage("=HYPERLINK(\"x\")"))])
+    out = run(["--db", url, "history", "f", "--csv"]).stdout
+    assert "'=HYPERLINK" in out
