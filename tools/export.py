@@ -42,7 +42,7 @@ from chatledger.eventstore import (
 from chatledger.tools._files import atomic_path, open_output
 from chatledger.tools._finetune import InvalidExample, finetune_example
 from chatledger.tools._otel import otel_request, post_otlp, turn_spans
-from chatledger.tools._output import progress
+from chatledger.tools._output import plural, progress
 
 __all__ = ["FORMATS", "ExportRejected", "ExportSummary", "export"]
 
@@ -65,13 +65,15 @@ class ExportSummary(msgspec.Struct, frozen=True):
     spans: int = 0
 
 
-class ExportRejected(Exception):
+class ExportRejected(ChatledgerError):
     """A ``strict`` export met invalid conversations; nothing was written."""
 
     def __init__(self, summary: ExportSummary) -> None:
         self.summary = summary
-        super().__init__(f"{summary.skipped} conversations are not valid fine-tuning examples; "
-                         f"first: {summary.first_problem}; nothing was written")
+        verb = "is" if summary.skipped == 1 else "are"
+        super().__init__(f"{plural(summary.skipped, 'conversation')} {verb} not valid "
+                         f"fine-tuning examples; first: {summary.first_problem}; nothing was "
+                         "written")
 
 
 def export(store: EventStore, path: str, *, fmt: str, key_filter: dict[str, str],

@@ -127,7 +127,7 @@ def test_strict_openai_export_fails_and_writes_nothing(db: str, tmp_path: Path,
     before = sorted(os.listdir(tmp_path))
     result = run(["--db", db, "export", "--format", "openai", "--out", str(out), "--strict"])
     assert result.exit_code == 1
-    assert "1 conversations are not valid" in result.stderr
+    assert "1 conversation is not valid" in result.stderr
     assert "nothing was written" in result.stderr
     assert sorted(os.listdir(tmp_path)) == before
 
