@@ -276,3 +276,4 @@ def test_csv_cells_cannot_start_a_spreadsheet_formula(tmp_path: Path) -> None:
         store.append("f", [MessageAppended(message=HumanMessage("=HYPERLINK(\"x\")"))])
     out = run(["--db", url, "history", "f", "--csv"]).stdout
     assert "'=HYPERLINK" in out
+
