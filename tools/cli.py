@@ -42,8 +42,13 @@ _GLOBAL_WITH_VALUE = ("--db",)
 _GLOBAL_FLAGS = re.compile(r"-v+\Z|--verbose\Z|--log-json\Z|--debug\Z")
 
 
-def hoist_global_options(args: Sequence[str]) -> list[str]:
-    """``args`` with the group's options moved in front of the subcommand (never past ``--``)."""
+def hoist_global_options(args: Sequence[str],
+                         value_options: frozenset[str] = frozenset()) -> list[str]:
+    """``args`` with the group's options moved in front of the subcommand.
+
+    Nothing past ``--`` moves, nor the value of one of the subcommand's own options
+    (``value_options``), so ``--out -v`` keeps ``-v`` as the file name.
+    """
     front: list[str] = []
     rest: list[str] = []
     i = 0
@@ -52,6 +57,10 @@ def hoist_global_options(args: Sequence[str]) -> list[str]:
         if arg == "--":
             rest.extend(args[i:])
             break
+        if arg in value_options and i + 1 < len(args):
+            rest.extend(args[i:i + 2])
+            i += 2
+            continue
         if arg in _GLOBAL_WITH_VALUE and i + 1 < len(args):
             front.extend(args[i:i + 2])
             i += 2
@@ -64,11 +73,24 @@ def hoist_global_options(args: Sequence[str]) -> list[str]:
     return front + rest
 
 
+def _value_options(command: click.Command) -> frozenset[str]:
+    """Every option string of ``command`` (and of its subcommands) that takes a value."""
+    names: set[str] = set()
+    for param in command.params:
+        if isinstance(param, click.Option) and not param.is_flag and not param.count:
+            names.update(param.opts)
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            names |= _value_options(sub)
+    return frozenset(names)
+
+
 class LedgerGroup(click.Group):
     """A group whose errors are one line on stderr and never a traceback."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, hoist_global_options(args))
+        taking = frozenset().union(*(_value_options(c) for c in self.commands.values()))
+        return super().parse_args(ctx, hoist_global_options(args, taking - {"--db"}))
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

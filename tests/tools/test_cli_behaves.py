@@ -82,6 +82,17 @@ def test_options_after_a_double_dash_stay_where_they_are() -> None:
     assert hoist_global_options(["log", "k", "-vv", "--db", "u"]) == ["-vv", "--db", "u", "log", "k"]
 
 
+def test_a_subcommand_option_value_that_looks_global_stays(
+        db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--out -v`` writes a file named -v: the value of a command's option never moves."""
+    monkeypatch.chdir(tmp_path)
+    result = run(["--db", db, "export", "--format", "jsonl", "--out", "-v", "--debug"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "-v").exists()
+    assert hoist_global_options(["export", "--out", "-v"], frozenset({"--out"})) == [
+        "export", "--out", "-v"]
+
+
 def test_export_to_dash_writes_stdout_and_no_file(db: str, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """--out - streams the export to stdout and creates no file named '-'."""
