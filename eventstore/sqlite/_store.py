@@ -71,31 +71,21 @@ from chatledger.eventstore._verify import (
     verify_log,
 )
 from chatledger.eventstore.sqlite import _sql as SQL
+from chatledger.eventstore.sqlite._opening import (
+    BUSY_TIMEOUT_MS,
+    Opened,
+    create_file,
+    describe,
+    empty_ledger,
+    open_file,
+    open_memory,
+    rollback,
+    sqlite_path,
+)
 
-__all__ = ["SQLiteStore", "sqlite_path"]
+__all__ = ["SQLiteStore"]
 
 log = get_logger("chatledger.sqlite")
-
-BUSY_TIMEOUT_MS = 30_000
-PAGE_SIZE = 4096
-_MISSING = object()
-
-
-def sqlite_path(url: str) -> str:
-    """The file path (or ``:memory:``) a SQLite URL points at.
-
-    Raises:
-        StoreError: The URL has no path.
-    """
-    if "://" not in url:
-        path = url
-    else:
-        rest = url.split("://", 1)[1]
-        path = rest[1:] if rest.startswith("/") else rest
-    if not path:
-        raise StoreError(f"SQLite URL {url!r} names no file: use sqlite:///path.db")
-    return path
-
 
 def counter_problems(last: int | None, checkpoint: int | None) -> list[Problem]:
     """What is wrong with the position counter and the projection's checkpoint, if anything."""
@@ -106,6 +96,8 @@ def counter_problems(last: int | None, checkpoint: int | None) -> list[Problem]:
         return [Problem("", 0, checkpoint, "projection", f"the projection's checkpoint "
                         f"({checkpoint}) is beyond the log's last position ({last})")]
     return []
+
+
 
 
 class SQLiteStore(EventStore):
@@ -130,177 +122,39 @@ class SQLiteStore(EventStore):
         self._conn: sqlite3.Connection | None = None
         self._empty: sqlite3.Connection | None = None
         if self.path == ":memory:":
-            self._conn = self._connect(self.path)
-            self._guard(self._create)
+            self._conn = open_memory(durability).conn
             return
         parent = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(parent):
             raise StoreError(f"cannot open SQLite database {self.path!r}: "
                              f"directory {parent!r} does not exist")
         if os.path.exists(self.path):
-            self._open_existing(create)
+            self._adopt(open_file(self.path, readonly=readonly, create=create,
+                                  durability=durability))
         elif readonly:
             raise NotFoundError(f"no chatledger database at {self.path!r}")
         elif create:
-            self._create_file()
+            self._adopt(create_file(self.path, durability))
         if projections and self._conn is not None and not self.readonly:
             self.catch_up()
 
-    # -- opening ---------------------------------------------------------------------------
-    def _connect(self, target: str, *, uri: bool = False) -> sqlite3.Connection:
-        try:
-            conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False,
-                                   timeout=BUSY_TIMEOUT_MS / 1000, uri=uri)
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        except sqlite3.Error as e:
-            raise StoreError(f"cannot open SQLite database {self.path!r}: {e}") from e
-        return conn
-
-    def _guard(self, fn: Any) -> Any:
-        """Run a step of opening; close the connection and wrap the error if it fails."""
-        try:
-            return fn()
-        except BaseException as e:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-            if isinstance(e, sqlite3.Error):
-                raise StoreError(f"cannot use {self.path!r} as a chatledger database: "
-                                 f"{describe(e)}") from e
-            raise
-
-    def _open_existing(self, create: bool) -> None:
-        if os.path.getsize(self.path) == 0 and not (create and not self.readonly):
-            raise StoreError(f"{self.path!r} is an empty file, not a chatledger database "
-                             "(`chatledger init` makes it one)")
-        writable = os.access(self.path, os.W_OK) and \
-            os.access(os.path.dirname(os.path.abspath(self.path)), os.W_OK)
-        if self.readonly or not writable:
-            # A read-only copy stays readable (verify, export) and any write names the cause.
-            self.readonly = True
-            self._conn = self._connect(ro_uri(self.path, immutable=not writable), uri=True)
-        else:
-            self._conn = self._connect(self.path)
-        version = self._guard(self._schema_version)
-        if version is None and create and not self.readonly:
-            self._guard(self._create)
-            return
-        if version is None:
-            raise StoreError(f"{self.path!r} is not a chatledger database (it has no "
-                             "chatledger_meta table); it was left untouched")
-        if version < SQL.SCHEMA_VERSION:
-            if self.readonly:
-                raise StoreError(f"{self.path!r} has schema version {version}; open it for "
-                                 f"writing once to upgrade it to version {SQL.SCHEMA_VERSION}")
-            self._guard(lambda: self._create(applied=version))
-        elif not self.readonly:
-            self._guard(self._tune)
-
-    def _schema_version(self) -> int | None:
-        """The file's schema version, None when it holds no table at all; reads only.
-
-        Raises:
-            StoreError: The file holds tables that are not chatledger's, or a newer schema.
-        """
-        conn = self._conn
-        assert conn is not None
-        tables = [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
-        if not conn.execute(SQL.HAS_TABLE, ("chatledger_meta",)).fetchone():
-            if tables or conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
-                raise StoreError(f"{self.path!r} is not a chatledger database (it holds "
-                                 f"tables {', '.join(tables[:5]) or 'none'}); it was left "
-                                 "untouched (a LangChain database can be imported: "
-                                 "`chatledger import langchain-sqlite PATH`)")
-            return None
-        row = conn.execute(SQL.GET_META, ("schema_version",)).fetchone()
-        version = int(row[0]) if row else 0
-        if version > SQL.SCHEMA_VERSION:
-            raise StoreError(f"{self.path!r} has schema version {version}; this chatledger "
-                             f"knows up to {SQL.SCHEMA_VERSION}: upgrade chatledger")
-        return version
-
-    def _tune(self) -> None:
-        """Connection settings of a writer; none of them writes to the file."""
-        conn = self._conn
-        assert conn is not None
-        sync = "FULL" if self.durability == "full" else "NORMAL"
-        conn.execute(f"PRAGMA synchronous = {sync}")
-        # Erased payloads must not linger in freed pages.
-        conn.execute("PRAGMA secure_delete = ON")
-
-    def _create(self, applied: int = 0) -> None:
-        """Create the tables in an empty database (the one place a ledger is made), or
-        migrate a ledger at schema version ``applied``."""
-        conn = self._conn
-        assert conn is not None
-        if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
-            # Settable only before the first table; 4 KiB keeps typical messages (up to ~1 KB)
-            # inside their b-tree pages instead of overflow pages.
-            conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
-        if self.path != ":memory:":
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                raise StoreError(f"{self.path!r}: cannot switch to WAL mode (got {mode})")
-        self._tune()
-        conn.execute(SQL.BEGIN_WRITE)
-        try:
-            if applied == 1:
-                for statement in SQL.statements(SQL.MIGRATE_TO_2):
-                    conn.execute(statement)
-            for statement in SQL.statements(SQL.SCHEMA):
-                conn.execute(statement)
-            conn.execute(SQL.SET_META, ("schema_version", str(SQL.SCHEMA_VERSION)))
-            conn.execute(SQL.COMMIT)
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute(SQL.ROLLBACK)
-            raise
-
-    def _create_file(self) -> None:
-        """Make the ledger file on the first write (or ``create=True``).
-
-        The ledger is built under a temporary name and linked into place whole, so another
-        process never finds a half-made (empty) file at the path; of several processes
-        creating it at once, the first link wins and the others open that one.
-        """
-        if not os.path.exists(self.path):
-            tmp = f"{self.path}.{os.getpid()}.{threading.get_ident()}.creating"
-            try:
-                self._conn = self._connect(tmp)
-                self._guard(self._create)
-                assert self._conn is not None
-                self._conn.close()  # checkpoints the WAL and removes it: one whole file
-                self._conn = None
-                try:
-                    os.link(tmp, self.path)
-                except FileExistsError:
-                    pass  # another process made it first: use theirs
-            except OSError as e:
-                raise StoreError(f"cannot create SQLite database {self.path!r}: "
-                                 f"{e.strerror or e}; nothing was written") from e
-            finally:
-                for leftover in (tmp, f"{tmp}-wal", f"{tmp}-shm"):
-                    if os.path.exists(leftover):
-                        os.unlink(leftover)
-        self._open_existing(create=False)
+    def _adopt(self, opened: Opened) -> None:
+        self._conn = opened.conn
+        # A file this process cannot write opens read-only: writes then say so.
+        self.readonly = self.readonly or opened.readonly
 
     def _connection(self, *, write: bool) -> sqlite3.Connection:
         """The file's connection; before the file exists, an empty in-memory ledger for reads
         (or, for a write, the newly made file)."""
         if self._conn is None:
             if write:
-                if self.readonly:
-                    raise StoreError(f"{self.path!r} is opened read-only; nothing was written")
-                self._create_file()
+                self._adopt(create_file(self.path, self.durability))
             elif os.path.exists(self.path):
-                self._open_existing(create=False)
-            if self._conn is None:
+                self._adopt(open_file(self.path, readonly=self.readonly, create=False,
+                                      durability=self.durability))
+            else:
                 if self._empty is None:
-                    self._empty = sqlite3.connect(":memory:", isolation_level=None,
-                                                  check_same_thread=False)
-                    for statement in SQL.statements(SQL.SCHEMA):
-                        self._empty.execute(statement)
+                    self._empty = empty_ledger()
                 return self._empty
         assert self._conn is not None
         return self._conn
@@ -340,7 +194,7 @@ class SQLiteStore(EventStore):
                 result = fn(conn)
                 conn.execute(SQL.COMMIT)
             except BaseException as e:
-                _rollback(conn)
+                rollback(conn)
                 if isinstance(e, sqlite3.IntegrityError) and "event_id" in str(e):
                     raise DuplicateEventError(f"an event id is already stored: {e}") from e
                 if isinstance(e, sqlite3.Error):
@@ -744,36 +598,3 @@ class SQLiteStore(EventStore):
                         conn.close()
 
 
-
-def ro_uri(path: str, *, immutable: bool) -> str:
-    """The ``file:`` URI that opens ``path`` read-only.
-
-    ``immutable=1`` tells SQLite the file cannot change, so it needs no lock and no ``-shm``
-    file: the only way to read a WAL database in a folder it may not write.
-    """
-    from urllib.parse import quote
-
-    uri = f"file:{quote(os.path.abspath(path))}?mode=ro"
-    return uri + "&immutable=1" if immutable else uri
-
-
-def describe(e: sqlite3.Error) -> str:
-    """The driver's message, with the cause named for the errors a user can fix."""
-    code = getattr(e, "sqlite_errorcode", None)
-    if code == sqlite3.SQLITE_FULL:
-        return f"the disk is full ({e}); free space and retry"
-    if code is not None and code & 0xFF == sqlite3.SQLITE_READONLY:
-        return f"the database is read-only ({e}): a read-only file, folder or medium"
-    if code is not None and code & 0xFF == sqlite3.SQLITE_IOERR:
-        return f"an I/O error ({e}): the disk may be full or failing"
-    return str(e)
-
-
-def _rollback(conn: sqlite3.Connection) -> None:
-    # After SQLITE_FULL or an I/O error SQLite may already have rolled the transaction back;
-    # a second ROLLBACK would raise "no transaction is active" and hide the real cause.
-    if conn.in_transaction:
-        try:
-            conn.execute(SQL.ROLLBACK)
-        except sqlite3.Error:
-            pass

@@ -272,3 +272,27 @@ def test_postgres_readonly_store_reads_and_refuses_writes(tmp_path: Path) -> Non
             store.erase("s")
     with open_store(url, readonly=True) as store:
         assert store.version("s") == 1
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to user nobody")
+def test_a_read_only_copy_with_pending_log_commits_is_refused_not_misread(
+        shared_dir: Path, tmp_path: Path) -> None:
+    """A read-only copy whose -wal still holds commits is refused with a StoreError naming the
+    log, rather than read (immutable) without those commits."""
+    path = tmp_path / "log.db"
+    store = open_store(f"sqlite:///{path}")
+    store.append("s0", HI)
+    keeper = sqlite3.connect(path)  # a second connection keeps the WAL from being removed
+    keeper.execute("PRAGMA wal_autocheckpoint = 0")
+    keeper.execute("SELECT 1 FROM events").fetchall()
+    store.append("s1", HI)
+    shutil.copy(path, shared_dir / "audit.db")
+    shutil.copy(f"{path}-wal", shared_dir / "audit.db-wal")
+    for copy in shared_dir.iterdir():
+        copy.chmod(0o444)
+    shared_dir.chmod(0o555)
+    answer = read_as_nobody(f"sqlite:///{shared_dir / 'audit.db'}")
+    keeper.close()
+    store.close()
+    assert isinstance(answer, str) and answer.startswith("StoreError") and "write-ahead log" \
+        in answer, answer
