@@ -5,6 +5,7 @@ works again once the cause is gone."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import uuid
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from chatledger.eventstore import (
     HumanMessage,
@@ -28,23 +30,29 @@ HI = [MessageAppended(message=HumanMessage("hi"))]
 KILL_MYSELF = "SELECT pg_terminate_backend(pg_backend_pid())"
 
 
+REAL_NOTICE = _plans.notice
+
+
 def kill_after_commit(schema: str, result: object) -> Query | None:
     """In place of the NOTIFY: the server ends this very connection, after the COMMIT."""
-    return Query(KILL_MYSELF, None)
+    return None if REAL_NOTICE(schema, result) is None else Query(KILL_MYSELF, None)
 
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("path", ["one-call", "plan"])
+@pytest.mark.parametrize("mode", ["sync", "async"])
 def test_a_connection_cut_after_commit_still_returns_success(
-        pg: Any, monkeypatch: pytest.MonkeyPatch, path: str) -> None:
+        pg: Any, monkeypatch: pytest.MonkeyPatch, path: str, mode: str) -> None:
     """The connection terminated at the post-commit step (the notification) does not fail the
-    append: it returns its result and the events are stored once."""
+    append: it returns its result, logs the lost notification, and the events are stored once."""
     if path == "one-call":
         pg.append("s", HI)  # an existing session without given ids takes the one-call path
     before = pg.version("s")
     monkeypatch.setattr(_plans, "notice", kill_after_commit)
-    result = pg.append("s", HI)
+    with capture_logs() as logs:
+        result = pg.append("s", HI) if mode == "sync" else asyncio.run(pg.aappend("s", HI))
     assert result.version == before + 1
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["notify_failed"]
     monkeypatch.undo()
     assert [r.version for r in pg.read("s")] == list(range(1, before + 2))
     assert pg.append("s", HI).version == before + 2  # the pool replaced the dead connection
