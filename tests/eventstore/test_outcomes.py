@@ -161,3 +161,27 @@ def test_read_only_media_are_named_and_reads_still_work(small_disk: Path) -> Non
         with pytest.raises(StoreError, match="read-only"):
             store.append("s", HI)
         assert store.version("s") == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_connection_cut_at_the_plans_commit_is_outcome_unknown(
+        pg: Any, monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    """The two-step append losing its connection at COMMIT raises OutcomeUnknownError; a retry
+    with the given event ids then stores the events exactly once."""
+    from chatledger.eventstore.postgres import _sql
+
+    ids = [str(uuid.uuid4()), str(uuid.uuid4())]
+    events = [MessageAppended(message=HumanMessage("a")), MessageAppended(message=HumanMessage("b"))]
+    monkeypatch.setattr(_sql, "COMMIT", KILL_MYSELF)
+    with pytest.raises(OutcomeUnknownError) as info:
+        if mode == "sync":
+            pg.append("new", events, event_ids=ids)
+        else:
+            asyncio.run(pg.aappend("new", events, event_ids=ids))
+    monkeypatch.undo()
+    assert info.value.event_ids == ids
+    first = pg.append("new", events, event_ids=info.value.event_ids)
+    again = pg.append("new", events, event_ids=info.value.event_ids)
+    assert (first.version, again.version, again.duplicate) == (2, 2, True)
+    assert [r.event_id for r in pg.read("new")] == ids
