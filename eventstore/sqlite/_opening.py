@@ -117,9 +117,6 @@ def _schema_version(conn: sqlite3.Connection, path: str) -> int | None:
     if version > SQL.SCHEMA_VERSION:
         raise StoreError(f"{path!r} has schema version {version}; this chatledger knows up to "
                          f"{SQL.SCHEMA_VERSION}: upgrade chatledger")
-    if version < SQL.SCHEMA_VERSION:
-        raise StoreError(f"{path!r} has schema version {version}, which this chatledger "
-                         "cannot read")
     return version
 
 
@@ -130,8 +127,11 @@ def _tune(conn: sqlite3.Connection, durability: str) -> None:
     conn.execute("PRAGMA secure_delete = ON")
 
 
-def create_schema(conn: sqlite3.Connection, path: str, durability: str) -> None:
-    """Create the tables in an empty database: the one place a ledger is made.
+def create_schema(conn: sqlite3.Connection, path: str, durability: str, *,
+                  applied: int = 0) -> None:
+    """Create the tables in an empty database (the one place a ledger is made), or bring a
+    ledger at schema version ``applied`` up to date: the schema's ``IF NOT EXISTS``
+    statements, then each of ``SQL.MIGRATIONS`` (``(version, script)`` pairs) above it.
 
     Raises:
         StoreError: WAL mode cannot be set.
@@ -150,6 +150,11 @@ def create_schema(conn: sqlite3.Connection, path: str, durability: str) -> None:
     try:
         for statement in SQL.statements(SQL.SCHEMA):
             conn.execute(statement)
+        migrations: tuple[tuple[int, str], ...] = getattr(SQL, "MIGRATIONS", ())
+        for version, script in migrations:
+            if applied and version > applied:
+                for statement in SQL.statements(script):
+                    conn.execute(statement)
         conn.execute(SQL.SET_META, ("schema_version", str(SQL.SCHEMA_VERSION)))
         conn.execute(SQL.COMMIT)
     except BaseException:
@@ -212,6 +217,14 @@ def open_file(path: str, *, readonly: bool, create: bool, durability: str) -> Op
                          "left untouched (`chatledger init` makes it one)")
     if found[0] is None:
         _guarded(conn, path, "create", lambda: create_schema(conn, path, durability))
+    elif found[0] < SQL.SCHEMA_VERSION:
+        if readonly:
+            conn.close()
+            raise StoreError(f"{path!r} has schema version {found[0]}; open it for writing "
+                             f"once to upgrade it to version {SQL.SCHEMA_VERSION}")
+        # An upgrade is a write the caller asked for by opening for writing.
+        _guarded(conn, path, "upgrade", lambda: create_schema(conn, path, durability,
+                                                              applied=found[0] or 0))
     elif not readonly:
         _guarded(conn, path, "use", lambda: _tune(conn, durability))
     return Opened(conn, readonly)

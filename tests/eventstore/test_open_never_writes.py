@@ -296,3 +296,21 @@ def test_a_read_only_copy_with_pending_log_commits_is_refused_not_misread(
     store.close()
     assert isinstance(answer, str) and answer.startswith("StoreError") and "write-ahead log" \
         in answer, answer
+
+
+def test_an_older_schema_is_upgraded_only_by_a_writable_open(tmp_path: Path) -> None:
+    """A ledger at an older schema version: a read-only open refuses it untouched; opening it
+    for writing upgrades it, keeping its events."""
+    path = ledger(tmp_path / "old.db")
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE chatledger_meta SET value = '0' WHERE name = 'schema_version'")
+    conn.commit()
+    conn.close()
+    before = digest(path)
+    with pytest.raises(StoreError, match="open it for writing once"):
+        open_store(f"sqlite:///{path}", readonly=True)
+    assert digest(path) == before
+    with open_store(f"sqlite:///{path}") as store:
+        assert store.version("s0") == 1
+    with open_store(f"sqlite:///{path}", readonly=True) as store:
+        assert store.verify().ok
