@@ -135,8 +135,13 @@ class SQLiteStore(EventStore):
             raise NotFoundError(f"no chatledger database at {self.path!r}")
         elif create:
             self._adopt(create_file(self.path, durability))
-        if projections and self._conn is not None and not self.readonly:
-            self.catch_up()
+        if projections and self._conn is not None:
+            if not self.readonly:
+                self.catch_up()
+            elif self._read(lambda conn: len(set(conn.execute(SQL.BOTH_POSITIONS).fetchone()))) > 1:
+                # Behind the log (a projections=False load): history reads must catch up,
+                # which a read-only store cannot, so they say so instead of serving stale rows.
+                self._projections = False
 
     def _adopt(self, opened: Opened) -> None:
         self._conn = opened.conn

@@ -314,3 +314,17 @@ def test_an_older_schema_is_upgraded_only_by_a_writable_open(tmp_path: Path) -> 
         assert store.version("s0") == 1
     with open_store(f"sqlite:///{path}", readonly=True) as store:
         assert store.verify().ok
+
+
+def test_a_read_only_store_never_serves_a_history_behind_the_log(tmp_path: Path) -> None:
+    """When the projections lag the log (after a projections=False load), a read-only store's
+    history read raises StoreError saying so, instead of returning stale messages."""
+    path = ledger(tmp_path / "log.db", sessions=1)
+    with open_store(f"sqlite:///{path}", projections=False) as bulk:
+        bulk.append("s0", HI)
+    with open_store(f"sqlite:///{path}", readonly=True) as store:
+        assert store.version("s0") == 2
+        with pytest.raises(StoreError, match="behind the log"):
+            store.load_history("s0")
+    with open_store(f"sqlite:///{path}") as writer:  # a writable open catches up
+        assert writer.load_history("s0")[0] == 2
