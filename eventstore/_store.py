@@ -220,8 +220,11 @@ class EventStore(ABC):
             ConcurrencyError: The stream is not at ``expected_version``; nothing was written.
             DuplicateEventError: An event id is stored already, but not by an identical append.
             InvalidKeyError: The key is malformed.
-            InvalidInputError: An item is not an event, or meta is not JSON-able.
-            StoreError: The database failed; nothing was written.
+            InvalidInputError: An item is not an event, or a value (in an event or meta)
+                would not read back equal: NaN, infinity, a tuple, nesting too deep...
+            OutcomeUnknownError: The connection was lost after COMMIT was sent; retry with
+                ``event_ids=error.event_ids``.
+            StoreError: The database failed, is read-only or full; nothing was written.
         """
         raise NotImplementedError
 

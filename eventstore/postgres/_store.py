@@ -103,7 +103,8 @@ class PostgresStore(EventStore):
 
     Raises:
         StoreError: The URL is malformed, the server cannot be reached, the login or database
-            is refused, or the schema cannot be created.
+            is refused, or the schema cannot be created; with ``readonly``, the schema does
+            not exist or holds no current ledger (nothing is created).
     """
 
     def __init__(self, url: str, *, durability: str = "full", projections: bool = True,
