@@ -9,6 +9,7 @@ answers and the turn is appended to the log after. ``/history`` shows the sessio
 from __future__ import annotations
 
 import contextlib
+import io
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TextIO
 
@@ -76,6 +77,8 @@ def input_lines(stdin: TextIO, *, prompt: str) -> Iterator[str]:
     if stdin.isatty():
         with contextlib.suppress(ImportError):
             import readline  # noqa: F401  (importing it gives input() line editing)
+        if isinstance(stdin, io.TextIOWrapper):
+            stdin.reconfigure(errors="replace")  # a stray byte typed must not end the chat
         while True:
             try:
                 yield input(prompt)
