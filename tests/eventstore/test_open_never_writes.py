@@ -174,6 +174,20 @@ def shared_dir() -> Iterator[Path]:
     shutil.rmtree(folder)
 
 
+def _has_nobody() -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam("nobody")
+    except KeyError:
+        return False
+    return True
+
+
+AS_NOBODY = pytest.mark.skipif(os.geteuid() != 0 or not _has_nobody(),
+                               reason="needs root and a user 'nobody' to read as another user")
+
+
 def read_as_nobody(url: str) -> tuple[int, bool, int] | str:
     """Open ``url`` read-only in a forked child running as user nobody; return (sessions,
     verify ok, events) or the error text."""
@@ -207,8 +221,7 @@ def read_as_nobody(url: str) -> tuple[int, bool, int] | str:
     return result
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to user nobody; "
-                    "test_a_read_only_copy_in_a_read_only_folder_is_readable covers the mode bits")
+@AS_NOBODY
 def test_an_unprivileged_user_verifies_a_read_only_copy(shared_dir: Path, tmp_path: Path) -> None:
     """User nobody opens a root-owned 0444 copy in a 0555 folder read-only: sessions, verify
     and counts work, and the copy stays byte-identical."""
@@ -274,7 +287,7 @@ def test_postgres_readonly_store_reads_and_refuses_writes(tmp_path: Path) -> Non
         assert store.version("s") == 1
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to user nobody")
+@AS_NOBODY
 def test_a_read_only_copy_with_pending_log_commits_is_refused_not_misread(
         shared_dir: Path, tmp_path: Path) -> None:
     """A read-only copy whose -wal still holds commits is refused with a StoreError naming the
