@@ -366,7 +366,16 @@ class SQLiteStore(EventStore):
                              "for writing once to bring them up to date")
         return int(self._write(run))
 
+    def _no_file_yet(self) -> bool:
+        """True before a new path's first append: nothing to rebuild or erase, and neither
+        may create the file."""
+        with self._lock:
+            return self._conn is None and not os.path.exists(self.path)
+
     def rebuild(self, *, progress: Progress | None = None) -> int:
+        if self._no_file_yet():
+            return 0
+
         def run(conn: sqlite3.Connection) -> int:
             for statement in SQL.statements(SQL.RESET_PROJECTION):
                 conn.execute(statement)
@@ -490,6 +499,8 @@ class SQLiteStore(EventStore):
     def _erase_one(self, key: SessionKey, versions: Sequence[int] | None,
                    reason: str) -> tuple[AppendResult, list[ErasedEvent]]:
         sid = key.stream_id
+        if self._no_file_yet():
+            raise NotFoundError(f"no session {sid!r}")
 
         def run(conn: sqlite3.Connection) -> tuple[AppendResult, list[ErasedEvent]]:
             head = conn.execute(SQL.STREAM_VERSION, (sid,)).fetchone()

@@ -89,6 +89,9 @@ def test_a_new_path_is_created_by_the_first_append_only(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{path}")
     assert store.read("s") == [] and store.sessions() == [] and store.last_position() == 0
     assert store.load_history("s") == (0, [])
+    assert store.rebuild() == 0
+    with pytest.raises(NotFoundError):
+        store.erase("s")
     assert os.listdir(tmp_path) == []
     store.append("s", HI)
     assert path.exists()
