@@ -250,6 +250,6 @@ def _write_otel(store: EventStore, tmp: str, path: str, key_filter: dict[str, st
             spans.append(span)
     if key_filter and not sessions:
         _matching_streams(store, key_filter)  # raises the export's usual NotFoundError
-    with open(tmp, "wb") as out:
+    with open_output(tmp) as out:
         out.write(_encode(otel_request(spans)))
     return ExportSummary("otel", path, conversations=sessions, messages=turns, spans=len(spans))

@@ -130,8 +130,8 @@ def _tune(conn: sqlite3.Connection, durability: str) -> None:
 def create_schema(conn: sqlite3.Connection, path: str, durability: str, *,
                   applied: int = 0) -> None:
     """Create the tables in an empty database (the one place a ledger is made), or bring a
-    ledger at schema version ``applied`` up to date: the schema's ``IF NOT EXISTS``
-    statements, then each of ``SQL.MIGRATIONS`` (``(version, script)`` pairs) above it.
+    ledger at schema version ``applied`` up to date: the migrations above it (version 1 to
+    2: ``SQL.MIGRATE_TO_2``), then the schema's ``IF NOT EXISTS`` statements.
 
     Raises:
         StoreError: WAL mode cannot be set.
@@ -148,13 +148,11 @@ def create_schema(conn: sqlite3.Connection, path: str, durability: str, *,
     _tune(conn, durability)
     conn.execute(SQL.BEGIN_WRITE)
     try:
+        if applied == 1:
+            for statement in SQL.statements(SQL.MIGRATE_TO_2):
+                conn.execute(statement)
         for statement in SQL.statements(SQL.SCHEMA):
             conn.execute(statement)
-        migrations: tuple[tuple[int, str], ...] = getattr(SQL, "MIGRATIONS", ())
-        for version, script in migrations:
-            if applied and version > applied:
-                for statement in SQL.statements(script):
-                    conn.execute(statement)
         conn.execute(SQL.SET_META, ("schema_version", str(SQL.SCHEMA_VERSION)))
         conn.execute(SQL.COMMIT)
     except BaseException:

@@ -536,10 +536,12 @@ class SQLiteStore(EventStore):
             StoreError: The checkpoint failed for another reason.
         """
         self._check_open()
-        if self.path == ":memory:":
+        if self.path == ":memory:" or self._no_file_yet():
             return True
         with self._lock:
-            conn = self._conn
+            if self.readonly:
+                raise StoreError(f"{self.path!r} is opened read-only; purge writes to it")
+            conn = self._connection(write=True)
             try:
                 conn.execute("PRAGMA busy_timeout = 0")
                 try:
