@@ -219,7 +219,8 @@ def open_file(path: str, *, readonly: bool, create: bool, durability: str) -> Op
         if readonly:
             conn.close()
             raise StoreError(f"{path!r} has schema version {found[0]}; open it for writing "
-                             f"once to upgrade it to version {SQL.SCHEMA_VERSION}")
+                             f"once to upgrade it to version {SQL.SCHEMA_VERSION} (`chatledger "
+                             "init` does)")
         # An upgrade is a write the caller asked for by opening for writing.
         _guarded(conn, path, "upgrade", lambda: create_schema(conn, path, durability,
                                                               applied=found[0] or 0))
