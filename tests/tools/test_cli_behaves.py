@@ -288,3 +288,20 @@ def test_csv_cells_cannot_start_a_spreadsheet_formula(tmp_path: Path) -> None:
     out = run(["--db", url, "history", "f", "--csv"]).stdout
     assert "'=HYPERLINK" in out
 
+
+
+def test_a_version_1_ledger_is_read_only_after_init_upgrades_it(tmp_path: Path) -> None:
+    """A schema-version-1 file: verify refuses it untouched and names init; init upgrades it;
+    then verify passes."""
+    from tests.eventstore.test_log_heads import _downgrade_to_v1
+
+    path = tmp_path / "old.db"
+    url = f"sqlite:///{path}"
+    with open_store(url) as store:
+        store.append("old", [MessageAppended(message=HumanMessage("one"))])
+    _downgrade_to_v1(path)
+    before = digest(path)
+    assert_one_line_error(run(["--db", url, "verify"]), "schema version 1", "chatledger init")
+    assert digest(path) == before
+    assert run(["--db", url, "init"]).exit_code == 0
+    assert run(["--db", url, "verify"]).exit_code == 0
