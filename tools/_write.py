@@ -151,7 +151,7 @@ def fork(ledger: Ledger, key: tuple[str, ...], new_parts: tuple[str, ...],
 @json_flag
 @pass_ledger
 def init(ledger: Ledger, as_json: bool) -> None:
-    """Create an empty ledger at --db (an existing ledger is left as it is).
+    """Create an empty ledger at --db (an existing one is kept, upgraded if it is older).
 
     Opening a ledger never creates one; this command, the first append of `chat`, `import`
     and `demo` do.
