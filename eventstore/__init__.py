@@ -7,6 +7,7 @@ PostgreSQL.
 
 from __future__ import annotations
 
+from chatledger.eventstore._append import validate_events
 from chatledger.eventstore._errors import (
     ChatledgerError,
     ConcurrencyError,
@@ -14,6 +15,7 @@ from chatledger.eventstore._errors import (
     InvalidInputError,
     InvalidKeyError,
     NotFoundError,
+    OutcomeUnknownError,
     StoreError,
 )
 from chatledger.eventstore._events import (
@@ -90,6 +92,7 @@ __all__ = [
     "MessageRef",
     "ModelCalled",
     "NotFoundError",
+    "OutcomeUnknownError",
     "PayloadErased",
     "Problem",
     "Record",
@@ -113,5 +116,6 @@ __all__ = [
     "redact_url",
     "to_langchain_dict",
     "to_openai",
+    "validate_events",
     "verify_proof",
 ]

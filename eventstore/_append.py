@@ -41,6 +41,7 @@ __all__ = [
     "normalise_message",
     "prepare",
     "stamp",
+    "validate_events",
 ]
 
 # Every event that can hold conversation content: a model call keeps its rendered prompt.
@@ -226,10 +227,7 @@ def prepare(
         )
     if meta is not None and not isinstance(meta, dict):
         raise InvalidInputError(f"meta must be a dict, got {type(meta).__name__}")
-    try:
-        meta_text = _codec.encode(meta or {}).decode()
-    except (TypeError, ValueError) as e:
-        raise InvalidInputError(f"meta cannot be encoded as JSON: {e}") from e
+    meta_text = _codec.encode_meta(meta or {})
     out = []
     for i, event in enumerate(events):
         if isinstance(event, MessageAppended) and isinstance(event.message, AIMessageChunk):
@@ -250,6 +248,16 @@ def prepare(
         out.append(Prepared(event, _tag(event), data.decode(), _codec.payload_digest(data, salt),
                             eid, salt))
     return out, meta_text
+
+
+def validate_events(events: Sequence[Event], meta: dict[str, Any] | None = None) -> None:
+    """Check events (and meta) exactly as ``append`` would, writing nothing: for tools that
+    must check every input before they write any of it.
+
+    Raises:
+        InvalidInputError: What ``append`` would refuse, named.
+    """
+    prepare(events, None, meta)
 
 
 def logged_append(logger: Any, result: AppendResult, started: float) -> AppendResult:

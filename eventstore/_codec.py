@@ -31,12 +31,14 @@ __all__ = [
     "digest_of",
     "encode",
     "encode_event",
+    "encode_meta",
     "format_time",
     "new_event_id",
     "new_salt",
     "now_text",
     "parse_time",
     "payload_digest",
+    "unequal",
 ]
 
 _encoder = msgspec.json.Encoder()
@@ -82,18 +84,73 @@ def encode_event(event: Event) -> bytes:
     """
     if not isinstance(event, Event) or isinstance(event, PayloadErased):
         raise InvalidInputError(f"expected an event such as MessageAppended, got {event!r}")
+    name = type(event).__name__
     try:
         data = _encoder.encode(event)
+    except RecursionError:
+        raise InvalidInputError(f"{name} is nested too deeply to store") from None
     except (TypeError, ValueError, OverflowError) as e:
-        raise InvalidInputError(f"{type(event).__name__} cannot be encoded: {e}") from e
+        raise InvalidInputError(f"{name} cannot be encoded: {e}") from e
     # msgspec does not check field types on construction, so e.g. MessageAppended(message="hi")
     # encodes fine; decoding it back here keeps a malformed event from poisoning the stream,
     # where every later read would fail on it.
     try:
-        _event_decoder.decode(data)
+        back = _event_decoder.decode(data)
+    except RecursionError:
+        raise InvalidInputError(f"{name} is nested too deeply to store") from None
     except msgspec.DecodeError as e:
-        raise InvalidInputError(f"{type(event).__name__} is malformed: {e}") from e
+        raise InvalidInputError(f"{name} is malformed: {e}") from e
+    if back != event:
+        # JSON has no NaN or infinity (msgspec writes null), no tuples, no non-str keys...:
+        # storing such a value would silently change it.
+        raise InvalidInputError(f"{name} would not read back equal: {unequal(event, back, name)}")
     return data
+
+
+def encode_meta(meta: dict[str, Any]) -> str:
+    """Encode an append's ``meta`` object, refusing what would not read back equal.
+
+    Raises:
+        InvalidInputError: A value JSON cannot carry, or one that would change on the way.
+    """
+    try:
+        data = _encoder.encode(meta)
+        back = _json_decoder.decode(data)
+    except RecursionError:
+        raise InvalidInputError("meta is nested too deeply to store") from None
+    except (TypeError, ValueError, OverflowError) as e:
+        raise InvalidInputError(f"meta cannot be encoded as JSON: {e}") from e
+    if back != meta:
+        raise InvalidInputError(f"meta would not read back equal: {unequal(meta, back, 'meta')}")
+    return data.decode()
+
+
+def unequal(given: Any, stored: Any, path: str) -> str:
+    """Name the first field where ``given`` and its decoded form ``stored`` differ."""
+    if (isinstance(given, float) and given != given) or given in (float("inf"), float("-inf")):
+        return f"{path} is {given!r}; JSON has no NaN or infinity"
+    if isinstance(given, msgspec.Struct) and type(given) is type(stored):
+        for field in given.__struct_fields__:
+            a, b = getattr(given, field), getattr(stored, field)
+            if a != b:
+                return unequal(a, b, f"{path}.{field}")
+    elif isinstance(given, dict) and isinstance(stored, dict):
+        for k, a in given.items():
+            if not isinstance(k, str):
+                return f"{path} has a key {k!r} that is not text"
+            if k not in stored or stored[k] != a:
+                return unequal(a, stored.get(k), f"{path}[{k!r}]")
+    elif isinstance(given, list) and isinstance(stored, list) and len(given) == len(stored):
+        for i, (a, b) in enumerate(zip(given, stored, strict=True)):
+            if a != b:
+                return unequal(a, b, f"{path}[{i}]")
+    return f"{path} is {type(given).__name__} {_short(given)}, stored it would read back as " \
+           f"{type(stored).__name__} {_short(stored)}"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def decode_event(type_: str, data: bytes | str | None,
@@ -115,7 +172,7 @@ def decode_event(type_: str, data: bytes | str | None,
             return upcast
         event: AnyEvent = _event_decoder.decode(data)
         return event
-    except msgspec.DecodeError as e:
+    except (msgspec.DecodeError, RecursionError, ValueError, TypeError) as e:
         raise StoreError(f"stored {type_} event does not decode: {e}") from e
 
 
@@ -138,9 +195,16 @@ def collector_paused() -> Iterator[None]:
 
 
 def decode_messages(data: bytes | str) -> list[Message]:
-    """Decode a JSON array of messages (with the cycle collector paused)."""
+    """Decode a JSON array of messages (with the cycle collector paused).
+
+    Raises:
+        StoreError: The stored JSON does not decode to messages.
+    """
     with collector_paused():
-        return _messages_decoder.decode(data)  # type: ignore[return-value]
+        try:
+            return _messages_decoder.decode(data)  # type: ignore[return-value]
+        except (msgspec.DecodeError, RecursionError, ValueError, TypeError) as e:
+            raise StoreError(f"stored history does not decode: {e}") from e
 
 
 def decode_json(data: bytes | str) -> Any:

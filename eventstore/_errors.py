@@ -7,6 +7,12 @@
     ├── DuplicateEventError          an event id already stored with another stream or payload
     ├── NotFoundError                an unknown session or version
     └── StoreError                   the database itself: bad URL, unreachable, corrupt, unwritable
+        └── OutcomeUnknownError      the connection failed after COMMIT was sent: retry with the
+                                     same event_ids (a committed append comes back duplicate)
+
+Which errors guarantee that nothing was written: every one of them, except
+``OutcomeUnknownError``. Rows already stored that cannot be decoded raise ``StoreError``
+naming the stream, version and position.
 
 Backend errors (``sqlite3``, ``psycopg``, ``msgspec``) are wrapped at the store boundary with
 ``raise ... from e`` so the original stays on ``__cause__``.
@@ -21,6 +27,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidKeyError",
     "NotFoundError",
+    "OutcomeUnknownError",
     "StoreError",
 ]
 
@@ -67,3 +74,17 @@ class NotFoundError(ChatledgerError, LookupError):
 class StoreError(ChatledgerError):
     """The database cannot be used: bad URL, unreachable, corrupt, read-only or full."""
 
+
+
+class OutcomeUnknownError(StoreError):
+    """The connection failed after the append's COMMIT was sent: it may or may not have been
+    applied. Retry with the same ``event_ids``; if it had committed, the retry returns the
+    original result with ``duplicate=True`` and writes nothing.
+
+    Attributes:
+        event_ids: The ids the append used (generated ones included), to retry with.
+    """
+
+    def __init__(self, message: str, event_ids: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.event_ids = list(event_ids or [])

@@ -20,8 +20,15 @@ def default_url() -> str:
 
 
 def open_store(url: str | None = None, *, durability: str = "full",
-               projections: bool = True) -> EventStore:
-    """Open the event store at ``url``.
+               projections: bool = True, readonly: bool = False,
+               create: bool = False) -> EventStore:
+    """Open the event store at ``url``. Opening never writes.
+
+    A SQLite file that does not exist yet is created by the first append (reads see an empty
+    ledger until then), or at once with ``create=True``. A file that is not a chatledger
+    ledger (empty, or holding other tables) is refused and left untouched. PostgreSQL: a
+    writable open of a schema without the tables creates them (an app server opens to write);
+    a read-only open never does, and names a schema that does not exist.
 
     Args:
         url: ``sqlite:///path.db``, ``sqlite://:memory:``, ``postgresql://...``; a bare path
@@ -31,16 +38,27 @@ def open_store(url: str | None = None, *, durability: str = "full",
             lose the last commits on power loss).
         projections: Keep the projections up to date in each append's transaction. Only
             tests and bulk loads turn this off; the projections catch up on the next open.
+        readonly: Open for reading only: SQLite ``mode=ro`` (plus ``immutable=1`` when the
+            file or its folder cannot be written), no write lock taken, nothing created;
+            every write raises ``StoreError``. A missing SQLite file is a ``NotFoundError``.
+        create: Make the ledger now (an empty file or database becomes one), as
+            ``chatledger init`` does.
 
     Raises:
-        StoreError: Unknown scheme, or the database cannot be opened.
+        StoreError: Unknown scheme, a database that cannot be opened, or one that is not a
+            chatledger ledger.
+        NotFoundError: ``readonly`` and there is no such SQLite file.
+        InvalidInputError: ``readonly`` and ``create`` together, or an unknown durability.
     """
     url = url or default_url()
     if durability not in ("full", "fast"):
         raise InvalidInputError(f"durability must be 'full' or 'fast', got {durability!r}")
+    if readonly and create:
+        raise InvalidInputError("readonly=True and create=True exclude each other")
     scheme, sep, _ = url.partition("://")
     if not sep or scheme == "sqlite":
-        return SQLiteStore(url, durability=durability, projections=projections)
+        return SQLiteStore(url, durability=durability, projections=projections,
+                           readonly=readonly, create=create)
     if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
         # Imported on first use: psycopg is an extra, and slow to import for SQLite users.
         try:
@@ -48,7 +66,8 @@ def open_store(url: str | None = None, *, durability: str = "full",
         except ImportError as e:
             raise StoreError("PostgreSQL URLs need psycopg: pip install 'chatledger[postgres]' "
                              f"({e})") from e
-        return PostgresStore(url, durability=durability, projections=projections)
+        return PostgresStore(url, durability=durability, projections=projections,
+                             readonly=readonly)
     raise StoreError(
         f"unknown database URL {redact_url(url)!r}: use sqlite:///path.db, sqlite://:memory: "
         "or postgresql://..."

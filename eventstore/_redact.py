@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["redact_url"]
+__all__ = ["SECRET_NAME", "redact_url"]
 
 
-_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+# Every parameter whose name says it holds a secret: password, sslpassword, passfile-less
+# passphrases, tokens, API keys, client secrets.
+SECRET_NAME = re.compile(r"pass|secret|token|api_?key|credential", re.IGNORECASE)
+_QUERY_SECRET = re.compile(r"([?&]([^&#=]*)=)([^&#]*)")
+
+
+def _hide(match: re.Match[str]) -> str:
+    return f"{match.group(1)}***" if SECRET_NAME.search(match.group(2)) else match.group(0)
 
 
 def redact_url(url: str) -> str:
-    """The URL without its password (in the userinfo or a ``password=`` parameter), fit for
-    an error message or a log line."""
-    url = _QUERY_PASSWORD.sub(r"\1***", url)
+    """The URL without its secrets (the userinfo's password and every password-, token- or
+    key-like query parameter such as ``password=`` or ``sslpassword=``), fit for an error
+    message or a log line."""
+    url = _QUERY_SECRET.sub(_hide, url)
     scheme, sep, rest = url.partition("://")
     if not sep or "@" not in rest:
         return url

@@ -27,6 +27,7 @@ __all__ = [
     "ErasedEvent",
     "ErasureReceipt",
     "EventStore",
+    "MAX_INT",
     "PROGRESS_EVERY",
     "Problem",
     "Progress",
@@ -142,6 +143,8 @@ Progress = Callable[[int], None]
 """Called now and then with how many more events were processed (e.g. a progress bar's update)."""
 
 PROGRESS_EVERY = 10_000
+MAX_INT = 2**63 - 1
+"""The largest version, position or page size: both backends store them as 64-bit ints."""
 
 
 def check_time(moment: datetime | None, name: str) -> None:
@@ -166,8 +169,8 @@ def check_version(value: int | None, name: str) -> None:
     """
     if value is None:
         return
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise InvalidInputError(f"{name} must be a non-negative int, got {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_INT:
+        raise InvalidInputError(f"{name} must be an int from 0 to 2**63 - 1, got {value!r}")
 
 
 
@@ -178,8 +181,8 @@ def check_limit(limit: object, name: str = "limit") -> None:
     Raises:
         InvalidInputError: ``limit`` is not an int of at least 1.
     """
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-        raise InvalidInputError(f"{name} must be a positive int, got {limit!r}")
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_INT:
+        raise InvalidInputError(f"{name} must be an int from 1 to 2**63 - 1, got {limit!r}")
 
 
 class EventStore(ABC):
@@ -217,8 +220,11 @@ class EventStore(ABC):
             ConcurrencyError: The stream is not at ``expected_version``; nothing was written.
             DuplicateEventError: An event id is stored already, but not by an identical append.
             InvalidKeyError: The key is malformed.
-            InvalidInputError: An item is not an event, or meta is not JSON-able.
-            StoreError: The database failed; nothing was written.
+            InvalidInputError: An item is not an event, or a value (in an event or meta)
+                would not read back equal: NaN, infinity, a tuple, nesting too deep...
+            OutcomeUnknownError: The connection was lost after COMMIT was sent; retry with
+                ``event_ids=error.event_ids``.
+            StoreError: The database failed, is read-only or full; nothing was written.
         """
         raise NotImplementedError
 

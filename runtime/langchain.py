@@ -19,13 +19,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from langchain_core.chat_history import BaseChatMessageHistory
-from langchain_core.messages import (
-    BaseMessage,
-    message_chunk_to_message,
-    message_to_dict,
-    messages_from_dict,
-)
+try:
+    from langchain_core.chat_history import BaseChatMessageHistory
+    from langchain_core.messages import (
+        BaseMessage,
+        message_chunk_to_message,
+        message_to_dict,
+        messages_from_dict,
+    )
+except ImportError as e:  # name the extra that brings it, not just the missing module
+    raise ImportError(f"chatledger.runtime.langchain needs langchain-core ({e}): "
+                      "pip install 'chatledger[langchain]'") from e
 
 from chatledger.eventstore import (
     EventStore,

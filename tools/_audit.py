@@ -112,7 +112,7 @@ def purge(ctx: click.Context, ledger: Ledger, as_json: bool) -> None:
     \b
     Example: chatledger erase user_id=123 --yes && chatledger purge
     """
-    purged = ledger.store().purge()
+    purged = ledger.store(write=True).purge()
     if ledger.wants_json(as_json):
         echo_json({"purged": purged})
     elif purged:

@@ -5,15 +5,22 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import sys
 import tempfile
 from collections.abc import Iterator
+from typing import BinaryIO
 
-__all__ = ["atomic_path", "is_stream"]
+__all__ = ["STDOUT", "atomic_path", "is_stream", "open_output"]
+
+STDOUT = "-"
+"""The path that means standard output, as in sqlite-utils and gh."""
 
 
 def is_stream(path: str) -> bool:
-    """True when ``path`` exists and is not a regular file or directory: a pipe or a device
-    such as ``/dev/stdout``, which can only be written in place."""
+    """True when ``path`` is ``-`` (standard output), or exists and is not a regular file or
+    directory: a pipe or a device such as ``/dev/stdout``, which can only be written in place."""
+    if path == STDOUT:
+        return True
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
@@ -26,9 +33,9 @@ def atomic_path(path: str) -> Iterator[str]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
     On any error the temporary file is removed, so a failed export never leaves half a file.
-    A symlink is followed (the file it points to is replaced, the link stays); a pipe or a
-    device (``/dev/stdout``) is yielded as is and written in place, since it cannot be
-    replaced.
+    A symlink is followed (the file it points to is replaced, the link stays); a file replaced
+    keeps its permission bits; a pipe or a device (``/dev/stdout``) is yielded as is and
+    written in place, since it cannot be replaced.
 
     Raises:
         FileNotFoundError: The target's directory does not exist.
@@ -46,9 +53,14 @@ def atomic_path(path: str) -> Iterator[str]:
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".part",
                                dir=directory)
     os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # as open() would have created it, not mkstemp's 0600
+    try:
+        # A replaced file keeps its mode: an export over a 0600 file must not widen it.
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask  # as open() would have created it, not mkstemp's 0600
+    os.chmod(tmp, mode)
     try:
         yield tmp
         os.replace(tmp, target)
@@ -56,3 +68,15 @@ def atomic_path(path: str) -> Iterator[str]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def open_output(path: str) -> Iterator[BinaryIO]:
+    """``path`` opened for binary writing; ``-`` is standard output (left open afterwards)."""
+    if path == STDOUT:
+        out = sys.stdout.buffer
+        yield out
+        out.flush()
+        return
+    with open(path, "wb") as f:
+        yield f

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from chatledger.eventstore import InvalidKeyError, SessionKey
 
-__all__ = ["override_key", "parse_key", "parse_parts"]
+__all__ = ["override_key", "parse_filters", "parse_key", "parse_parts"]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -32,6 +32,22 @@ def parse_parts(args: Sequence[str]) -> dict[str, str]:
             raise InvalidKeyError(f"key part {name!r} is given twice")
         parts[name] = value
     return parts
+
+
+def parse_filters(args: Sequence[str]) -> dict[str, str]:
+    """Parse ``name=value`` filters (``sessions``, ``export``): here a bare word is an error,
+    since ``sessions user_id`` would otherwise filter on ``session_id=user_id``.
+
+    Raises:
+        InvalidKeyError: An argument is not ``name=value``, or a name is given twice.
+    """
+    for arg in args:
+        if "=" not in arg:
+            raise InvalidKeyError(
+                f"filter {arg!r} is not NAME=VALUE: use e.g. user_id=123 "
+                f"(session_id={arg} for a session id)"
+            )
+    return parse_parts(args)
 
 
 def parse_key(args: Sequence[str]) -> SessionKey:

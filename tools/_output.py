@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
@@ -32,15 +35,18 @@ from chatledger.eventstore import (
 
 __all__ = [
     "echo_json",
+    "echo_rows",
     "event_summary",
     "format_time",
     "key_text",
     "message_dict",
     "message_text",
+    "plural",
     "problem_dict",
     "progress",
     "record_dict",
     "role_of",
+    "safe",
     "session_dict",
     "shorten",
     "table",
@@ -53,14 +59,59 @@ _ROLE = {"human": "user", "ai": "assistant", "AIMessageChunk": "assistant", "sys
          "tool": "tool", "function": "function"}
 
 
+def echo_rows(fmt: str, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+    """Print ``rows`` as JSON lines (``nl``) or CSV with a header (``csv``, nested values
+    as JSON text); a spreadsheet formula prefix is kept as text by a leading quote."""
+    if fmt == "nl":
+        for row in rows:
+            click.echo(json.dumps(row, ensure_ascii=False))
+        return
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_csv_cell(row.get(c)) for c in columns])
+    click.echo(buffer.getvalue(), nl=False)
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    text = str(value)
+    # =, +, -, @ start formulas in spreadsheets: content must not run as one (CSV injection).
+    return "'" + text if text[:1] in ("=", "+", "-", "@") and not _NUMBER.match(text) else text
+
+
+_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?\Z")
+
+
 def echo_json(value: Any, *, err: bool = False) -> None:
     """Print one JSON document (non-ASCII kept as is) to stdout, or stderr with ``err``."""
     click.echo(json.dumps(value, ensure_ascii=False, indent=2), err=err)
 
 
 def format_time(moment: datetime) -> str:
-    """A UTC time to the second, for tables."""
-    return moment.strftime("%Y-%m-%d %H:%M:%SZ")
+    """A UTC time to the microsecond, as stored: pasted into ``--as-of`` it names that event."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# C0 and C1 controls (ESC starts terminal escape sequences, OSC 8 links, title changes...) and
+# the bidi overrides and isolates that make text display in another order than it is stored.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def safe(text: str, *, lines: bool = False) -> str:
+    """``text`` with control and bidi characters escaped (``\\x1b``, ``\\u202e``), so content
+    from messages cannot drive the terminal or disguise itself; ``lines`` keeps newlines."""
+    return _UNSAFE.sub(lambda m: m.group() if lines and m.group() == "\n"
+                       else ascii(m.group())[1:-1], text)
+
+
+def plural(n: int, noun: str) -> str:
+    """``1 message``, ``2 messages`` (thousands separated)."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
 def shorten(text: str, width: int) -> str:
@@ -70,8 +121,12 @@ def shorten(text: str, width: int) -> str:
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    """Plain aligned columns: a header, a rule, then the rows; the last column is not padded."""
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    """Plain aligned columns: a header, a rule, then the rows; the last column is not padded.
+
+    Every cell goes through ``safe``: tables are for people, and content is untrusted.
+    """
+    cells = [[str(h) for h in headers]] + [["" if c is None else safe(str(c)) for c in r]
+                                           for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = []
     for n, row in enumerate(cells):
@@ -154,7 +209,7 @@ def event_summary(rec: Record, width: int = 60) -> str:
             text = f"{role_of(message)}: {message_text(message)}"
         case SessionForked(parent=parent, parent_version=version, messages=messages):
             origin = " ".join(f"{k}={v}" for k, v in sorted(parent.items()))
-            text = f"forked from {origin} at version {version} ({len(messages)} messages)"
+            text = f"forked from {origin} at version {version} ({plural(len(messages), 'message')})"
         case HistoryCleared(reason=reason):
             text = "history cleared" + (f": {reason}" if reason else "")
         case MessageRedacted(version=version, reason=reason):

@@ -2,26 +2,36 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import datetime, timedelta
 
 import click
 
 from chatledger.eventstore import InvalidInputError
 from chatledger.projections import window
 from chatledger.tools._audit import read_head
-from chatledger.tools._context import CHECK_FAILED, Ledger, json_flag, pass_ledger, require_session
-from chatledger.tools._keys import parse_key, parse_parts
+from chatledger.tools._context import (
+    CHECK_FAILED,
+    Ledger,
+    pass_ledger,
+    require_session,
+    table_flags,
+)
+from chatledger.tools._keys import parse_filters, parse_key
 from chatledger.tools._output import (
     counter_bar,
     echo_json,
+    echo_rows,
     event_summary,
     format_time,
     key_text,
     message_dict,
     message_text,
+    plural,
     problem_dict,
     record_dict,
     role_of,
+    safe,
     session_dict,
     shorten,
     table,
@@ -29,11 +39,19 @@ from chatledger.tools._output import (
 
 __all__ = ["COMMANDS", "parse_as_of"]
 
+SESSION_COLUMNS = ["stream_id", "key", "version", "message_count", "created_at", "last_active",
+                   "tags", "cursor"]
+RECORD_COLUMNS = ["position", "stream_id", "version", "event_id", "type", "recorded_at",
+                  "digest", "chain", "meta", "event"]
+
 KEY = click.argument("key", nargs=-1, required=True, metavar="KEY...")
 
 
 def parse_as_of(text: str) -> tuple[int | None, datetime | None]:
     """``--as-of``: a version number, or an ISO 8601 time that names its zone.
+
+    A time without fractions of a second means the end of that second, so a time shown to
+    the second names the state after every event recorded in it.
 
     Raises:
         InvalidInputError: Neither form, or a time without a zone.
@@ -52,6 +70,9 @@ def parse_as_of(text: str) -> tuple[int | None, datetime | None]:
             f"--as-of {text!r} has no time zone; expected e.g. 2024-05-01T12:00:00Z "
             "or 2024-05-01T14:00:00+02:00"
         )
+    if moment.microsecond == 0 and not re.search(r"\d[.,]\d", text.partition("T")[2]
+                                                 or text.partition(" ")[2]):
+        moment += timedelta(microseconds=999_999)
     return None, moment
 
 
@@ -61,7 +82,7 @@ def parse_as_of(text: str) -> tuple[int | None, datetime | None]:
               help="Sessions per page.")
 @click.option("--after", metavar="CURSOR", help="Start after this cursor (printed by the "
               "previous page).")
-@json_flag
+@table_flags
 @pass_ledger
 def sessions(ledger: Ledger, filters: tuple[str, ...], limit: int, after: str | None,
              as_json: bool) -> None:
@@ -70,11 +91,17 @@ def sessions(ledger: Ledger, filters: tuple[str, ...], limit: int, after: str | 
     \b
     Example: chatledger sessions user_id=123 --limit 10
     """
-    rows = ledger.store().sessions(limit=limit + 1, after=after, **parse_parts(filters))
+    rows = ledger.store().sessions(limit=limit + 1, after=after, **parse_filters(filters))
     page, more = rows[:limit], len(rows) > limit
     cursor = page[-1].cursor if more else None
-    if ledger.wants_json(as_json):
+    fmt = ledger.output(as_json)
+    if fmt == "json":
         echo_json({"sessions": [session_dict(s) for s in page], "next": cursor})
+        return
+    if fmt != "table":
+        echo_rows(fmt, [session_dict(s) for s in page], SESSION_COLUMNS)
+        if cursor is not None:
+            click.echo(f"next page: --after '{cursor}'", err=True)
         return
     if not page:
         click.echo("no sessions")
@@ -94,7 +121,7 @@ def sessions(ledger: Ledger, filters: tuple[str, ...], limit: int, after: str | 
               help="The history as it stood at a version or an ISO 8601 time with a zone.")
 @click.option("--window", "last", type=click.IntRange(min=1), metavar="N",
               help="Only the last N messages (a tool call stays with its results).")
-@json_flag
+@table_flags
 @pass_ledger
 def history(ledger: Ledger, key: tuple[str, ...], as_of: str | None, last: int | None,
             as_json: bool) -> None:
@@ -114,15 +141,21 @@ def history(ledger: Ledger, key: tuple[str, ...], as_of: str | None, last: int |
         version, messages = store.load_history_at(session_key, version=when[0], time=when[1])
     if last is not None:
         messages = window(messages, last=last)
-    if ledger.wants_json(as_json):
+    fmt = ledger.output(as_json)
+    if fmt == "json":
         echo_json({"key": session_key.parts, "stream_id": session_key.stream_id,
                    "version": version, "head": head,
                    "messages": [message_dict(m) for m in messages]})
         return
+    if fmt != "table":
+        echo_rows(fmt, [{"index": i, "role": role_of(m), "content": message_text(m),
+                         "message": message_dict(m)} for i, m in enumerate(messages, 1)],
+                  ["index", "role", "content"])
+        return
     title = f"{key_text(session_key)}  version {version}"
     if version != head:
         title += f" (as of; the session is at {head})"
-    click.echo(f"{title}  {len(messages)} messages")
+    click.echo(f"{safe(title)}  {plural(len(messages), 'message')}")
     if messages:
         click.echo(table(["#", "ROLE", "CONTENT"],
                          ([i, role_of(m), shorten(message_text(m), 10_000)]
@@ -131,7 +164,7 @@ def history(ledger: Ledger, key: tuple[str, ...], as_of: str | None, last: int |
 
 @click.command()
 @KEY
-@json_flag
+@table_flags
 @pass_ledger
 def log(ledger: Ledger, key: tuple[str, ...], as_json: bool) -> None:
     """Show a session's raw events.
@@ -143,8 +176,12 @@ def log(ledger: Ledger, key: tuple[str, ...], as_json: bool) -> None:
     store = ledger.store()
     require_session(store, session_key)
     records = store.read(session_key)
-    if ledger.wants_json(as_json):
+    fmt = ledger.output(as_json)
+    if fmt == "json":
         echo_json([record_dict(r) for r in records])
+        return
+    if fmt != "table":
+        echo_rows(fmt, [record_dict(r) for r in records], RECORD_COLUMNS)
         return
     click.echo(table(["POSITION", "VERSION", "TYPE", "RECORDED", "DIGEST", "SUMMARY"],
                      ([r.position, r.version, r.type, format_time(r.recorded_at),
@@ -155,7 +192,7 @@ def log(ledger: Ledger, key: tuple[str, ...], as_json: bool) -> None:
 @click.argument("key", nargs=-1, metavar="[KEY]...")
 @click.option("--against", "against", type=click.Path(dir_okay=False), default=None,
               help="A log head saved by `chatledger head --out`: the log must extend it.")
-@json_flag
+@table_flags
 @pass_ledger
 @click.pass_context
 def verify(ctx: click.Context, ledger: Ledger, key: tuple[str, ...], against: str | None,
@@ -180,25 +217,30 @@ def verify(ctx: click.Context, ledger: Ledger, key: tuple[str, ...], against: st
     total = (session_key and store.version(session_key)) or store.event_count()
     with counter_bar(length=total, label="verifying") as bar:
         report = store.verify(session_key, against=log_head, progress=bar)
-    if ledger.wants_json(as_json):
+    fmt = ledger.output(as_json)
+    if fmt == "json":
         echo_json({"ok": report.ok, "streams": report.streams, "events": report.events,
                    "problems": [problem_dict(p) for p in report.problems]})
+    elif fmt != "table":
+        echo_rows(fmt, [problem_dict(p) for p in report.problems],
+                  ["stream_id", "version", "position", "kind", "detail"])
     elif report.ok:
-        click.echo(f"intact: {report.events} events in {report.streams} sessions; every digest, "
-                   "chain link, catalog and projection row checks out"
-                   + (f"; the log extends the head of {log_head.size} events"
+        click.echo(f"intact: {plural(report.events, 'event')} in "
+                   f"{plural(report.streams, 'session')}; every digest, chain link, catalog "
+                   "and projection row checks out"
+                   + (f"; the log extends the head of {plural(log_head.size, 'event')}"
                       if log_head is not None else ""))
     else:
         click.echo(table(["STREAM", "VERSION", "POSITION", "KIND", "DETAIL"],
                          ([p.stream_id, p.version, "" if p.position is None else p.position,
                            p.kind, p.detail] for p in report.problems)))
-        click.echo(f"{len(report.problems)} problems in {report.events} events")
+        click.echo(f"{plural(len(report.problems), 'problem')} in {plural(report.events, 'event')}")
     if not report.ok:
         ctx.exit(CHECK_FAILED)
 
 
 @click.command()
-@json_flag
+@table_flags
 @pass_ledger
 def stats(ledger: Ledger, as_json: bool) -> None:
     """Show counts of sessions, events and messages.
@@ -208,12 +250,16 @@ def stats(ledger: Ledger, as_json: bool) -> None:
     """
     numbers = ledger.store().stats()
     numbers["last_position"] = ledger.store().last_position()
-    if ledger.wants_json(as_json):
+    fmt = ledger.output(as_json)
+    if fmt == "json":
         echo_json(numbers)
         return
     flat = [(f"{name}.{sub}", v) for name, value in numbers.items() if isinstance(value, dict)
             for sub, v in value.items()]
     flat += [(name, value) for name, value in numbers.items() if not isinstance(value, dict)]
+    if fmt != "table":
+        echo_rows(fmt, [{"stat": k, "value": v} for k, v in sorted(flat)], ["stat", "value"])
+        return
     click.echo(table(["STAT", "VALUE"], sorted(flat)))
 
 

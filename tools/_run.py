@@ -9,7 +9,7 @@ import click
 from chatledger.eventstore import ChatledgerError
 from chatledger.tools._context import CHECK_FAILED, Ledger, json_flag, pass_ledger, require_session
 from chatledger.tools._keys import parse_key
-from chatledger.tools._output import echo_json
+from chatledger.tools._output import echo_json, plural
 from chatledger.tools.replay import load_chain, run_dict
 from chatledger.tools.replay import replay as replay_runs
 
@@ -36,9 +36,10 @@ def demo(ctx: click.Context, ledger: Ledger) -> None:
 
 @click.command()
 @click.argument("key", nargs=-1, metavar="[KEY]...")
-@click.option("--base-url", metavar="URL",
+@click.option("--base-url", metavar="URL", envvar="OPENAI_BASE_URL",
               help="An OpenAI-compatible server (vLLM, Ollama, llama.cpp, OpenAI) ending in "
-                   "/v1 [default: the offline model].")
+                   "/v1; the key comes from $OPENAI_API_KEY [default: $OPENAI_BASE_URL, else "
+                   "the offline model].")
 @click.option("--model", "model_name", metavar="NAME", help="The model to ask (with --base-url).")
 @pass_ledger
 @click.pass_context
@@ -46,27 +47,23 @@ def chat(ctx: click.Context, ledger: Ledger, key: tuple[str, ...], base_url: str
          model_name: str | None) -> None:
     """Talk in a session that persists (default key: session_id=chat).
 
-    Reads one message per line from stdin, a terminal or a pipe. Slash commands: /history,
+    Reads one message per line from stdin, a terminal (with line editing and history) or a
+    pipe (any bytes: invalid UTF-8 is replaced, never fatal). Slash commands: /history,
     /as-of N, /quit.
 
     \b
     Example: chatledger chat user_id=123 conversation_id=1
     """
-    from chatledger.tools.chat import HELP, make_model, run_chat
+    from chatledger.tools.chat import HELP, input_lines, make_model, run_chat
 
     session_key = parse_key(key or ("chat",))
     model = make_model(base_url=base_url, model=model_name)
     store = ledger.store(create=True)
-    stdin = sys.stdin
-    interactive = stdin.isatty()
+    interactive = sys.stdin.isatty()
     if interactive:
         click.echo(f"chatting in {session_key.stream_id} with {model!r}; {HELP}")
-
-    def prompt() -> None:
-        click.echo("you> ", nl=False)
-
-    failures = run_chat(store, session_key, model, stdin, click.echo,
-                        prompt=prompt if interactive else None)
+    failures = run_chat(store, session_key, model, input_lines(sys.stdin, prompt="you> "),
+                        click.echo)
     if interactive:
         click.echo("")
     if failures:
@@ -131,7 +128,7 @@ def replay(ctx: click.Context, ledger: Ledger, key: tuple[str, ...], chain_spec:
                 if text:
                     click.echo(text)
         differ = sum(not r.equal for r in runs)
-        click.echo(f"{len(runs) - differ} of {len(runs)} runs replayed the same")
+        click.echo(f"{len(runs) - differ} of {plural(len(runs), 'run')} replayed the same")
     if not same:
         ctx.exit(CHECK_FAILED)
     sys.stdout.flush()

@@ -1,4 +1,4 @@
-"""Commands that write: ``export`` (a file), ``import``, ``fork``, ``rebuild``, ``erase``."""
+"""Commands that write: ``init``, ``export`` (a file), ``import``, ``fork``, ``rebuild``, ``erase``."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import time
 import click
 import msgspec
 
-from chatledger.eventstore import ChatledgerError
+from chatledger.eventstore import ChatledgerError, redact_url
 from chatledger.projections import ChatHistory
 from chatledger.tools._context import CHECK_FAILED, Ledger, json_flag, pass_ledger, require_session
 from chatledger.tools._files import is_stream
-from chatledger.tools._keys import override_key, parse_key, parse_parts
-from chatledger.tools._output import counter_bar, echo_json
+from chatledger.tools._keys import override_key, parse_filters, parse_key
+from chatledger.tools._output import counter_bar, echo_json, plural
 from chatledger.tools.export import FORMATS, ExportRejected, export
 from chatledger.tools.importer import import_langchain_sqlite
 
@@ -26,8 +26,9 @@ __all__ = ["COMMANDS"]
                    "conversation per line; parquet: needs pyarrow; otel: OTLP/JSON GenAI "
                    "spans of the recorded turns and model calls.")
 @click.option("--out", "path", required=True, metavar="PATH",
-              help="The file to write (replaced only when the export succeeds); a pipe or "
-                   "/dev/stdout is written in place.")
+              help="The file to write (replaced only when the export succeeds, keeping its "
+                   "permissions); - is standard output; a pipe or /dev/stdout is written in "
+                   "place.")
 @click.option("--strict", is_flag=True,
               help="openai: fail (exit 1, no file) if any conversation is invalid, instead of "
                    "skipping it.")
@@ -57,7 +58,7 @@ def export_command(ctx: click.Context, ledger: Ledger, filters: tuple[str, ...],
     """
     store = ledger.store()
     try:
-        summary = export(store, path, fmt=fmt, key_filter=parse_parts(filters), strict=strict,
+        summary = export(store, path, fmt=fmt, key_filter=parse_filters(filters), strict=strict,
                          include_content=include_content, endpoint=endpoint)
     except ExportRejected as e:
         click.echo(f"Error: {e}", err=True)
@@ -67,16 +68,18 @@ def export_command(ctx: click.Context, ledger: Ledger, filters: tuple[str, ...],
         echo_json(msgspec.to_builtins(summary), err=to_stderr)
         return
     if fmt == "openai":
-        click.echo(f"wrote {summary.conversations} conversations ({summary.messages} messages) "
+        click.echo(f"wrote {plural(summary.conversations, 'conversation')} "
+                   f"({plural(summary.messages, 'message')}) "
                    f"to {path}", err=to_stderr)
         if summary.skipped:
-            click.echo(f"skipped {summary.skipped} conversations that are not valid fine-tuning "
-                       f"examples; first: {summary.first_problem}", err=True)
+            click.echo(f"skipped {plural(summary.skipped, 'conversation')} (not valid "
+                       f"fine-tuning examples); first: {summary.first_problem}", err=True)
     elif fmt == "otel":
-        click.echo(f"wrote {summary.spans} spans ({summary.messages} turns) to {path}"
-                   + (f" and sent them to {endpoint}" if endpoint else ""), err=to_stderr)
+        click.echo(f"wrote {plural(summary.spans, 'span')} ({plural(summary.messages, 'turn')}) "
+                   f"to {path}" + (f" and sent them to {endpoint}" if endpoint else ""),
+                   err=to_stderr)
     else:
-        click.echo(f"wrote {summary.messages} messages to {path}", err=to_stderr)
+        click.echo(f"wrote {plural(summary.messages, 'message')} to {path}", err=to_stderr)
 
 
 @click.group("import")
@@ -110,7 +113,8 @@ def import_langchain(ledger: Ledger, path: str, table: str, session_column: str,
     if ledger.wants_json(as_json):
         echo_json(msgspec.to_builtins(summary))
         return
-    click.echo(f"imported {summary.imported} messages into {summary.sessions} sessions from "
+    click.echo(f"imported {plural(summary.imported, 'message')} into "
+               f"{plural(summary.sessions, 'session')} from "
                f"{path} ({summary.already_present} were already there)")
 
 
@@ -131,7 +135,7 @@ def fork(ledger: Ledger, key: tuple[str, ...], new_parts: tuple[str, ...],
     """
     source = parse_key(key)
     target = override_key(source, new_parts)
-    store = ledger.store()
+    store = ledger.store(write=True)
     require_session(store, source)
     forked = ChatHistory(source, store).fork(target, at_version=at_version)
     view = forked.load()
@@ -140,7 +144,27 @@ def fork(ledger: Ledger, key: tuple[str, ...], new_parts: tuple[str, ...],
                    "messages": len(view.messages)})
         return
     click.echo(f"forked {source.stream_id} into {target.stream_id} "
-               f"with {len(view.messages)} messages")
+               f"with {plural(len(view.messages), 'message')}")
+
+
+@click.command()
+@json_flag
+@pass_ledger
+def init(ledger: Ledger, as_json: bool) -> None:
+    """Create an empty ledger at --db (an existing one is kept, upgraded if it is older).
+
+    Opening a ledger never creates one; this command, the first append of `chat`, `import`
+    and `demo` do.
+
+    \b
+    Example: chatledger --db sqlite:///audit.db init
+    """
+    store = ledger.store(create=True)
+    events = store.event_count()
+    if ledger.wants_json(as_json):
+        echo_json({"url": redact_url(ledger.url), "events": events})
+        return
+    click.echo(f"ledger ready at {redact_url(ledger.url)} ({plural(events, 'event')})")
 
 
 @click.command()
@@ -152,7 +176,7 @@ def rebuild(ledger: Ledger, as_json: bool) -> None:
     \b
     Example: chatledger rebuild
     """
-    store = ledger.store()
+    store = ledger.store(write=True)
     started = time.perf_counter()
     with counter_bar(length=store.event_count(), label="rebuilding") as bar:
         events = store.rebuild(progress=bar)
@@ -162,7 +186,7 @@ def rebuild(ledger: Ledger, as_json: bool) -> None:
         echo_json({"events": events, "seconds": round(seconds, 3),
                    "events_per_second": round(rate)})
         return
-    click.echo(f"replayed {events} events in {seconds:.2f} s ({rate:,.0f} events/s)")
+    click.echo(f"replayed {plural(events, 'event')} in {seconds:.2f} s ({rate:,.0f} events/s)")
 
 
 @click.command()
@@ -187,7 +211,7 @@ def erase(ledger: Ledger, key: tuple[str, ...], versions: tuple[int, ...], reaso
     session_key = parse_key(key)
     if not yes:
         raise ChatledgerError("erase removes content for good; add --yes to confirm")
-    store = ledger.store()
+    store = ledger.store(write=True)
     require_session(store, session_key)
     receipt = store.erase(session_key, versions=list(versions) or None, reason=reason)
     copies = sorted({e.stream_id for e in receipt.erased} - {receipt.stream_id})
@@ -200,12 +224,12 @@ def erase(ledger: Ledger, key: tuple[str, ...], versions: tuple[int, ...], reaso
                    "before": msgspec.to_builtins(receipt.before),
                    "after": msgspec.to_builtins(receipt.after)})
         return
-    click.echo(f"erased {len(receipt.versions)} events of {receipt.stream_id}"
-               + (f" and the copies in {len(copies)} forks ({', '.join(copies)})" if copies
-                  else "")
+    click.echo(f"erased {plural(len(receipt.versions), 'event')} of {receipt.stream_id}"
+               + (f" and the copies in {plural(len(copies), 'fork')} ({', '.join(copies)})"
+                  if copies else "")
                + "; their salted digests remain, so verify still passes")
     if not receipt.purged:
         click.echo("the erased bytes are not yet purged from storage: run `chatledger purge`")
 
 
-COMMANDS = [export_command, import_group, fork, rebuild, erase]
+COMMANDS = [init, export_command, import_group, fork, rebuild, erase]

@@ -8,15 +8,17 @@ answers and the turn is appended to the log after. ``/history`` shows the sessio
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+import contextlib
+import io
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TextIO
 
 from chatledger.eventstore import ChatledgerError, EventStore, HumanMessage, SessionKey
 from chatledger.projections import ChatHistory
 from chatledger.runtime import RunnableWithMessageHistory
-from chatledger.tools._output import message_text, role_of, table
+from chatledger.tools._output import message_text, plural, role_of, safe, table
 
-__all__ = ["HELP", "make_model", "run_chat"]
+__all__ = ["HELP", "input_lines", "make_model", "run_chat"]
 
 Echo = Callable[..., None]
 
@@ -36,7 +38,8 @@ def make_model(*, base_url: str | None, model: str | None) -> Any:
 
         return OfflineChatModel()
     if not model:
-        raise ChatledgerError("--base-url needs --model NAME (the model the server serves)")
+        raise ChatledgerError("--base-url (or $OPENAI_BASE_URL) needs --model NAME (the model "
+                              "the server serves)")
     from chatledger.runtime.models import OpenAIChatModel
 
     return OpenAIChatModel(model=model, base_url=base_url)
@@ -47,7 +50,7 @@ def _show(store: EventStore, key: SessionKey, echo: Echo, version: int | None) -
         at, messages = store.load_history(key)
     else:
         at, messages = store.load_history_at(key, version=version)
-    echo(f"{key.stream_id} at version {at}: {len(messages)} messages")
+    echo(f"{key.stream_id} at version {at}: {plural(len(messages), 'message')}")
     if messages:
         echo(table(["#", "ROLE", "CONTENT"],
                    ([i, role_of(m), message_text(m)] for i, m in enumerate(messages, 1))))
@@ -66,6 +69,24 @@ def _command(line: str, store: EventStore, key: SessionKey, echo: Echo) -> bool:
     else:
         echo(f"unknown command {line!r}; {HELP}", err=True)
     return True
+
+
+def input_lines(stdin: TextIO, *, prompt: str) -> Iterator[str]:
+    """The lines typed: on a terminal through ``input`` with readline's line editing and
+    history; from a pipe as bytes decoded leniently, so no input can end the chat."""
+    if stdin.isatty():
+        with contextlib.suppress(ImportError):
+            import readline  # noqa: F401  (importing it gives input() line editing)
+        if isinstance(stdin, io.TextIOWrapper):
+            stdin.reconfigure(errors="replace")  # a stray byte typed must not end the chat
+        while True:
+            try:
+                yield input(prompt)
+            except EOFError:
+                return
+    else:
+        for raw in stdin.buffer:
+            yield raw.decode("utf-8", errors="replace")
 
 
 def run_chat(store: EventStore, key: SessionKey, model: Any, lines: Iterable[str], echo: Echo,
@@ -93,7 +114,7 @@ def run_chat(store: EventStore, key: SessionKey, model: Any, lines: Iterable[str
             echo("assistant> ", nl=False)
             try:
                 for chunk in chain.stream([HumanMessage(content=line)]):
-                    echo(chunk.text, nl=False)
+                    echo(safe(chunk.text, lines=True), nl=False)
                 echo("")
             except ChatledgerError as e:
                 failures += 1

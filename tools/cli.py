@@ -9,6 +9,7 @@ database or file), 1 for a check that ran and failed (``verify``, ``replay``,
 from __future__ import annotations
 
 import errno
+import re
 import sys
 import traceback
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from chatledger.tools import _audit, _read, _run, _write, serve
 from chatledger.tools._context import Ledger
 from chatledger.tools._logging import configure_logging, reset_logging
 
-__all__ = ["cli", "main"]
+__all__ = ["cli", "hoist_global_options", "main"]
 
 ERROR = 2
 
@@ -35,8 +36,61 @@ class Failure(click.ClickException):
         click.echo(f"Error: {self.format_message()}", err=True)
 
 
+# The group's own options, accepted after the subcommand too (``chatledger sessions --db x``),
+# as sqlite-utils and gh accept theirs: the value-taking ones, then the flags.
+_GLOBAL_WITH_VALUE = ("--db",)
+_GLOBAL_FLAGS = re.compile(r"-v+\Z|--verbose\Z|--log-json\Z|--debug\Z")
+
+
+def hoist_global_options(args: Sequence[str],
+                         value_options: frozenset[str] = frozenset()) -> list[str]:
+    """``args`` with the group's options moved in front of the subcommand.
+
+    Nothing past ``--`` moves, nor the value of one of the subcommand's own options
+    (``value_options``), so ``--out -v`` keeps ``-v`` as the file name.
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if arg in value_options and i + 1 < len(args):
+            rest.extend(args[i:i + 2])
+            i += 2
+            continue
+        if arg in _GLOBAL_WITH_VALUE and i + 1 < len(args):
+            front.extend(args[i:i + 2])
+            i += 2
+            continue
+        if arg.startswith(tuple(f"{o}=" for o in _GLOBAL_WITH_VALUE)) or _GLOBAL_FLAGS.match(arg):
+            front.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
+def _value_options(command: click.Command) -> frozenset[str]:
+    """Every option string of ``command`` (and of its subcommands) that takes a value."""
+    names: set[str] = set()
+    for param in command.params:
+        if isinstance(param, click.Option) and not param.is_flag and not param.count:
+            names.update(param.opts)
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            names |= _value_options(sub)
+    return frozenset(names)
+
+
 class LedgerGroup(click.Group):
     """A group whose errors are one line on stderr and never a traceback."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        taking = frozenset().union(*(_value_options(c) for c in self.commands.values()))
+        return super().parse_args(ctx, hoist_global_options(args, taking - {"--db"}))
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -91,13 +145,15 @@ def _os_message(e: OSError) -> str:
               help="Database: sqlite:///path.db or postgresql://… "
                    "[default: $CHATLEDGER_URL, else ./chatledger.db]")
 @click.option("--json", "as_json", is_flag=True, help="JSON output from every read command.")
+@click.option("--nl", "fmt", flag_value="nl", help="JSON lines from the table commands.")
+@click.option("--csv", "fmt", flag_value="csv", help="CSV from the table commands.")
 @click.option("-v", "--verbose", count=True, help="Log more: -v info, -vv debug (default: warnings).")
 @click.option("--log-json", is_flag=True, help="Log lines as JSON on stderr.")
 @click.option("--debug", is_flag=True, help="Show the traceback of an unexpected error.")
 @click.version_option(package_name="chatledger", prog_name="chatledger")
 @click.pass_context
-def cli(ctx: click.Context, url: str | None, as_json: bool, verbose: int, log_json: bool,
-        debug: bool) -> None:
+def cli(ctx: click.Context, url: str | None, as_json: bool, fmt: str | None, verbose: int,
+        log_json: bool, debug: bool) -> None:
     """chatledger: an event-sourced, auditable log of chat conversations.
 
     Keys are name=value pairs (user_id=123 conversation_id=1); a bare value means
@@ -105,7 +161,7 @@ def cli(ctx: click.Context, url: str | None, as_json: bool, verbose: int, log_js
     2 an error.
     """
     configure_logging(verbosity=verbose, as_json=log_json)
-    ledger = Ledger(url, as_json=as_json, debug=debug)
+    ledger = Ledger(url, as_json=as_json, debug=debug, fmt=fmt)
     ctx.obj = ledger
     ctx.call_on_close(ledger.close)
 

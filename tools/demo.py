@@ -24,7 +24,14 @@ from chatledger.runtime import (
     RunnableWithMessageHistory,
 )
 from chatledger.runtime.models import OfflineChatModel
-from chatledger.tools._output import event_summary, format_time, message_text, role_of, table
+from chatledger.tools._output import (
+    event_summary,
+    format_time,
+    message_text,
+    plural,
+    role_of,
+    table,
+)
 
 __all__ = ["run_demo"]
 
@@ -180,8 +187,8 @@ class _Demo:
                      "Every event carries a digest chained to the one before; verify "
                      "recomputes them all. (chatledger verify)")
         report = self.store.verify()
-        verdict = ("intact" if report.ok else f"{len(report.problems)} problems")
-        self.echo(f"  {verdict}: {report.events} events in {report.streams} sessions")
+        verdict = ("intact" if report.ok else plural(len(report.problems), "problem"))
+        self.echo(f"  {verdict}: {plural(report.events, 'event')} in {plural(report.streams, 'session')}")
         return report.ok
 
 

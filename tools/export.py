@@ -39,10 +39,10 @@ from chatledger.eventstore import (
     SessionInfo,
     SessionKey,
 )
-from chatledger.tools._files import atomic_path
+from chatledger.tools._files import atomic_path, open_output
 from chatledger.tools._finetune import InvalidExample, finetune_example
 from chatledger.tools._otel import otel_request, post_otlp, turn_spans
-from chatledger.tools._output import progress
+from chatledger.tools._output import plural, progress
 
 __all__ = ["FORMATS", "ExportRejected", "ExportSummary", "export"]
 
@@ -65,13 +65,15 @@ class ExportSummary(msgspec.Struct, frozen=True):
     spans: int = 0
 
 
-class ExportRejected(Exception):
+class ExportRejected(ChatledgerError):
     """A ``strict`` export met invalid conversations; nothing was written."""
 
     def __init__(self, summary: ExportSummary) -> None:
         self.summary = summary
-        super().__init__(f"{summary.skipped} conversations are not valid fine-tuning examples; "
-                         f"first: {summary.first_problem}; nothing was written")
+        verb = "is" if summary.skipped == 1 else "are"
+        super().__init__(f"{plural(summary.skipped, 'conversation')} {verb} not valid "
+                         f"fine-tuning examples; first: {summary.first_problem}; nothing was "
+                         "written")
 
 
 def export(store: EventStore, path: str, *, fmt: str, key_filter: dict[str, str],
@@ -176,7 +178,7 @@ class _Line(msgspec.Struct):
 def _write_jsonl(store: EventStore, tmp: str, path: str, streams: set[str] | None) -> ExportSummary:
     count = 0
     moment, stamp = None, ""
-    with open(tmp, "wb") as out:
+    with open_output(tmp) as out:
         for rec, index, message in _rows(store, streams):
             if rec.recorded_at != moment:  # one append shares one time: format it once
                 moment, stamp = rec.recorded_at, rec.recorded_at.isoformat()
@@ -193,7 +195,7 @@ def _write_openai(store: EventStore, tmp: str, path: str,
     # Counting costs a query, so only for a progress bar someone will see.
     total = int(store.stats().get("sessions", 0)) if sys.stderr.isatty() and not key_filter \
         else None
-    with open(tmp, "wb") as out, progress(_pages(store, key_filter), length=total,
+    with open_output(tmp) as out, progress(_pages(store, key_filter), length=total,
                                           label="exporting") as sessions:
         for info in sessions:
             _, history = store.load_history(info.key)
@@ -221,7 +223,7 @@ def _write_parquet(pa: Any, store: EventStore, tmp: str, path: str,
     ])
     count = 0
     batch: list[dict[str, Any]] = []
-    with pa.parquet.ParquetWriter(tmp, schema) as writer:
+    with open_output(tmp) as out, pa.parquet.ParquetWriter(out, schema) as writer:
         for rec, index, message in _rows(store, streams):
             batch.append({"stream_id": rec.stream_id, "key": _encode(_key_parts(rec.stream_id)).decode(),
                           "version": rec.version, "index": index, "position": rec.position,
@@ -248,6 +250,6 @@ def _write_otel(store: EventStore, tmp: str, path: str, key_filter: dict[str, st
             spans.append(span)
     if key_filter and not sessions:
         _matching_streams(store, key_filter)  # raises the export's usual NotFoundError
-    with open(tmp, "wb") as out:
+    with open_output(tmp) as out:
         out.write(_encode(otel_request(spans)))
     return ExportSummary("otel", path, conversations=sessions, messages=turns, spans=len(spans))

@@ -24,6 +24,7 @@ import sqlite3
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -36,6 +37,7 @@ from chatledger.eventstore import (
     NotFoundError,
     SessionKey,
     from_langchain_dict,
+    validate_events,
 )
 from chatledger.tools._output import progress
 
@@ -91,10 +93,17 @@ def _rows(conn: sqlite3.Connection, table: str, column: str) -> Iterator[tuple[i
     cursor = conn.execute(
         f'SELECT id, "{column}", message FROM "{table}" ORDER BY "{column}", id')
     for row_id, session_id, message in cursor:
+        if not isinstance(row_id, int) or isinstance(row_id, bool):
+            raise InvalidInputError(f"row id={row_id!r}: id is not an integer; nothing was "
+                                    "imported")
         if not isinstance(session_id, str):
             raise InvalidInputError(f"row id={row_id}: {column} is {session_id!r}, not text; "
                                     "nothing was imported")
-        yield int(row_id), session_id, message
+        yield row_id, session_id, message
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number (chatledger stores only finite numbers)")
 
 
 def _parse(row_id: int, session_id: str, message: object) -> MessageAppended:
@@ -102,9 +111,10 @@ def _parse(row_id: int, session_id: str, message: object) -> MessageAppended:
     if not isinstance(message, str):
         raise InvalidInputError(f"{where}: message is not text")
     try:
-        parsed: AnyMessage = from_langchain_dict(json.loads(message))  # type: ignore[assignment]
+        raw = json.loads(message, parse_constant=_no_constant)
+        parsed: AnyMessage = from_langchain_dict(raw)  # type: ignore[assignment]
         return MessageAppended(message=parsed)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, RecursionError) as e:
         raise InvalidInputError(f"{where}: {e}; nothing was imported") from e
 
 
@@ -123,9 +133,22 @@ def import_langchain_sqlite(store: EventStore, path: str, *, table: str = "messa
     try:
         _check_table(conn, path, table, session_column)
         total = int(conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])
+        seen: dict[str, int] = {}
         for row_id, session_id, message in _rows(conn, table, session_column):
             SessionKey(session_id=session_id)
-            _parse(row_id, session_id, message)
+            event = _parse(row_id, session_id, message)
+            try:
+                validate_events([event])
+            except InvalidInputError as e:
+                raise InvalidInputError(f"row id={row_id} (session {session_id!r}): {e}; "
+                                        "nothing was imported") from e
+            # A row repeated whole (same id, session and message) would make one event id
+            # twice; found here, before anything is written.
+            eid = event_id(source, table, session_id, row_id, message)
+            if eid in seen:
+                raise InvalidInputError(f"row id={row_id} (session {session_id!r}) appears "
+                                        "twice with the same message; nothing was imported")
+            seen[eid] = row_id
         return _load(store, conn, path, table, session_column, source, total)
     except sqlite3.Error as e:
         raise ChatledgerError(f"cannot read table {table!r} of {path!r}: {e}") from e

@@ -29,10 +29,12 @@ from chatledger.eventstore._append import (
 from chatledger.eventstore._errors import (
     ConcurrencyError,
     NotFoundError,
+    OutcomeUnknownError,
     StoreError,
 )
 from chatledger.eventstore._events import AnyEvent, Event, MessageRedacted
 from chatledger.eventstore._keys import SessionKey
+from chatledger.eventstore._log import get_logger
 from chatledger.eventstore._projection import (
     ChangeTags,
     DropVersion,
@@ -54,6 +56,7 @@ __all__ = [
     "Plan",
     "Query",
     "Writer",
+    "anotify",
     "append_plan",
     "apply_ops",
     "catch_up_plan",
@@ -63,7 +66,10 @@ __all__ = [
     "fast_append",
     "fast_result",
     "lock_key",
+    "lost_connection",
     "notice",
+    "notify",
+    "outcome_unknown",
     "project_plan",
     "rebuild_plan",
     "run_async",
@@ -323,19 +329,62 @@ def erase_plan(key: SessionKey, versions: Sequence[int] | None, reason: str, *,
 
 
 # -- drivers -------------------------------------------------------------------------------
+log = get_logger("chatledger.postgres")
+
+
 def notice(schema: str, result: object) -> Query | None:
     """The NOTIFY that wakes tailing readers after an append that wrote events.
 
-    It runs after COMMIT, in a transaction of its own (in the plan's pipeline, or as the next
-    statement after the one-call append): PostgreSQL serialises the commits of transactions
-    that notify, and a notification sent after the commit reaches every listener that could
-    have missed the events.
+    It runs after COMMIT, in a transaction of its own, once the COMMIT is confirmed:
+    PostgreSQL serialises the commits of transactions that notify, and a notification sent
+    after the commit reaches every listener that could have missed the events. It is best
+    effort (``notify``): tailing readers also wake on their timeout, and an append that
+    committed must never be reported as failed.
     """
     if isinstance(result, tuple) and result and isinstance(result[0], AppendResult):
         result = result[0]  # an erasure's (result, erased events)
     if isinstance(result, AppendResult) and result.positions and not result.duplicate:
         return Query(SQL.NOTIFY, (SQL.CHANNEL, f"{schema}:{result.positions[-1]}"))
     return None
+
+
+def lost_connection(conn: Any, e: BaseException) -> bool:
+    """True when ``e`` cut the connection (so a COMMIT sent may or may not have applied),
+    False for an error the server answered (its transaction was rolled back)."""
+    if not isinstance(e, psycopg.OperationalError):
+        return False
+    state = e.sqlstate
+    return bool(conn.broken or conn.closed or state is None or state.startswith(("08", "57P")))
+
+
+def outcome_unknown(e: BaseException) -> OutcomeUnknownError:
+    """The error for a connection lost once the append's COMMIT was on its way."""
+    return OutcomeUnknownError(
+        "the connection was lost after the append's COMMIT was sent, so it may or may not "
+        f"have been applied: retry with the same event_ids ({' '.join(str(e).split())})"
+    )
+
+
+def notify(conn: psycopg.Connection[Any], schema: str, result: object) -> None:
+    """Send the append's notification, best effort: a failure is logged, never raised."""
+    after = notice(schema, result)
+    if after is None:
+        return
+    try:
+        conn.execute(after.sql, after.params)
+    except psycopg.Error as e:
+        log.warning("notify_failed", error=" ".join(str(e).split()))
+
+
+async def anotify(conn: psycopg.AsyncConnection[Any], schema: str, result: object) -> None:
+    """``notify`` for an async connection."""
+    after = notice(schema, result)
+    if after is None:
+        return
+    try:
+        await conn.execute(after.sql, after.params)
+    except psycopg.Error as e:
+        log.warning("notify_failed", error=" ".join(str(e).split()))
 
 
 def _rollback(conn: psycopg.Connection[Any]) -> None:
@@ -348,10 +397,14 @@ def _rollback(conn: psycopg.Connection[Any]) -> None:
 def run_sync(conn: psycopg.Connection[Any], plan: Plan[T], schema: str = "") -> T:
     """Run a plan in one transaction on ``conn`` (autocommit), one pipeline sync per batch.
 
-    BEGIN travels with the first batch, COMMIT (and the notification) with the last writes:
-    a plain append is two round trips. Statements run on one cursor, except those whose rows
+    BEGIN travels with the first batch, COMMIT with the last writes: a plain append is two
+    round trips, then the notification. Statements run on one cursor, except those whose rows
     the plan reads back, which get their own.
+
+    Raises:
+        OutcomeUnknownError: The connection was lost once COMMIT had been sent.
     """
+    committing = False
     try:
         with conn.pipeline():
             cur = conn.cursor()
@@ -375,13 +428,14 @@ def run_sync(conn: psycopg.Connection[Any], plan: Plan[T], schema: str = "") -> 
                 except StopIteration as stop:
                     value: T = stop.value
                     break
+            committing = True
             cur.execute(SQL.COMMIT)
-            after = notice(schema, value)
-            if after is not None:
-                cur.execute(after.sql, after.params)
-    except BaseException:
+    except BaseException as e:
         _rollback(conn)
+        if committing and lost_connection(conn, e):
+            raise outcome_unknown(e) from e
         raise
+    notify(conn, schema, value)
     return value
 
 
@@ -391,7 +445,12 @@ async def _arollback(conn: psycopg.AsyncConnection[Any]) -> None:
 
 
 async def run_async(conn: psycopg.AsyncConnection[Any], plan: Plan[T], schema: str = "") -> T:
-    """``run_sync`` for an async connection."""
+    """``run_sync`` for an async connection.
+
+    Raises:
+        OutcomeUnknownError: The connection was lost once COMMIT had been sent.
+    """
+    committing = False
     try:
         async with conn.pipeline():
             cur = conn.cursor()
@@ -415,13 +474,14 @@ async def run_async(conn: psycopg.AsyncConnection[Any], plan: Plan[T], schema: s
                 except StopIteration as stop:
                     value: T = stop.value
                     break
+            committing = True
             await cur.execute(SQL.COMMIT)
-            after = notice(schema, value)
-            if after is not None:
-                await cur.execute(after.sql, after.params)
-    except BaseException:
+    except BaseException as e:
         await _arollback(conn)
+        if committing and lost_connection(conn, e):
+            raise outcome_unknown(e) from e
         raise
+    await anotify(conn, schema, value)
     return value
 
 
@@ -431,6 +491,7 @@ class PendingAppend(NamedTuple):
     n: int
     fast: Query | None
     plan: Plan[AppendResult]
+    event_ids: list[str]
 
 
 def expected_of(expected_version: int | None, actual: int) -> int:

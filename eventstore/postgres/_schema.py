@@ -19,7 +19,7 @@ from chatledger.eventstore._errors import StoreError
 from chatledger.eventstore.postgres import _sql as SQL
 from chatledger.eventstore.postgres._url import PostgresTarget
 
-__all__ = ["migrate"]
+__all__ = ["check", "migrate"]
 
 
 def _lock_key(schema: str) -> int:
@@ -49,6 +49,36 @@ def _applied(conn: psycopg.Connection[Any], where: str) -> int:
     return version
 
 
+def _schema_name(conn: psycopg.Connection[Any], target: PostgresTarget) -> str:
+    if target.schema is not None:
+        return target.schema
+    row = conn.execute(SQL.CURRENT_SCHEMA).fetchone()
+    if row is None or row[0] is None:
+        raise StoreError(f"{target.redacted!r}: the search_path names no existing schema; "
+                         "add ?schema=name to the URL")
+    return str(row[0])
+
+
+def check(conn: psycopg.Connection[Any], target: PostgresTarget) -> str:
+    """The schema's name, after checking that it holds a current ledger; reads only.
+
+    Raises:
+        StoreError: The schema does not exist, holds no chatledger tables (nothing is
+            created), holds foreign tables, or is at another schema version.
+    """
+    schema = _schema_name(conn, target)
+    where = f"schema {schema!r} of {target.redacted!r}"
+    if not conn.execute(SQL.SCHEMA_EXISTS, (schema,)).fetchone():
+        raise StoreError(f"{where} does not exist; nothing was created (check ?schema=)")
+    applied = _applied(conn, where)
+    if applied == 0:
+        raise StoreError(f"{where} holds no chatledger ledger; nothing was created")
+    if applied < SQL.SCHEMA_VERSION:
+        raise StoreError(f"{where} is at schema version {applied}; open it for writing once "
+                         f"to migrate it to version {SQL.SCHEMA_VERSION}")
+    return schema
+
+
 def migrate(conn: psycopg.Connection[Any], target: PostgresTarget) -> str:
     """Bring the schema to the current version; return the schema's name.
 
@@ -61,13 +91,7 @@ def migrate(conn: psycopg.Connection[Any], target: PostgresTarget) -> str:
             schema version.
         psycopg.Error: The database refused (e.g. no privilege to create tables).
     """
-    schema = target.schema
-    if schema is None:
-        row = conn.execute(SQL.CURRENT_SCHEMA).fetchone()
-        schema = row[0] if row else None
-        if schema is None:
-            raise StoreError(f"{target.redacted!r}: the search_path names no existing schema; "
-                             "add ?schema=name to the URL")
+    schema = _schema_name(conn, target)
     where = f"schema {schema!r} of {target.redacted!r}"
     if _applied(conn, where) == SQL.SCHEMA_VERSION:
         return schema

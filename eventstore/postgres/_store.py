@@ -23,6 +23,7 @@ from chatledger.eventstore._errors import (
     DuplicateEventError,
     InvalidInputError,
     NotFoundError,
+    OutcomeUnknownError,
     StoreError,
 )
 from chatledger.eventstore._events import Event, Record
@@ -56,6 +57,7 @@ from chatledger.eventstore.postgres._plans import (
     PendingAppend,
     Plan,
     Writer,
+    anotify,
     append_plan,
     catch_up_plan,
     empty_append,
@@ -63,13 +65,15 @@ from chatledger.eventstore.postgres._plans import (
     expected_of,
     fast_append,
     fast_result,
-    notice,
+    lost_connection,
+    notify,
+    outcome_unknown,
     rebuild_plan,
     run_async,
     run_sync,
 )
 from chatledger.eventstore.postgres._pools import AsyncPools
-from chatledger.eventstore.postgres._schema import migrate
+from chatledger.eventstore.postgres._schema import check, migrate
 from chatledger.eventstore.postgres._tail import asubscribe, check_tail, subscribe
 from chatledger.eventstore.postgres._url import PostgresTarget, parse_url, scrub
 
@@ -94,17 +98,22 @@ class PostgresStore(EventStore):
             before its WAL is flushed, and a server crash may lose the last ~600 ms of
             appends, never corrupt or reorder the log).
         projections: Keep the projections up to date in each append's transaction.
+        readonly: Check the schema without creating or migrating anything, and run every
+            transaction read-only (``default_transaction_read_only``).
 
     Raises:
         StoreError: The URL is malformed, the server cannot be reached, the login or database
-            is refused, or the schema cannot be created.
+            is refused, or the schema cannot be created; with ``readonly``, the schema does
+            not exist or holds no current ledger (nothing is created).
     """
 
-    def __init__(self, url: str, *, durability: str = "full", projections: bool = True) -> None:
+    def __init__(self, url: str, *, durability: str = "full", projections: bool = True,
+                 readonly: bool = False) -> None:
         self.url = url
         self.durability = durability
+        self.readonly = readonly
         self._projections = projections
-        self._target: PostgresTarget = parse_url(url, durability=durability)
+        self._target: PostgresTarget = parse_url(url, durability=durability, readonly=readonly)
         self._closed = False
         self._lock = threading.Lock()
         self.schema = self._setup()
@@ -116,7 +125,7 @@ class PostgresStore(EventStore):
         self._pool.open(wait=False)
         self._apools = AsyncPools(self._target.conninfo, max_size=self._target.pool_size,
                                   timeout=POOL_TIMEOUT_S)
-        if projections:
+        if projections and not readonly:
             try:
                 self.catch_up()
             except BaseException:
@@ -134,7 +143,7 @@ class PostgresStore(EventStore):
                              f"{scrub(self._target, e)}") from e
         with conn:
             try:
-                return migrate(conn, self._target)
+                return check(conn, self._target) if self.readonly else migrate(conn, self._target)
             except psycopg.Error as e:
                 raise StoreError(f"cannot set up the chatledger tables in "
                                  f"{self._target.redacted}: {scrub(self._target, e)}") from e
@@ -143,6 +152,10 @@ class PostgresStore(EventStore):
     def _check_open(self) -> None:
         if self._closed:
             raise StoreError(f"store {self._target.redacted!r} is closed")
+
+    def _check_writable(self) -> None:
+        if self.readonly:
+            raise StoreError(f"{self._target.redacted} is opened read-only; nothing was written")
 
     def _error(self, e: Exception, action: str) -> Exception:
         """The chatledger error for a driver error raised while doing ``action``."""
@@ -190,6 +203,7 @@ class PostgresStore(EventStore):
     def _append_args(self, key: KeyLike, events: Sequence[Event], expected_version: int | None,
                      event_ids: Sequence[str] | None,
                      meta: dict[str, Any] | None) -> tuple[SessionKey, PendingAppend | None]:
+        self._check_writable()
         key = SessionKey.coerce(key)
         check_version(expected_version, "expected_version")
         prepared, meta_text = prepare(events, event_ids, meta, limit=SQL.MAX_APPEND)
@@ -201,7 +215,7 @@ class PostgresStore(EventStore):
             schema=self.schema)
         plan = self._append_plan(key, prepared, meta_text, expected_version,
                                  event_ids is not None)
-        return key, PendingAppend(len(prepared), fast, plan)
+        return key, PendingAppend(len(prepared), fast, plan, [p.event_id for p in prepared])
 
     def _append_plan(self, key: SessionKey, prepared: Any, meta_text: str,
                      expected_version: int | None, check_ids: bool) -> Plan[AppendResult]:
@@ -216,11 +230,15 @@ class PostgresStore(EventStore):
         """One call of the server-side append when it applies, else the two-step plan."""
         if append.fast is not None:
             with self._connection("append") as conn:
-                row = conn.execute(append.fast.sql, append.fast.params).fetchone()
+                try:
+                    # One autocommit statement: its COMMIT is on its way as soon as it is sent.
+                    row = conn.execute(append.fast.sql, append.fast.params).fetchone()
+                except psycopg.Error as e:
+                    if lost_connection(conn, e):
+                        raise outcome_unknown(e) from e
+                    raise
                 result = fast_result(key.stream_id, append.n, expected_version, row)
-                after = notice(self.schema, result)
-                if after is not None:
-                    conn.execute(after.sql, after.params)
+                notify(conn, self.schema, result)
             if result is not None:
                 return result
         done: AppendResult = self._run("append", append.plan)
@@ -230,12 +248,15 @@ class PostgresStore(EventStore):
                            expected_version: int | None) -> AppendResult:
         if append.fast is not None:
             async with self._aconnection("append") as conn:
-                cur = await conn.execute(append.fast.sql, append.fast.params)
-                row = await cur.fetchone()
+                try:
+                    cur = await conn.execute(append.fast.sql, append.fast.params)
+                    row = await cur.fetchone()
+                except psycopg.Error as e:
+                    if lost_connection(conn, e):
+                        raise outcome_unknown(e) from e
+                    raise
                 result = fast_result(key.stream_id, append.n, expected_version, row)
-                after = notice(self.schema, result)
-                if after is not None:
-                    await conn.execute(after.sql, after.params)
+                await anotify(conn, self.schema, result)
             if result is not None:
                 return result
         async with self._aconnection("append") as conn:
@@ -270,6 +291,9 @@ class PostgresStore(EventStore):
             result = self._run_append(key, append, expected_version)
         except Duplicate as d:
             result = d.result
+        except OutcomeUnknownError as e:
+            raise OutcomeUnknownError(f"append to {key.stream_id!r} on {self._target.redacted}: "
+                                      f"{scrub(self._target, e)}", append.event_ids) from e
         except StoreError as e:
             if not self._lost_race(e):
                 raise
@@ -292,6 +316,9 @@ class PostgresStore(EventStore):
             result = await self._arun_append(key, append, expected_version)
         except Duplicate as d:
             result = d.result
+        except OutcomeUnknownError as e:
+            raise OutcomeUnknownError(f"append to {key.stream_id!r} on {self._target.redacted}: "
+                                      f"{scrub(self._target, e)}", append.event_ids) from e
         except StoreError as e:
             if not self._lost_race(e):
                 raise
@@ -434,6 +461,7 @@ class PostgresStore(EventStore):
 
     def _erase_one(self, key: SessionKey, versions: Sequence[int] | None,
                    reason: str) -> tuple[AppendResult, list[ErasedEvent]]:
+        self._check_writable()
         done: tuple[AppendResult, list[ErasedEvent]] = self._run("erase", erase_plan(
             key, versions, reason, project=self._projections, schema=self.schema))
         if logging_enabled():
@@ -530,6 +558,7 @@ class PostgresStore(EventStore):
         return n
 
     def rebuild(self, *, progress: Progress | None = None) -> int:
+        self._check_writable()
         n = int(self._run("rebuild", rebuild_plan(progress=progress)))
         if logging_enabled():
             log.info("projection_rebuilt", projection="history", events=n)

@@ -20,7 +20,7 @@ from psycopg import ProgrammingError
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from chatledger.eventstore._errors import StoreError
-from chatledger.eventstore._redact import redact_url
+from chatledger.eventstore._redact import SECRET_NAME, redact_url
 
 __all__ = ["PostgresTarget", "parse_url", "redact", "scrub"]
 
@@ -42,6 +42,7 @@ class PostgresTarget(msgspec.Struct, frozen=True):
         schema: The schema named by ``?schema=``, or None for the server's default path.
         pool_size: The most connections one pool may open.
         password: The password, only so that it can be scrubbed from error messages.
+        secrets: Every secret value of the URL (password, sslpassword, ...), likewise.
     """
 
     url: str
@@ -50,19 +51,21 @@ class PostgresTarget(msgspec.Struct, frozen=True):
     schema: str | None
     pool_size: int
     password: str | None
+    secrets: tuple[str, ...] = ()
 
 
 def redact(url: str) -> str:
-    """The URL without its password, wherever the password was given."""
+    """The URL without its secrets, wherever they were given."""
     return _QUERY_PASSWORD.sub(r"\1***", redact_url(url))
 
 
-def parse_url(url: str, *, durability: str = "full") -> PostgresTarget:
+def parse_url(url: str, *, durability: str = "full", readonly: bool = False) -> PostgresTarget:
     """Parse a PostgreSQL URL and build the connection string the store uses.
 
     Args:
         url: ``postgresql://...`` or ``postgres://...``.
         durability: ``"fast"`` adds ``synchronous_commit=off`` to every connection.
+        readonly: Add ``default_transaction_read_only=on`` to every connection.
 
     Raises:
         StoreError: The URL is malformed, or ``schema``/``pool_size`` is invalid.
@@ -112,6 +115,8 @@ def parse_url(url: str, *, durability: str = "full") -> PostgresTarget:
         options.append(f"-c search_path={schema}")
     if durability == "fast":
         options.append("-c synchronous_commit=off")
+    if readonly:
+        options.append("-c default_transaction_read_only=on")
     if any(options):
         params["options"] = " ".join(o for o in options if o)
     params.setdefault("application_name", "chatledger")
@@ -119,6 +124,9 @@ def parse_url(url: str, *, durability: str = "full") -> PostgresTarget:
     return PostgresTarget(
         url=url, redacted=redacted, conninfo=make_conninfo("", **params), schema=schema,
         pool_size=pool_size, password=str(password) if password else None,
+        secrets=tuple(sorted({str(v) for k, v in params.items()
+                              if SECRET_NAME.search(k) and v and len(str(v)) >= 3},
+                             key=len, reverse=True)),
     )
 
 
@@ -127,4 +135,6 @@ def scrub(target: PostgresTarget, text: object) -> str:
     out = " ".join(str(text).split())  # libpq's multi-line messages become one line
     if target.password and len(target.password) >= 3:
         out = out.replace(target.password, "***")
+    for secret in target.secrets:
+        out = out.replace(secret, "***")
     return out

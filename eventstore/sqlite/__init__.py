@@ -6,6 +6,7 @@ Its SQL lives in ``_sql``; the shared definitions of the append, the projection 
 
 from __future__ import annotations
 
-from chatledger.eventstore.sqlite._store import SQLiteStore, sqlite_path
+from chatledger.eventstore.sqlite._opening import sqlite_path
+from chatledger.eventstore.sqlite._store import SQLiteStore
 
 __all__ = ["SQLiteStore", "sqlite_path"]

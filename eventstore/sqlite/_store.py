@@ -27,7 +27,6 @@ from chatledger.eventstore._append import (
     stamp,
 )
 from chatledger.eventstore._errors import (
-    ChatledgerError,
     ConcurrencyError,
     DuplicateEventError,
     InvalidInputError,
@@ -72,31 +71,21 @@ from chatledger.eventstore._verify import (
     verify_log,
 )
 from chatledger.eventstore.sqlite import _sql as SQL
+from chatledger.eventstore.sqlite._opening import (
+    BUSY_TIMEOUT_MS,
+    Opened,
+    create_file,
+    describe,
+    empty_ledger,
+    open_file,
+    open_memory,
+    rollback,
+    sqlite_path,
+)
 
-__all__ = ["SQLiteStore", "sqlite_path"]
+__all__ = ["SQLiteStore"]
 
 log = get_logger("chatledger.sqlite")
-
-BUSY_TIMEOUT_MS = 30_000
-PAGE_SIZE = 4096
-_MISSING = object()
-
-
-def sqlite_path(url: str) -> str:
-    """The file path (or ``:memory:``) a SQLite URL points at.
-
-    Raises:
-        StoreError: The URL has no path.
-    """
-    if "://" not in url:
-        path = url
-    else:
-        rest = url.split("://", 1)[1]
-        path = rest[1:] if rest.startswith("/") else rest
-    if not path:
-        raise StoreError(f"SQLite URL {url!r} names no file: use sqlite:///path.db")
-    return path
-
 
 def counter_problems(last: int | None, checkpoint: int | None) -> list[Problem]:
     """What is wrong with the position counter and the projection's checkpoint, if anything."""
@@ -109,77 +98,71 @@ def counter_problems(last: int | None, checkpoint: int | None) -> list[Problem]:
     return []
 
 
-class SQLiteStore(EventStore):
-    """The event store on one SQLite file (or in memory)."""
 
-    def __init__(self, url: str, *, durability: str = "full", projections: bool = True) -> None:
+
+class SQLiteStore(EventStore):
+    """The event store on one SQLite file (or in memory).
+
+    Opening never writes. A missing file is created by the first append (or at once with
+    ``create=True``); until then reads see an empty ledger. ``readonly=True`` opens the file
+    with ``mode=ro`` (and ``immutable=1`` when the file or its folder cannot be written, as
+    on an auditor's read-only copy), so reads take no write lock and leave it byte-identical.
+    A file that is not a chatledger ledger (empty, or other tables) is refused untouched.
+    """
+
+    def __init__(self, url: str, *, durability: str = "full", projections: bool = True,
+                 readonly: bool = False, create: bool = False) -> None:
         self.url = url
         self.path = sqlite_path(url)
         self.durability = durability
+        self.readonly = readonly
         self._projections = projections
         self._lock = threading.RLock()
         self._closed = False
-        memory = self.path == ":memory:"
-        if not memory:
-            parent = os.path.dirname(os.path.abspath(self.path))
-            if not os.path.isdir(parent):
-                raise StoreError(f"cannot open SQLite database {self.path!r}: "
-                                 f"directory {parent!r} does not exist")
-        try:
-            self._conn = sqlite3.connect(self.path, isolation_level=None,
-                                         check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
-        except sqlite3.Error as e:
-            raise StoreError(f"cannot open SQLite database {self.path!r}: {e}") from e
-        try:
-            self._setup(memory)
-        except sqlite3.Error as e:
-            self._conn.close()
-            raise StoreError(f"cannot use {self.path!r} as a chatledger database: {e}") from e
-        except ChatledgerError:
-            self._conn.close()
-            raise
-        if projections:
-            self.catch_up()
+        self._conn: sqlite3.Connection | None = None
+        self._empty: sqlite3.Connection | None = None
+        if self.path == ":memory:":
+            self._conn = open_memory(durability).conn
+            return
+        parent = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(parent):
+            raise StoreError(f"cannot open SQLite database {self.path!r}: "
+                             f"directory {parent!r} does not exist")
+        if os.path.exists(self.path):
+            self._adopt(open_file(self.path, readonly=readonly, create=create,
+                                  durability=durability))
+        elif readonly:
+            raise NotFoundError(f"no chatledger database at {self.path!r}")
+        elif create:
+            self._adopt(create_file(self.path, durability))
+        if projections and self._conn is not None:
+            if not self.readonly:
+                self.catch_up()
+            elif self._read(lambda conn: len(set(conn.execute(SQL.BOTH_POSITIONS).fetchone()))) > 1:
+                # Behind the log (a projections=False load): history reads must catch up,
+                # which a read-only store cannot, so they say so instead of serving stale rows.
+                self._projections = False
 
-    def _setup(self, memory: bool) -> None:
-        conn = self._conn
-        # Everything up to the schema check only reads, so a file that is not SQLite ("file
-        # is not a database" on this first read) or not chatledger's is left untouched.
-        fresh = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        version = None
-        if conn.execute(SQL.HAS_TABLE, ("chatledger_meta",)).fetchone():
-            row = conn.execute(SQL.GET_META, ("schema_version",)).fetchone()
-            version = int(row[0]) if row else None
-        elif conn.execute(SQL.HAS_TABLE, ("events",)).fetchone():
-            raise StoreError(f"{self.path!r} has an 'events' table that is not chatledger's")
-        if version is not None and version > SQL.SCHEMA_VERSION:
-            raise StoreError(f"{self.path!r} has schema version {version}; this chatledger "
-                             f"knows up to {SQL.SCHEMA_VERSION}: upgrade chatledger")
-        if fresh:
-            # Settable only before the first table; 4 KiB keeps typical messages (up to ~1 KB)
-            # inside their b-tree pages instead of overflow pages.
-            conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
-        if not memory:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                raise StoreError(f"{self.path!r}: cannot switch to WAL mode (got {mode})")
-        sync = "FULL" if self.durability == "full" else "NORMAL"
-        conn.execute(f"PRAGMA synchronous = {sync}")
-        # Erased payloads must not linger in freed pages.
-        conn.execute("PRAGMA secure_delete = ON")
-        conn.execute(SQL.BEGIN_WRITE)
-        try:
-            if version == 1:
-                for statement in SQL.statements(SQL.MIGRATE_TO_2):
-                    conn.execute(statement)
-            for statement in SQL.statements(SQL.SCHEMA):
-                conn.execute(statement)
-            conn.execute(SQL.SET_META, ("schema_version", str(SQL.SCHEMA_VERSION)))
-            conn.execute(SQL.COMMIT)
-        except BaseException:
-            conn.execute(SQL.ROLLBACK)
-            raise
+    def _adopt(self, opened: Opened) -> None:
+        self._conn = opened.conn
+        # A file this process cannot write opens read-only: writes then say so.
+        self.readonly = self.readonly or opened.readonly
+
+    def _connection(self, *, write: bool) -> sqlite3.Connection:
+        """The file's connection; before the file exists, an empty in-memory ledger for reads
+        (or, for a write, the newly made file)."""
+        if self._conn is None:
+            if write:
+                self._adopt(create_file(self.path, self.durability))
+            elif os.path.exists(self.path):
+                self._adopt(open_file(self.path, readonly=self.readonly, create=False,
+                                      durability=self.durability))
+            else:
+                if self._empty is None:
+                    self._empty = empty_ledger()
+                return self._empty
+        assert self._conn is not None
+        return self._conn
 
     @property
     def db(self) -> Any:
@@ -191,7 +174,8 @@ class SQLiteStore(EventStore):
         """
         import sqlite_utils
 
-        return sqlite_utils.Database(self._conn)
+        with self._lock:
+            return sqlite_utils.Database(self._connection(write=False))
 
     # -- plumbing --------------------------------------------------------------------------
     def _check_open(self) -> None:
@@ -202,21 +186,28 @@ class SQLiteStore(EventStore):
         """Run ``fn(conn)`` in one write transaction; roll back on any error."""
         self._check_open()
         with self._lock:
-            conn = self._conn
+            if self.readonly:
+                raise StoreError(f"{self.path!r} is opened read-only (or is on read-only "
+                                 "media); nothing was written")
+            conn = self._connection(write=True)
             try:
                 conn.execute(SQL.BEGIN_WRITE)
             except sqlite3.Error as e:
-                raise StoreError(f"cannot start a write on {self.path!r}: {e}") from e
+                raise StoreError(f"cannot start a write on {self.path!r}: {describe(e)}; "
+                                 "nothing was written") from e
             try:
                 result = fn(conn)
                 conn.execute(SQL.COMMIT)
             except BaseException as e:
-                if conn.in_transaction:
-                    conn.execute(SQL.ROLLBACK)
+                rollback(conn)
                 if isinstance(e, sqlite3.IntegrityError) and "event_id" in str(e):
                     raise DuplicateEventError(f"an event id is already stored: {e}") from e
                 if isinstance(e, sqlite3.Error):
-                    raise StoreError(f"write to {self.path!r} failed, nothing was written: {e}") from e
+                    raise StoreError(f"write to {self.path!r} failed, nothing was written: "
+                                     f"{describe(e)}") from e
+                if isinstance(e, RecursionError):
+                    raise InvalidInputError("the append is nested too deeply to store; "
+                                            "nothing was written") from e
                 raise
             return result
 
@@ -224,8 +215,8 @@ class SQLiteStore(EventStore):
         """Run ``fn(conn)`` in one read transaction, so multi-statement reads are consistent."""
         self._check_open()
         with self._lock:
-            conn = self._conn
             try:
+                conn = self._connection(write=False)
                 conn.execute(SQL.BEGIN_READ)
                 try:
                     return fn(conn)
@@ -233,7 +224,7 @@ class SQLiteStore(EventStore):
                     if conn.in_transaction:
                         conn.execute(SQL.COMMIT)
             except sqlite3.Error as e:
-                raise StoreError(f"read from {self.path!r} failed: {e}") from e
+                raise StoreError(f"read from {self.path!r} failed: {describe(e)}") from e
 
     # -- the log ---------------------------------------------------------------------------
     def append(
@@ -370,9 +361,21 @@ class SQLiteStore(EventStore):
         last, checkpoint = self._read(lambda conn: conn.execute(SQL.BOTH_POSITIONS).fetchone())
         if last == checkpoint:
             return 0
+        if self.readonly:
+            raise StoreError(f"the projections of {self.path!r} are behind the log; open it "
+                             "for writing once to bring them up to date")
         return int(self._write(run))
 
+    def _no_file_yet(self) -> bool:
+        """True before a new path's first append: nothing to rebuild or erase, and neither
+        may create the file."""
+        with self._lock:
+            return self._conn is None and not os.path.exists(self.path)
+
     def rebuild(self, *, progress: Progress | None = None) -> int:
+        if self._no_file_yet():
+            return 0
+
         def run(conn: sqlite3.Connection) -> int:
             for statement in SQL.statements(SQL.RESET_PROJECTION):
                 conn.execute(statement)
@@ -496,6 +499,8 @@ class SQLiteStore(EventStore):
     def _erase_one(self, key: SessionKey, versions: Sequence[int] | None,
                    reason: str) -> tuple[AppendResult, list[ErasedEvent]]:
         sid = key.stream_id
+        if self._no_file_yet():
+            raise NotFoundError(f"no session {sid!r}")
 
         def run(conn: sqlite3.Connection) -> tuple[AppendResult, list[ErasedEvent]]:
             head = conn.execute(SQL.STREAM_VERSION, (sid,)).fetchone()
@@ -531,10 +536,12 @@ class SQLiteStore(EventStore):
             StoreError: The checkpoint failed for another reason.
         """
         self._check_open()
-        if self.path == ":memory:":
+        if self.path == ":memory:" or self._no_file_yet():
             return True
         with self._lock:
-            conn = self._conn
+            if self.readonly:
+                raise StoreError(f"{self.path!r} is opened read-only; purge writes to it")
+            conn = self._connection(write=True)
             try:
                 conn.execute("PRAGMA busy_timeout = 0")
                 try:
@@ -592,7 +599,8 @@ class SQLiteStore(EventStore):
 
     def stats(self) -> dict[str, Any]:
         sessions, events, messages = self._read(lambda conn: conn.execute(SQL.STATS).fetchone())
-        size = 0 if self.path == ":memory:" else os.path.getsize(self.path)
+        size = os.path.getsize(self.path) if self.path != ":memory:" and \
+            os.path.exists(self.path) else 0
         with self._lock:
             rows = {name: self.db[name].count for name in SQL.TABLES}
         return {"backend": "sqlite", "path": self.path, "sessions": sessions, "events": events,
@@ -603,5 +611,8 @@ class SQLiteStore(EventStore):
         with self._lock:
             if not self._closed:
                 self._closed = True
-                self._conn.close()
+                for conn in (self._conn, self._empty):
+                    if conn is not None:
+                        conn.close()
+
 

@@ -25,7 +25,7 @@ import sys, time
 from chatledger.eventstore import HumanMessage, MessageAppended, open_store
 
 url, durability, batch, size, hold = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:6])
-store = open_store(url, durability=durability)
+store = open_store(url, durability=durability, create=True)
 committed = 0
 inserts = 0
 

@@ -299,7 +299,8 @@ def writable_despite_mode(directory: Path) -> bool:
 
 
 def test_unwritable_location_raises(tmp_path: Path) -> None:
-    """A database path that cannot be created raises StoreError naming the path."""
+    """A database path that cannot be created raises StoreError naming the path on the first
+    append (opening alone creates nothing)."""
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
@@ -308,8 +309,11 @@ def test_unwritable_location_raises(tmp_path: Path) -> None:
             path = Path("/proc/chatledger-test.db")
         else:
             path = locked / "log.db"
+        store = open_store(f"sqlite:///{path}")
+        assert store.read("s") == []
         with pytest.raises(StoreError, match=re.escape(str(path))):
-            open_store(f"sqlite:///{path}")
+            store.append("s", [MessageAppended(message=HumanMessage("hi"))])
+        assert not path.exists()
     finally:
         locked.chmod(0o700)
 

@@ -103,9 +103,10 @@ def test_design_example_block_runs_line_for_line(
 
     store = open_store("sqlite:///memory.db")
     try:
-        assert (tmp_path / "memory.db").exists()
+        assert not (tmp_path / "memory.db").exists()  # opening never writes
         key = SessionKey(user_id="123", conversation_id="1")
         store.append(key, [MessageAppended(message=HumanMessage(content="hi"))], expected_version=0)
+        assert (tmp_path / "memory.db").exists()  # the first append creates the ledger
         records = store.read(key)
         assert len(records) == 1
         for rec in records:

@@ -81,7 +81,7 @@ def test_jsonl_filters_by_key_parts_and_includes_forks_and_cleared_messages(
     ChatHistory(BOB, store).fork(SessionKey(session_id="bob2"))
     store.append(BOB, [HistoryCleared()])
     out = tmp_path / "bob.jsonl"
-    run(["--db", db, "export", "--format", "jsonl", "--out", str(out), "bob"])
+    run(["--db", db, "export", "--format", "jsonl", "--out", str(out), "session_id=bob"])
     lines = read_jsonl(out)
     assert [line["message"]["content"] for line in lines] == ["hi im bob!",
                                                               "Nice to meet you, Bob!"]
@@ -114,7 +114,7 @@ def test_openai_export_skips_and_reports_invalid_conversations(
     out = tmp_path / "train.jsonl"
     result = run(["--db", db, "export", "--format", "openai", "--out", str(out)])
     assert result.exit_code == 0
-    assert "skipped 1 conversations" in result.stderr
+    assert "skipped 1 conversation " in result.stderr
     assert "session_id=lonely: no assistant message" in result.stderr
     assert len(read_jsonl(out)) == 2
 
@@ -127,7 +127,7 @@ def test_strict_openai_export_fails_and_writes_nothing(db: str, tmp_path: Path,
     before = sorted(os.listdir(tmp_path))
     result = run(["--db", db, "export", "--format", "openai", "--out", str(out), "--strict"])
     assert result.exit_code == 1
-    assert "1 conversations are not valid" in result.stderr
+    assert "1 conversation is not valid" in result.stderr
     assert "nothing was written" in result.stderr
     assert sorted(os.listdir(tmp_path)) == before
 

@@ -64,7 +64,7 @@ def test_erase_scrubs_content_and_verify_still_passes(db: str, store: EventStore
     result = run(["--db", db, "erase", "user_id=123", "conversation_id=1", "--version", "2",
                   "--yes", "--reason", "GDPR request"])
     assert result.exit_code == 0, result.output
-    assert "erased 1 events" in result.stdout
+    assert "erased 1 event of" in result.stdout
     records = store.read(ALICE)
     assert isinstance(records[1].event, PayloadErased)
     assert records[-1].type == "message_redacted"

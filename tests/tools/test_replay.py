@@ -69,7 +69,7 @@ def test_a_changed_prompt_shows_in_the_request_diff(app: tuple[str, Path]) -> No
     assert result.exit_code == 1, result.output
     assert "-  system: You're an assistant who speaks in italian." in result.stdout
     assert "+  system: You speak italian, briefly." in result.stdout
-    assert "0 of 1 runs replayed the same" in result.stdout
+    assert "0 of 1 run replayed the same" in result.stdout
 
 
 def test_json_reports_turns_and_diffs(app: tuple[str, Path]) -> None:

@@ -1,0 +1,187 @@
+"""Outcomes that never lie, under injected faults: a committed append is a success whatever
+happens after its COMMIT; a lost COMMIT is OutcomeUnknownError and a retry with its event ids
+stores the events once; a full disk or read-only medium is named, writes nothing, and the store
+works again once the cause is gone."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from chatledger.eventstore import (
+    HumanMessage,
+    MessageAppended,
+    OutcomeUnknownError,
+    StoreError,
+    open_store,
+)
+from chatledger.eventstore.postgres import _plans, _store
+from chatledger.eventstore.postgres._plans import Query
+
+HI = [MessageAppended(message=HumanMessage("hi"))]
+KILL_MYSELF = "SELECT pg_terminate_backend(pg_backend_pid())"
+
+
+REAL_NOTICE = _plans.notice
+
+
+def kill_after_commit(schema: str, result: object) -> Query | None:
+    """In place of the NOTIFY: the server ends this very connection, after the COMMIT."""
+    return None if REAL_NOTICE(schema, result) is None else Query(KILL_MYSELF, None)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("path", ["one-call", "plan"])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_connection_cut_after_commit_still_returns_success(
+        pg: Any, monkeypatch: pytest.MonkeyPatch, path: str, mode: str) -> None:
+    """The connection terminated at the post-commit step (the notification) does not fail the
+    append: it returns its result, logs the lost notification, and the events are stored once."""
+    if path == "one-call":
+        pg.append("s", HI)  # an existing session without given ids takes the one-call path
+    before = pg.version("s")
+    monkeypatch.setattr(_plans, "notice", kill_after_commit)
+    with capture_logs() as logs:
+        result = pg.append("s", HI) if mode == "sync" else asyncio.run(pg.aappend("s", HI))
+    assert result.version == before + 1
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["notify_failed"]
+    monkeypatch.undo()
+    assert [r.version for r in pg.read("s")] == list(range(1, before + 2))
+    assert pg.append("s", HI).version == before + 2  # the pool replaced the dead connection
+
+
+@pytest.mark.postgres
+def test_a_connection_cut_during_the_commit_is_outcome_unknown_and_a_retry_stores_once(
+        pg: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connection lost while the one-call append (its own COMMIT) runs raises
+    OutcomeUnknownError carrying the event ids; retrying with them stores the events once."""
+    pg.append("s", HI)
+    real = _store.fast_append
+
+    def dying(*args: Any, **kwargs: Any) -> Query | None:
+        query = real(*args, **kwargs)
+        assert query is not None
+        return Query(KILL_MYSELF, None)
+
+    monkeypatch.setattr(_store, "fast_append", dying)
+    with pytest.raises(OutcomeUnknownError, match="retry with the same event_ids") as info:
+        pg.append("s", HI)
+    monkeypatch.undo()
+    assert isinstance(info.value, StoreError) and len(info.value.event_ids) == 1
+    for _ in range(2):
+        retry = pg.append("s", HI, event_ids=info.value.event_ids)
+        assert retry.version == 2
+    assert [r.event_id for r in pg.read("s")][1:] == info.value.event_ids
+
+
+@pytest.mark.postgres
+def test_a_server_error_at_commit_is_a_plain_store_error(pg: Any) -> None:
+    """An error the server answers (here a clashing event id) is not OutcomeUnknownError:
+    nothing was written."""
+    eid = str(uuid.uuid4())
+    pg.append("a", HI, event_ids=[eid])
+    with pytest.raises(Exception) as info:
+        pg.append("b", HI, event_ids=[eid])
+    assert not isinstance(info.value, OutcomeUnknownError)
+    assert pg.version("b") == 0
+
+
+# -- a real full disk and a real read-only medium (tmpfs; root only) ----------------------
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs mounted at a fresh folder, unmounted after the test."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs to fill needs root; run the suite as root (CI "
+                    "does) to test a full disk")
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()}): no full-disk test")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(folder: Path) -> Path:
+    """Fill the file system of ``folder`` to the last byte; return the filler file."""
+    filler = folder / "filler"
+    with open(filler, "wb", buffering=0) as f:
+        for chunk in (65536, 4096, 1):
+            try:
+                while f.write(b"\0" * chunk):
+                    pass
+            except OSError:
+                pass
+    return filler
+
+
+def test_a_full_disk_is_named_writes_nothing_and_the_store_recovers(small_disk: Path) -> None:
+    """On a full disk an append raises StoreError saying so and writes nothing; reopening works
+    (no "cannot rollback" masking the cause), and once space is freed appends work again."""
+    url = f"sqlite:///{small_disk / 'log.db'}"
+    store = open_store(url)
+    store.append("s", HI)
+    filler = fill(small_disk)
+    big = [MessageAppended(message=HumanMessage("x" * 200_000))]
+    with pytest.raises(StoreError, match=r"disk is full|I/O error") as info:
+        for _ in range(50):
+            store.append("s", big)
+    assert "cannot rollback" not in str(info.value)
+    full_version = store.version("s")
+    store.close()
+    again = open_store(url)
+    assert again.version("s") == full_version
+    assert again.verify().ok
+    filler.unlink()
+    assert again.append("s", HI).version == full_version + 1
+    assert again.verify().ok
+    again.close()
+
+
+def test_read_only_media_are_named_and_reads_still_work(small_disk: Path) -> None:
+    """On a file system remounted read-only, reads and verify work and an append raises
+    StoreError naming the read-only medium."""
+    url = f"sqlite:///{small_disk / 'log.db'}"
+    with open_store(url) as store:
+        store.append("s", HI)
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    with open_store(url) as store:
+        assert store.verify().ok and store.version("s") == 1
+        with pytest.raises(StoreError, match="read-only"):
+            store.append("s", HI)
+        assert store.version("s") == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_connection_cut_at_the_plans_commit_is_outcome_unknown(
+        pg: Any, monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    """The two-step append losing its connection at COMMIT raises OutcomeUnknownError; a retry
+    with the given event ids then stores the events exactly once."""
+    from chatledger.eventstore.postgres import _sql
+
+    ids = [str(uuid.uuid4()), str(uuid.uuid4())]
+    events = [MessageAppended(message=HumanMessage("a")), MessageAppended(message=HumanMessage("b"))]
+    monkeypatch.setattr(_sql, "COMMIT", KILL_MYSELF)
+    with pytest.raises(OutcomeUnknownError) as info:
+        if mode == "sync":
+            pg.append("new", events, event_ids=ids)
+        else:
+            asyncio.run(pg.aappend("new", events, event_ids=ids))
+    monkeypatch.undo()
+    assert info.value.event_ids == ids
+    first = pg.append("new", events, event_ids=info.value.event_ids)
+    again = pg.append("new", events, event_ids=info.value.event_ids)
+    assert (first.version, again.version, again.duplicate) == (2, 2, True)
+    assert [r.event_id for r in pg.read("new")] == ids
