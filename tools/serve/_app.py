@@ -30,6 +30,7 @@ from chatledger.eventstore import (
     ChatledgerError,
     InvalidInputError,
     InvalidKeyError,
+    ModelCalled,
     NotFoundError,
     Problem,
     Record,
@@ -38,10 +39,11 @@ from chatledger.eventstore import (
     VerifyReport,
 )
 from chatledger.eventstore import Message as ChatMessage
+from chatledger.projections import recorded_turns, resolve_call
 from chatledger.tools._keys import parse_parts
 from chatledger.tools.serve._forks import ForkIndex
 from chatledger.tools.serve._heads import MAX_HEAD_BYTES, check_against_head, heads_supported
-from chatledger.tools.serve._views import chat_items, message_view, pretty_json
+from chatledger.tools.serve._views import Resolver, chat_items, message_view, pretty_json
 
 __all__ = ["CHAT_PAGE", "HISTORY_PAGE", "LOG_PAGE", "SESSIONS_PAGE", "LedgerReader", "create_app"]
 
@@ -224,7 +226,8 @@ class _Pages:
             until = min(_int(request, "until", version) or 0, version)
             start = max(0, until - CHAT_PAGE)
             records = self.store.read(key, after_version=start, until_version=until)
-            context.update(items=chat_items(records), start=start, until=until,
+            context.update(items=chat_items(records, self._resolver(key, records)),
+                           start=start, until=until,
                            earlier=start if start > 0 else None,
                            later=min(until + CHAT_PAGE, version) if until < version else None)
         else:
@@ -235,6 +238,23 @@ class _Pages:
                 offset=offset, earlier=max(0, offset - HISTORY_PAGE) if offset > 0 else None,
                 later=min(offset + HISTORY_PAGE, last) if offset < last else None)
         return self.render(request, "session.html", **context)
+
+    def _resolver(self, key: SessionKey, records: Sequence[Record]) -> Resolver:
+        """Resolves the model calls of a page: the turn's messages from the page, the history
+        the run read from the store (once per history version)."""
+        turns = {t.run.run_id: t for t in recorded_turns(records)}
+        histories: dict[int, list[ChatMessage]] = {}
+
+        def resolve(call: Any) -> tuple[list[ChatMessage], ChatMessage | None] | None:
+            turn = turns.get(getattr(call, "run_id", ""))
+            if not isinstance(call, ModelCalled) or turn is None:
+                return None
+            at = turn.run.history_version
+            if at not in histories:
+                histories[at] = self.store.load_history_at(key, version=at)[1]
+            request, response, _ = resolve_call(call, histories[at], turn)
+            return request, response
+        return resolve
 
     def log(self, request: Request) -> Response:
         key = _key(request)

@@ -8,7 +8,7 @@ and the templates only lay the values out.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Union
 
@@ -39,6 +39,7 @@ __all__ = [
     "RunView",
     "ToolCallView",
     "chat_items",
+    "Resolver",
     "model_call_view",
     "message_view",
     "pretty_json",
@@ -197,19 +198,30 @@ _CALL_FIELDS = ("provider", "model", "finish_reason", "response_id", "latency_ms
                 "usage")
 
 
-def model_call_view(event: Any) -> ModelCallView:
+Resolver = Callable[[Any], "tuple[list[Message], Message | None] | None"]
+"""Gives a model call's request and response with the messages it shares with its turn
+(stored once, referred to by the call) put back; None when they cannot be found."""
+
+
+def model_call_view(event: Any, resolve: Resolver | None = None) -> ModelCallView:
     """Render one model-call event (any event linked to a run by ``run_id``).
 
     Known fields come first, in a fixed order, then every other field as JSON; request and
-    response messages render as chat messages when they are messages. Extend this function as
-    model-call events grow fields; unknown fields are never dropped.
+    response messages render as chat messages when they are messages, references to the
+    turn's messages resolved through ``resolve``. Extend this function as model-call events
+    grow fields; unknown fields are never dropped.
     """
     data = msgspec.to_builtins(event, enc_hook=repr)
     data = data if isinstance(data, dict) else {"value": data}
     data.pop("type", None)
     data.pop("run_id", None)
-    request = _messages(getattr(event, "request", None) or getattr(event, "messages", None))
-    response = _messages(getattr(event, "response", None))
+    resolved = resolve(event) if resolve is not None else None
+    if resolved is not None:
+        request = [message_view(m) for m in resolved[0]]
+        response = [] if resolved[1] is None else [message_view(resolved[1])]
+    else:
+        request = _messages(getattr(event, "request", None) or getattr(event, "messages", None))
+        response = _messages(getattr(event, "response", None))
     if request:
         data.pop("request", None)
         data.pop("messages", None)
@@ -243,7 +255,7 @@ def _linked_run(event: Any) -> str | None:
     return run_id if isinstance(run_id, str) else None
 
 
-def chat_items(records: Sequence[Record]) -> list[Item]:
+def chat_items(records: Sequence[Record], resolve: Resolver | None = None) -> list[Item]:
     """The chat for a slice of a stream: one item per event, model calls inside their run.
 
     A model call whose run is not in ``records`` (a page boundary falls between them) is shown
@@ -254,7 +266,7 @@ def chat_items(records: Sequence[Record]) -> list[Item]:
     for rec in records:
         run_id = _linked_run(rec.event)
         if run_id is not None and run_id in runs_here:
-            calls.setdefault(run_id, []).append(model_call_view(rec.event))
+            calls.setdefault(run_id, []).append(model_call_view(rec.event, resolve))
     items = []
     for rec in records:
         run_id = _linked_run(rec.event)

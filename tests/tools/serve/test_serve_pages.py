@@ -11,6 +11,8 @@ from starlette.testclient import TestClient
 
 from chatledger.eventstore import EventStore, HumanMessage, MessageAppended, SessionKey
 from chatledger.projections import ChatHistory
+from chatledger.runtime import ChatPromptTemplate, MessagesPlaceholder, RunnableWithMessageHistory
+from chatledger.runtime.models import FakeChatModel
 from chatledger.tools.serve import create_app
 from tests.tools.serve.support import (
     FORK,
@@ -252,3 +254,23 @@ def test_a_fork_made_while_serving_appears_in_the_tree(ledger: EventStore) -> No
     html = page(client, "/session", sid=PLAIN.stream_id)
     assert '<section class="forks">' in html
     assert f'href="/session?{urlencode({"sid": late.stream_id})}"' in html
+
+
+def test_model_calls_show_the_exact_prompt_the_model_saw(ledger: EventStore) -> None:
+    """A recorded model call shows its request with the messages it shares with the turn put
+    back: the rendered system prompt, the history it read and the new input."""
+    prompt = ChatPromptTemplate.from_messages([
+        ("system", "You answer in {language}."), MessagesPlaceholder(variable_name="history"),
+        ("human", "{input}")])
+    chain = RunnableWithMessageHistory(
+        prompt | FakeChatModel(["Ciao Bob!", "Ti chiami Bob."]),
+        lambda session_id: ChatHistory(session_id, ledger),
+        input_messages_key="input", history_messages_key="history")
+    for text in ("hi im bob", "whats my name"):
+        chain.invoke({"language": "italian", "input": text},
+                     {"configurable": {"session_id": "prompted"}})
+    with TestClient(create_app(ReadOnly(ledger))) as client:  # type: ignore[arg-type]
+        html = page(client, "/session", sid=SessionKey.coerce("prompted").stream_id)
+    second_run = html[html.rindex("You answer in italian."):]
+    assert "hi im bob" in second_run and "whats my name" in second_run
+    assert "Ti chiami Bob." in second_run
