@@ -35,7 +35,7 @@ BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
 # reads anyway: no counter row to update, one dirty page less per commit. A position is never
 # handed out twice, since rows can never leave the log (the triggers below refuse DELETE and
 # any change of position), so max(position) never goes down; an append that rolled back
-# leaves no row, but nobody ever saw its positions. (Schema 1 kept a counter row, 'log'.)
+# leaves no row, but nobody ever saw its positions. (Schemas 1 and 2 kept a counter row, 'log'.)
 # The history projection below is clustered by stream, so loading a session reads a
 # contiguous range of pages. Its checkpoint, the 'history' row, holds CAUGHT_UP (-1) while
 # every event is applied, which every projecting append keeps true without writing it; only
@@ -50,7 +50,6 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     name TEXT PRIMARY KEY NOT NULL,
     position INTEGER NOT NULL
 ) STRICT;
-INSERT OR IGNORE INTO checkpoints (name, position) VALUES ('history', -1);
 DELETE FROM checkpoints WHERE name = 'log';
 
 CREATE TABLE IF NOT EXISTS events (
@@ -67,6 +66,10 @@ CREATE TABLE IF NOT EXISTS events (
     chain TEXT NOT NULL,
     salt TEXT
 ) STRICT;
+-- A new log is caught up (-1); a missing row in a log with events is not re-created as
+-- caught up, since that would hide it from verify: 0 says nothing is applied.
+INSERT OR IGNORE INTO checkpoints (name, position)
+VALUES ('history', CASE WHEN EXISTS (SELECT 1 FROM events) THEN 0 ELSE -1 END);
 CREATE UNIQUE INDEX IF NOT EXISTS events_stream ON events (stream_id, version);
 CREATE UNIQUE INDEX IF NOT EXISTS events_event_id ON events (event_id);
 

@@ -460,6 +460,8 @@ class SQLiteStore(EventStore):
         def run(conn: sqlite3.Connection) -> VerifyReport:
             last, checkpoint = conn.execute(SQL.BOTH_POSITIONS).fetchone()
             counters = counter_problems(last, checkpoint)
+            if checkpoint == SQL.CAUGHT_UP:  # every event is applied
+                checkpoint = last
             rows = conn.execute(SQL.VERIFY_ROWS) if sid is None else \
                 conn.execute(SQL.VERIFY_ROWS_ONE, (sid,))
 
