@@ -26,7 +26,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from chatledger.eventstore import EventStore, KeyLike, Message, Record, SessionKey
+from chatledger.eventstore import EventStore, KeyLike, Message, Record, SessionKey, StoreError
 from chatledger.eventstore._projection import projection_step
 
 __all__ = ["HistoryCache", "history_cache"]
@@ -87,7 +87,7 @@ class HistoryCache:
         cached version.
 
         Raises:
-            StoreError: The database failed.
+            StoreError: The database failed, or the store is gone.
         """
         store = self._live_store()
         key = SessionKey.coerce(key)
@@ -111,7 +111,8 @@ class HistoryCache:
 
     def _live_store(self) -> EventStore:
         store = self._store()
-        assert store is not None, "a history cache outlived its store"
+        if store is None:  # only a cache made directly, not through history_cache(store)
+            raise StoreError("this history cache's store is gone")
         return store
 
     def _get(self, stream_id: str) -> _Entry | None:
