@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from chatledger.eventstore import HistoryState, apply, fold, messages_of
+from chatledger.projections._cache import HistoryCache, history_cache
 from chatledger.projections._history import ChatHistory, HistoryView, shared_store
 from chatledger.projections._turns import (
     OnConflict,
@@ -16,6 +17,7 @@ from chatledger.projections._window import approximate_tokens, window
 
 __all__ = [
     "ChatHistory",
+    "HistoryCache",
     "HistoryState",
     "HistoryView",
     "OnConflict",
@@ -24,6 +26,7 @@ __all__ = [
     "apply",
     "approximate_tokens",
     "fold",
+    "history_cache",
     "messages_of",
     "recorded_turns",
     "resolve_call",

@@ -29,6 +29,7 @@ from chatledger.eventstore import (
     open_store,
     redact_url,
 )
+from chatledger.projections._cache import history_cache
 from chatledger.projections._turns import OnConflict, Turn, turn_appends, turn_meta
 from chatledger.projections._window import window as _window
 
@@ -79,9 +80,13 @@ def _check_messages(messages: Sequence[Any]) -> list[AnyMessage]:
 class ChatHistory:
     """The history of one session, shaped like LangChain's ``BaseChatMessageHistory``.
 
-    Every write appends immutable events; every read comes from the projection tables, so
-    loading costs O(messages in the session), never O(size of the log). Nothing is cached
-    between calls: two ``ChatHistory`` objects for one key always agree.
+    Every write appends immutable events. The current history (``load``, ``messages``) comes
+    from the store's history cache in this process: the first load of a session decodes it
+    from the projection tables (O(messages in the session), never O(size of the log)); later
+    loads read only the events after the cached version, so a turn's load costs the same at
+    history 10 and 10,000. Every load checks the log, so two ``ChatHistory`` objects for one
+    key, in any processes, always agree. The returned list is the caller's; its messages are
+    shared with later loads, so treat them as read-only.
 
     Args:
         key: The session key; a plain string means ``SessionKey(session_id=...)``.
@@ -113,14 +118,18 @@ class ChatHistory:
 
     # -- reads -----------------------------------------------------------------------------
     def load(self) -> HistoryView:
-        """The current messages and the version they reflect, in one read."""
-        version, messages = self.store.load_history(self.key)
+        """The current messages and the version they reflect, in one read.
+
+        Raises:
+            StoreError: The database failed.
+        """
+        version, messages = history_cache(self.store).load(self.key)
         return HistoryView(version, messages)
 
     @property
     def messages(self) -> list[Message]:
         """The current history (after the last clear)."""
-        return self.store.load_history(self.key)[1]
+        return history_cache(self.store).load(self.key)[1]
 
     @property
     def version(self) -> int:
@@ -250,12 +259,12 @@ class ChatHistory:
     # -- async twins -----------------------------------------------------------------------
     async def aload(self) -> HistoryView:
         """``load`` without blocking the event loop."""
-        version, messages = await self.store.aload_history(self.key)
+        version, messages = await history_cache(self.store).aload(self.key)
         return HistoryView(version, messages)
 
     async def aget_messages(self) -> list[Message]:
         """``messages`` without blocking the event loop."""
-        return (await self.store.aload_history(self.key))[1]
+        return (await history_cache(self.store).aload(self.key))[1]
 
     async def aadd_messages(
         self,

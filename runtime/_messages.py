@@ -56,6 +56,10 @@ def coerce_messages(value: Any) -> list[Message]:
     to_messages = getattr(value, "to_messages", None)
     if callable(to_messages):
         return coerce_messages(list(to_messages()))
+    if type(value) is list and all(issubclass(t, Message) for t in set(map(type, value))):
+        # The common case, a prompt's whole history: checked at C speed, since a turn passes
+        # every message of the conversation through here.
+        return list(value)
     if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
         out: list[Message] = []
         for i, item in enumerate(value):

@@ -5,7 +5,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 2: per-event salts; 3: positions from the log, no 'log' row
+
+CAUGHT_UP = -1
+"""The history checkpoint's value while every event of the log is applied (see SCHEMA)."""
 
 PRAGMAS = """
 PRAGMA journal_mode = WAL;
@@ -28,10 +31,15 @@ BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
 # STRICT tables, created explicitly. ``events`` is keyed by ``position``, the global order, so
 # an append lands at the right edge of the table (no page splits in the middle, fewer dirty
 # pages per commit); one stream is a contiguous range of the unique (stream_id, version) index.
-# Positions are handed out from the ``checkpoints`` row named 'log', so one is never reused,
-# even after the last row is gone. The history projection below is clustered by stream, so
-# loading a session reads a contiguous range of pages.
-# The projection checkpoints live in the same small table: an append dirties one page for both.
+# An append takes its positions after max(position), the right edge of that b-tree, which it
+# reads anyway: no counter row to update, one dirty page less per commit. A position is never
+# handed out twice, since rows can never leave the log (the triggers below refuse DELETE and
+# any change of position), so max(position) never goes down; an append that rolled back
+# leaves no row, but nobody ever saw its positions. (Schemas 1 and 2 kept a counter row, 'log'.)
+# The history projection below is clustered by stream, so loading a session reads a
+# contiguous range of pages. Its checkpoint, the 'history' row, holds CAUGHT_UP (-1) while
+# every event is applied, which every projecting append keeps true without writing it; only
+# an append by a projections=False store sets it, to the last position applied before it.
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS chatledger_meta (
     name TEXT PRIMARY KEY NOT NULL,
@@ -42,8 +50,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     name TEXT PRIMARY KEY NOT NULL,
     position INTEGER NOT NULL
 ) STRICT;
-INSERT OR IGNORE INTO checkpoints (name, position) VALUES ('log', 0);
-INSERT OR IGNORE INTO checkpoints (name, position) VALUES ('history', 0);
+DELETE FROM checkpoints WHERE name = 'log';
 
 CREATE TABLE IF NOT EXISTS events (
     position INTEGER PRIMARY KEY NOT NULL CHECK (position >= 1),
@@ -59,6 +66,10 @@ CREATE TABLE IF NOT EXISTS events (
     chain TEXT NOT NULL,
     salt TEXT
 ) STRICT;
+-- A new log is caught up (-1); a missing row in a log with events is not re-created as
+-- caught up, since that would hide it from verify: 0 says nothing is applied.
+INSERT OR IGNORE INTO checkpoints (name, position)
+VALUES ('history', CASE WHEN EXISTS (SELECT 1 FROM events) THEN 0 ELSE -1 END);
 CREATE UNIQUE INDEX IF NOT EXISTS events_stream ON events (stream_id, version);
 CREATE UNIQUE INDEX IF NOT EXISTS events_event_id ON events (event_id);
 
@@ -126,7 +137,7 @@ ROLLBACK = "ROLLBACK"
 
 # One round trip for everything an append needs to know before it writes.
 APPEND_STATE = """
-SELECT (SELECT position FROM checkpoints WHERE name = 'log'),
+SELECT (SELECT coalesce(max(position), 0) FROM events),
        (SELECT position FROM checkpoints WHERE name = 'history'),
        s.version, s.chain, s.updated_at, s.message_count
 FROM (SELECT 1) LEFT JOIN streams AS s ON s.stream_id = ?
@@ -153,13 +164,11 @@ UPDATE streams SET version = ?, chain = ?, updated_at = ?, message_count = messa
 WHERE stream_id = ?
 """
 INSERT_KEY_PART = "INSERT INTO stream_keys (name, value, stream_id) VALUES (?, ?, ?)"
-SET_POSITION = "UPDATE checkpoints SET position = ? WHERE name = 'log'"
-SET_POSITION_AND_CHECKPOINT = "UPDATE checkpoints SET position = ? WHERE name IN ('log', 'history')"
 SET_CHECKPOINT = "UPDATE checkpoints SET position = ? WHERE name = ?"
 GET_CHECKPOINT = "SELECT position FROM checkpoints WHERE name = ?"
-LAST_POSITION = "SELECT position FROM checkpoints WHERE name = 'log'"
+LAST_POSITION = "SELECT coalesce(max(position), 0) FROM events"
 BOTH_POSITIONS = """
-SELECT (SELECT position FROM checkpoints WHERE name = 'log'),
+SELECT (SELECT coalesce(max(position), 0) FROM events),
        (SELECT position FROM checkpoints WHERE name = 'history')
 """
 CATCH_UP_PAGE = """
@@ -272,7 +281,7 @@ FROM streams AS s WHERE s.stream_id = ?
 """
 
 STATS = """
-SELECT (SELECT count(*) FROM streams), (SELECT position FROM checkpoints WHERE name = 'log'),
+SELECT (SELECT count(*) FROM streams), (SELECT coalesce(max(position), 0) FROM events),
        (SELECT count(*) FROM history)
 """
 

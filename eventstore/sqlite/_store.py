@@ -267,8 +267,14 @@ class SQLiteStore(EventStore):
             version, chain = 0, _codec.GENESIS
         if expected_version is not None and expected_version != version:
             raise ConcurrencyError(sid, expected_version, version)
-        if self._projections and checkpoint != last_pos:
-            self._catch_up_locked(conn)
+        if self._projections and checkpoint != SQL.CAUGHT_UP:
+            # Behind after projections=False appends (or at the log's end in a file written
+            # by schema 1): apply what is missing, then the checkpoint says "all of it".
+            if checkpoint != last_pos:
+                self._catch_up_locked(conn)
+            conn.execute(SQL.SET_CHECKPOINT, (SQL.CAUGHT_UP, "history"))
+        elif not self._projections and checkpoint == SQL.CAUGHT_UP:
+            conn.execute(SQL.SET_CHECKPOINT, (last_pos, "history"))
         stamped = stamp(sid, prepared, meta_text, version=version, chain=chain,
                         first_position=last_pos + 1, now=_codec.now_text(), updated_at=updated_at)
         conn.executemany(SQL.INSERT_EVENT, stamped.rows)
@@ -280,9 +286,6 @@ class SQLiteStore(EventStore):
                 self._insert_stream(conn, key, 0, _codec.GENESIS, now)
                 new_stream = False
             added = self._project(conn, sid, prepared_steps(prepared, version + 1))
-            conn.execute(SQL.SET_POSITION_AND_CHECKPOINT, (stamped.positions[-1],))
-        else:
-            conn.execute(SQL.SET_POSITION, (stamped.positions[-1],))
         if new_stream:
             self._insert_stream(conn, key, stamped.version, stamped.chain, now)
         else:
@@ -326,6 +329,8 @@ class SQLiteStore(EventStore):
     def _catch_up_locked(self, conn: sqlite3.Connection, page: int = 5000,
                          progress: Progress | None = None) -> int:
         checkpoint = conn.execute(SQL.GET_CHECKPOINT, ("history",)).fetchone()[0]
+        if checkpoint == SQL.CAUGHT_UP:
+            return 0
         applied = 0
         while True:
             rows = conn.execute(SQL.CATCH_UP_PAGE, (checkpoint, page)).fetchall()
@@ -345,13 +350,13 @@ class SQLiteStore(EventStore):
             conn.execute(SQL.SET_CHECKPOINT, (checkpoint, "history"))
             if progress is not None:
                 progress(len(rows))
+        conn.execute(SQL.SET_CHECKPOINT, (SQL.CAUGHT_UP, "history"))
         return applied
 
     def catch_up(self) -> int:
         def run(conn: sqlite3.Connection) -> int:
-            last = conn.execute(SQL.LAST_POSITION).fetchone()[0]
-            checkpoint = conn.execute(SQL.GET_CHECKPOINT, ("history",)).fetchone()[0]
-            if checkpoint == last:
+            last, checkpoint = conn.execute(SQL.BOTH_POSITIONS).fetchone()
+            if checkpoint in (SQL.CAUGHT_UP, last):
                 return 0
             n = self._catch_up_locked(conn)
             if logging_enabled():
@@ -359,7 +364,7 @@ class SQLiteStore(EventStore):
             return n
         # A quick read first: the common case (already current) takes no write lock.
         last, checkpoint = self._read(lambda conn: conn.execute(SQL.BOTH_POSITIONS).fetchone())
-        if last == checkpoint:
+        if checkpoint in (SQL.CAUGHT_UP, last):
             return 0
         if self.readonly:
             raise StoreError(f"the projections of {self.path!r} are behind the log; open it "
@@ -455,6 +460,8 @@ class SQLiteStore(EventStore):
         def run(conn: sqlite3.Connection) -> VerifyReport:
             last, checkpoint = conn.execute(SQL.BOTH_POSITIONS).fetchone()
             counters = counter_problems(last, checkpoint)
+            if checkpoint == SQL.CAUGHT_UP:  # every event is applied
+                checkpoint = last
             rows = conn.execute(SQL.VERIFY_ROWS) if sid is None else \
                 conn.execute(SQL.VERIFY_ROWS_ONE, (sid,))
 

@@ -6,6 +6,7 @@ import re
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
+from operator import attrgetter
 from typing import Any
 
 from chatledger.eventstore import AIMessage, AIMessageChunk, InvalidInputError, Message
@@ -30,7 +31,11 @@ def reply_metadata(
     About four characters a token plus four a message: counted from the raw text, since a long
     history is passed on every turn and a per-message estimate would cost more than the reply.
     """
-    chars = sum(len(m.content) if type(m.content) is str else len(m.text) for m in messages)
+    contents = list(map(attrgetter("content"), messages))
+    if all(t is str for t in set(map(type, contents))):  # plain text: counted at C speed
+        chars = sum(map(len, contents))
+    else:
+        chars = sum(len(m.content) if type(m.content) is str else len(m.text) for m in messages)
     prompt = chars // 4 + 4 * len(messages)
     completion = approximate_tokens(AIMessage(content=text))
     usage = {"input_tokens": prompt, "output_tokens": completion,

@@ -167,9 +167,9 @@ def test_projection_less_appends_catch_up_on_next_open(db_url: str) -> None:
     path = db_url.removeprefix("sqlite:///")
     with closing(sqlite3.connect(path)) as raw:
         log, history = raw.execute(
-            "SELECT (SELECT position FROM checkpoints WHERE name = 'log'), "
+            "SELECT (SELECT max(position) FROM events), "
             "(SELECT position FROM checkpoints WHERE name = 'history')").fetchone()
-    assert history < log, "the bulk load left the projection behind"
+    assert 0 <= history < log, "the bulk load left the projection behind"
     with open_store(db_url) as store:
         _bulk_results_are_projected(store)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from chatledger.eventstore import EventStore, open_store
 from chatledger.projections import ChatHistory
+from chatledger.tools.bench._append import growth_target, session_growth
 from chatledger.tools.bench._data import lc_messages, lc_turn, message_events, turn
 from chatledger.tools.bench._harness import Bench, Skip, fmt, measure, progress, ratio, speedup
 
@@ -101,6 +102,7 @@ def run(bench: Bench) -> None:
                  goal="—", actual=f"3x LangChain would need {3 * lc_one:,.0f}/s",
                  ok=None)
     _processes(bench, url, lc_schema, rates)
+    growth_target(bench, GROUP, "PostgreSQL", *session_growth(bench, store, "postgres"))
     _load(bench, store, lc_connect)
 
 
@@ -241,7 +243,7 @@ def _load(bench: Bench, store: EventStore, lc_connect: Callable[[], Any]) -> Non
     lc.add_messages(lc_messages(1_000))
 
     def load() -> object:
-        return ChatHistory(ours_key, store).messages
+        return store.load_history(ours_key)[1]  # uncached: a session's first load
 
     if len(load()) != 1_000 or len(lc.messages) != 1_000:  # type: ignore[arg-type]
         raise RuntimeError("the 1,000-message sessions do not hold 1,000 messages")

@@ -115,6 +115,8 @@ def run(bench: Bench) -> None:
                      actual=speedup(b.value, a.value), ok=b.value / a.value >= goal,
                      profile=(f"runtime_turn_{history}", _spinner(ours, f"turn-{history}")))
     _recording_cost(bench, ours, url)
+    _flat(bench, ours, url)
+    _first_turn(bench, ours, url)
     _busy(bench, (ours, url), (theirs, lc_url))
 
 
@@ -196,9 +198,49 @@ def _plot(bench: Bench, curves: dict[str, list[float]]) -> None:
 
 def _turn_op(system: str, invoke: Invoke, url: str, history: int,
              count: int) -> tuple[Callable[[int], object], int]:
-    """Call ``i`` runs one turn on its own session, seeded with exactly ``history`` messages."""
+    """Call ``i`` runs one turn on its own session, which holds exactly ``history`` messages.
+
+    Each session is seeded with ``history - 2`` messages and has had one turn through the
+    wrapper already, untimed: the measured turn is one in a conversation this app process is
+    serving, as in a chat app (its first turn in a process is ``_first_turn``).
+    """
     prefix = f"turn-{system}-{history}-{next(_SEEDS)}"
-    _seed(system, url, [f"{prefix}-{i}" for i in range(-2, count)], history)
+    sessions = [f"{prefix}-{i}" for i in range(-2, count)]
+    _seed(system, url, sessions, history - 2)
+    for session in sessions:
+        invoke(session)
+    return (lambda i: invoke(f"{prefix}-{i}")), count
+
+
+def _flat(bench: Bench, ours: Invoke, url: str) -> None:
+    """Turns at history 10 and 1,000 interleaved with each other, and nothing else: a peer's
+    own disk writes in between would load one size's commits more than the other's."""
+    count = bench.size(60, 15)
+    t = measure_each_together({
+        f"history-{h}": _turn_op("chatledger", ours, url, h, count) for h in (10, 1_000)})
+    a, b = (bench.record("runtime.turn_flat", "chatledger", {"history": h}, t[f"history-{h}"])
+            for h in (10, 1_000))
+    bench.target(GROUP, "one turn, history 10 → 1,000 (the turn's own cost, flat)",
+                 chatledger=f"{fmt(a.value, 'ms')} → {fmt(b.value, 'ms')}", langchain="—",
+                 goal="≤ 1.5x", actual=ratio(b.value / a.value), ok=b.value / a.value <= 1.5,
+                 profile=("runtime_turn_1000", _spinner(ours, "turn-1000")))
+
+
+def _first_turn(bench: Bench, ours: Invoke, url: str) -> None:
+    """The first turn of a session in this process: its history is decoded in full once."""
+    t = measure_each_together({
+        f"history-{h}": _cold_op(ours, url, h, bench.size(40, 10)) for h in (10, 1_000)})
+    a, b = (bench.record("runtime.first_turn", "chatledger", {"history": h},
+                         t[f"history-{h}"]) for h in (10, 1_000))
+    bench.target(GROUP, "first turn of a session in this process, history 10 → 1,000",
+                 chatledger=f"{fmt(a.value, 'ms')} → {fmt(b.value, 'ms')}", langchain="—",
+                 goal="—", actual=ratio(b.value / a.value), ok=None)
+
+
+def _cold_op(invoke: Invoke, url: str, history: int,
+             count: int) -> tuple[Callable[[int], object], int]:
+    prefix = f"first-turn-{history}-{next(_SEEDS)}"
+    _seed("chatledger", url, [f"{prefix}-{i}" for i in range(-2, count)], history)
     return (lambda i: invoke(f"{prefix}-{i}")), count
 
 
