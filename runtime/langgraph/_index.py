@@ -71,7 +71,13 @@ class ThreadIndex:
 
     def apply(self, version: int, event: Any) -> None:
         """Fold one event stored at ``version``."""
+        cached = self.messages_version == self.version
         self.version = version
+        self._apply(version, event)
+        if cached and self.history_version != version:
+            self.messages_version = version  # the history did not move: the cache holds
+
+    def _apply(self, version: int, event: Any) -> None:
         match event:
             case CheckpointSaved(checkpoint_id=cid, messages=messages):
                 self.checkpoints.pop(cid, None)  # a re-put moves it to its new version

@@ -115,7 +115,10 @@ class ThreadLedger:
         index = self.index(key)
         with index.lock:
             for attempt in range(_RETRIES):
-                index.fold(self.store.read(key, after_version=index.version))
+                if attempt or not index.version:
+                    # the first try trusts the index: if another writer moved the stream on,
+                    # expected_version fails the append, and the retry reads what it missed
+                    index.fold(self.store.read(key, after_version=index.version))
                 if index.deleted:
                     raise ThreadDeletedError(f"thread {key.parts.get('thread_id')!r} was "
                                              "deleted; nothing was written")

@@ -217,3 +217,16 @@ def test_bad_input_names_the_problem(store: EventStore) -> None:
     assert store.version(SessionKey(thread_id="t1")) == before
     with pytest.raises(InvalidInputError, match="EventStore or a URL"):
         ChatledgerSaver(42)  # type: ignore[arg-type]
+
+
+def test_two_processes_take_turns_on_one_thread(store: EventStore) -> None:
+    """Two savers on one store (as two app servers) alternate turns; neither loses a message."""
+    first, second = graph(ChatledgerSaver(store)), graph(ChatledgerSaver(store))
+    for turn in range(4):
+        out = (first if turn % 2 == 0 else second).invoke(
+            {"messages": [HumanMessage(f"turn {turn}")]}, T1)
+    assert [m.content for m in out["messages"] if isinstance(m, HumanMessage)] == [
+        f"turn {t}" for t in range(4)]
+    assert history(store) == out["messages"]
+    assert first.get_state(T1).values["messages"] == out["messages"]
+    assert store.verify().ok
