@@ -277,12 +277,17 @@ _COERCIONS: list[tuple[Callable[[Any], bool], Callable[[Any], Runnable[Any, Any]
 
 
 def register_coercion(accepts: Callable[[Any], bool],
-                      make: Callable[[Any], Runnable[Any, Any]]) -> None:
+                      make: Callable[[Any], Runnable[Any, Any]], *, first: bool = False) -> None:
     """Teach ``coerce_to_runnable`` a kind of object: ``make(thing)`` when ``accepts(thing)``.
 
-    Coercions are tried in the order they were registered; the first that accepts wins.
+    Coercions are tried in the order they were registered (``first=True`` puts this one ahead
+    of all others, for objects that would also pass a broader test such as ``callable``); the
+    first that accepts wins.
     """
-    _COERCIONS.append((accepts, make))
+    if first:
+        _COERCIONS.insert(0, (accepts, make))
+    else:
+        _COERCIONS.append((accepts, make))
 
 
 def coerce_to_runnable(thing: Any) -> Runnable[Any, Any]:
