@@ -25,6 +25,7 @@ from chatledger.runtime._config import (
     get_config_list,
     merge_configs,
 )
+from chatledger.runtime._schema import schema_model, type_args
 from chatledger.runtime._streams import aaggregate, aggregate
 
 __all__ = [
@@ -173,6 +174,25 @@ class Runnable(ABC, Generic[Input, Output]):
         return RunnableBinding(self, merge_configs(config, options))
 
     # -- introspection ---------------------------------------------------------------------
+    def get_input_schema(self, config: RunnableConfig | None = None) -> Any:
+        """The input's schema: a pydantic model ``<Name>Input`` (a JSON Schema dict without
+        pydantic), from the declared input type (``RunnableLambda[int, str]``), else any."""
+        return schema_model(f"{self.get_name()}Input", type_args(self)[0])
+
+    def get_output_schema(self, config: RunnableConfig | None = None) -> Any:
+        """The output's schema: a pydantic model ``<Name>Output`` (see ``get_input_schema``)."""
+        return schema_model(f"{self.get_name()}Output", type_args(self)[1])
+
+    @property
+    def input_schema(self) -> Any:
+        """``get_input_schema()``."""
+        return self.get_input_schema()
+
+    @property
+    def output_schema(self) -> Any:
+        """``get_output_schema()``."""
+        return self.get_output_schema()
+
     @property
     def config_specs(self) -> list[ConfigurableFieldSpec]:
         """The ``configurable`` fields this runnable reads."""
