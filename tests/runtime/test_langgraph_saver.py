@@ -230,3 +230,32 @@ def test_two_processes_take_turns_on_one_thread(store: EventStore) -> None:
     assert history(store) == out["messages"]
     assert first.get_state(T1).values["messages"] == out["messages"]
     assert store.verify().ok
+
+
+def test_deleting_the_newest_run_rolls_the_history_back(store: EventStore) -> None:
+    """delete_for_runs of the last run: state and history fall back to the run before."""
+    saver = ChatledgerSaver(store)
+    app = graph(saver)
+    first = app.invoke({"messages": [HumanMessage("one")]}, {**T1, "metadata": {"run_id": "r1"}})
+    app.invoke({"messages": [HumanMessage("two")]}, {**T1, "metadata": {"run_id": "r2"}})
+    last = saver.get_tuple(T1)
+    assert last is not None and last.metadata["run_id"] == "r2"
+    saver.delete_for_runs(["r2"])
+    assert app.get_state(T1).values["messages"] == first["messages"]
+    assert history(store) == first["messages"]
+    assert len(ChatHistory(SessionKey(thread_id="t1"), store).as_of(
+        version=store.version(SessionKey(thread_id="t1")) - 3)) == 4  # earlier state kept
+
+
+def test_prune_keeps_the_newest_state_or_none(store: EventStore) -> None:
+    """keep_latest leaves one checkpoint and the same state; delete leaves no state at all."""
+    saver = ChatledgerSaver(store)
+    app = graph(saver)
+    app.invoke({"messages": [HumanMessage("one")]}, T1)
+    out = app.invoke({"messages": [HumanMessage("two")]}, T1)
+    saver.prune(["t1"])
+    assert len(list(saver.list(T1))) == 1
+    assert app.get_state(T1).values["messages"] == out["messages"] == history(store)
+    saver.prune(["t1"], strategy="delete")
+    assert list(saver.list(T1)) == [] and history(store) == []
+    assert len(list(saver.list(None))) == 0
