@@ -259,3 +259,23 @@ def test_prune_keeps_the_newest_state_or_none(store: EventStore) -> None:
     saver.prune(["t1"], strategy="delete")
     assert list(saver.list(T1)) == [] and history(store) == []
     assert len(list(saver.list(None))) == 0
+
+
+def test_a_subgraph_has_its_own_stream_and_dies_with_its_thread(store: EventStore) -> None:
+    """A subgraph's checkpoints live in the (thread_id, checkpoint_ns) stream; delete erases it."""
+    inner = StateGraph(MessagesState)
+    inner.add_node("echo", _echo)
+    inner.add_edge(START, "echo")
+    outer = StateGraph(MessagesState)
+    outer.add_node("inner", inner.compile(checkpointer=True))
+    outer.add_edge(START, "inner")
+    saver = ChatledgerSaver(store)
+    app = outer.compile(checkpointer=saver)
+    out = app.invoke({"messages": [HumanMessage("deep")]}, T1)
+    assert [m.content for m in out["messages"]] == ["deep", "echo: deep"]
+    streams = [s.key.parts for s in store.sessions(thread_id="t1")]
+    assert {"thread_id": "t1"} in streams and any("checkpoint_ns" in p for p in streams)
+    assert history(store) == out["messages"]
+    saver.delete_thread("t1")
+    assert all(ChatHistory(SessionKey(**p), store).messages == [] for p in streams)
+    assert store.verify().ok
