@@ -48,6 +48,7 @@ from chatledger.runtime.langgraph._ledger import ThreadLedger, configurable, str
 
 __all__ = ["ChatledgerSaver"]
 
+
 class ChatledgerSaver(BaseCheckpointSaver[int]):
     """A LangGraph checkpointer whose checkpoints are events in a chatledger store.
 
@@ -144,8 +145,10 @@ class ChatledgerSaver(BaseCheckpointSaver[int]):
                     index.messages_version = index.version
             return events, done
 
-        self.ledger.append_built(key, build, {"actor": "langgraph", **({"run_id": str(run_id)}
-                                                          if run_id is not None else {})})
+        meta_envelope = {"actor": "langgraph"}
+        if run_id is not None:
+            meta_envelope["run_id"] = str(run_id)
+        self.ledger.append_built(key, build, meta_envelope)
         if ns:
             # a delete that listed this thread's streams before this append committed has
             # tombstoned the root by now: undo ourselves rather than resurrect the thread
