@@ -279,3 +279,19 @@ def test_a_subgraph_has_its_own_stream_and_dies_with_its_thread(store: EventStor
     saver.delete_thread("t1")
     assert all(ChatHistory(SessionKey(**p), store).messages == [] for p in streams)
     assert store.verify().ok
+
+
+def test_parallel_branches_write_concurrently(store: EventStore) -> None:
+    """Two nodes of one superstep write from LangGraph's worker threads; both land once."""
+    builder = StateGraph(MessagesState)
+    builder.add_node("left", lambda s: {"messages": [AIMessage("left", id="l")]})
+    builder.add_node("right", lambda s: {"messages": [AIMessage("right", id="r")]})
+    builder.add_edge(START, "left")
+    builder.add_edge(START, "right")
+    app = builder.compile(checkpointer=ChatledgerSaver(store))
+    for turn in range(3):
+        out = app.invoke({"messages": [HumanMessage(f"go {turn}")]},
+                         {"configurable": {"thread_id": f"p{turn}"}})
+        assert sorted(m.content for m in out["messages"][1:]) == ["left", "right"]
+        assert history(store, f"p{turn}") == out["messages"]
+    assert store.verify().ok
