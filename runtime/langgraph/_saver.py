@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import msgspec
@@ -39,6 +40,7 @@ from chatledger.eventstore import (
     InvalidInputError,
     SessionKey,
     default_url,
+    open_store,
 )
 from chatledger.projections import shared_store
 from chatledger.runtime.langgraph import _lifecycle
@@ -96,6 +98,28 @@ class ChatledgerSaver(BaseCheckpointSaver[int]):
 
     def __repr__(self) -> str:
         return f"ChatledgerSaver({self.store.url!r})"
+
+    @classmethod
+    @contextmanager
+    def from_conn_string(cls, url: str, *, messages_channel: str = "messages"
+                         ) -> Iterator[ChatledgerSaver]:
+        """A saver on its own store, closed on exit, as LangGraph's savers offer it::
+
+            with ChatledgerSaver.from_conn_string("sqlite:///memory.db") as checkpointer:
+                graph = builder.compile(checkpointer=checkpointer)
+
+        Raises:
+            StoreError: The database cannot be opened.
+        """
+        store = open_store(url)
+        try:
+            yield cls(store, messages_channel=messages_channel)
+        finally:
+            store.close()
+
+    def setup(self) -> None:
+        """Nothing to do: opening the store creates its schema. Kept so code written for
+        ``SqliteSaver``/``PostgresSaver`` (which need it) ports unchanged."""
 
     def put(self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
             new_versions: ChannelVersions) -> RunnableConfig:

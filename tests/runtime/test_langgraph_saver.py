@@ -295,3 +295,13 @@ def test_parallel_branches_write_concurrently(store: EventStore) -> None:
         assert sorted(m.content for m in out["messages"][1:]) == ["left", "right"]
         assert history(store, f"p{turn}") == out["messages"]
     assert store.verify().ok
+
+
+def test_from_conn_string_ports_code_written_for_langgraph_savers(tmp_path: Path) -> None:
+    """``with ChatledgerSaver.from_conn_string(url) as cp`` and ``cp.setup()`` work as theirs do."""
+    url = f"sqlite:///{tmp_path / 'cs.db'}"
+    with ChatledgerSaver.from_conn_string(url) as checkpointer:
+        checkpointer.setup()
+        out = graph(checkpointer).invoke({"messages": [HumanMessage("hi")]}, T1)
+    with open_store(url) as store:
+        assert history(store) == out["messages"]
