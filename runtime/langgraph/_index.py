@@ -16,6 +16,7 @@ from chatledger.eventstore import (
     CheckpointsDeleted,
     CheckpointWritesSaved,
     MessageRedacted,
+    ModelCalled,
     PayloadErased,
     Record,
     RunRecorded,
@@ -108,7 +109,7 @@ class ThreadIndex:
                 for table in self.writes.values():
                     for wkey in [k for k, w in table.items() if w.version == erased]:
                         del table[wkey]
-            case PayloadErased() | RunRecorded() | SessionTagged():
+            case PayloadErased() | RunRecorded() | SessionTagged() | ModelCalled():
                 pass
             case _:
                 # anything else (appends, clears, redactions, forks) changes the history
