@@ -10,11 +10,14 @@ messages themselves as well as their dict form.
 from __future__ import annotations
 
 import typing
-from typing import Annotated, Any
+from typing import Annotated, Any, Union
 
 import msgspec
 
-__all__ = ["json_schema", "schema_model", "type_args"]
+from chatledger.eventstore import AnyMessage
+
+__all__ = ["history_input_schema", "history_output_schema", "json_schema", "schema_model",
+           "type_args"]
 
 
 def type_args(runnable: Any) -> tuple[Any, Any]:
@@ -102,3 +105,24 @@ def schema_model(name: str, root: Any = Any, fields: dict[str, Any] | None = Non
     return pydantic.create_model(
         name, __module__=__name__,
         **{k: (Annotated[Any, _Msgspec(t)], ...) for k, t in fields.items()})  # type: ignore[call-overload]
+
+
+# -- RunnableWithMessageHistory, in LangChain's shapes (reference section 1.10) ---------------
+_INPUT, _OUTPUT = "RunnableWithChatHistoryInput", "RunnableWithChatHistoryOutput"
+
+
+def history_input_schema(input_messages_key: str | None, history_messages_key: str | None) -> Any:
+    """The wrapper's input: ``{input_key: str | message | messages}`` with both keys,
+    ``{input_key: messages}`` with only the input key, else a list of messages."""
+    if input_messages_key and history_messages_key:
+        loose = Union[str, AnyMessage, list[AnyMessage]]
+        return schema_model(_INPUT, fields={input_messages_key: loose})
+    if input_messages_key:
+        return schema_model(_INPUT, fields={input_messages_key: list[AnyMessage]})
+    return schema_model(_INPUT, list[AnyMessage])
+
+
+def history_output_schema(*keys: str | None) -> Any:
+    """The wrapper's output, as LangChain describes it: an object when any key is set, else a
+    list of messages."""
+    return schema_model(_OUTPUT, dict[str, Any] if any(keys) else list[AnyMessage])

@@ -8,7 +8,7 @@ from typing import Any
 import pydantic
 import pytest
 
-from chatledger.eventstore import AIMessage
+from chatledger.eventstore import AIMessage, HumanMessage
 from chatledger.runtime import RunnableLambda, RunnablePassthrough
 from chatledger.runtime.models import FakeChatModel
 
@@ -42,3 +42,27 @@ def test_without_pydantic_the_schema_is_json_schema(monkeypatch: pytest.MonkeyPa
     assert schema["type"] == "object" and "content" in schema["properties"]
     assert RunnableLambda[int, str](str, name="s").get_input_schema() == {"title": "sInput",
                                                                          "type": "integer"}
+
+
+def test_the_wrapper_describes_its_input_like_langchain(db_url: str) -> None:
+    """RunnableWithMessageHistory's schemas have LangChain's titles and shapes for each key setup."""
+    from chatledger.projections import ChatHistory
+    from chatledger.runtime import RunnableWithMessageHistory
+
+    def factory(session_id: str) -> ChatHistory:
+        return ChatHistory(session_id, db_url)
+
+    both = RunnableWithMessageHistory(FakeChatModel(["x"]), factory, input_messages_key="input",
+                                      history_messages_key="history", output_messages_key="out")
+    schema = both.get_input_schema().model_json_schema()
+    assert schema["title"] == "RunnableWithChatHistoryInput"
+    assert schema["required"] == ["input"] and list(schema["properties"]) == ["input"]
+    assert both.get_output_schema().model_json_schema() == {
+        "title": "RunnableWithChatHistoryOutput", "type": "object"}
+    only_input = RunnableWithMessageHistory(FakeChatModel(["x"]), factory,
+                                            input_messages_key="q")
+    assert only_input.input_schema.model_json_schema()["properties"]["q"]["type"] == "array"
+    bare = RunnableWithMessageHistory(FakeChatModel(["x"]), factory)
+    assert bare.input_schema.model_json_schema()["type"] == "array"
+    assert bare.input_schema.model_validate([{"type": "human", "content": "hi"}]).root == [
+        HumanMessage("hi")]
