@@ -22,6 +22,7 @@ chatledger imports it only through here, when it meets a LangChain object.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -49,17 +50,20 @@ from chatledger.eventstore import (
     from_langchain_dict,
     to_langchain_dict,
 )
-from chatledger.projections import ChatHistory
+from chatledger.projections import ChatHistory, OnConflict, Turn
 from chatledger.runtime._config import RunnableConfig
+from chatledger.runtime._histories import TurnHistory
 from chatledger.runtime._prompts import ChatPromptValue
 from chatledger.runtime._runnable import Runnable
 
 __all__ = [
     "ChatledgerMessageHistory",
+    "LangChainHistory",
     "LangChainRunnable",
     "from_langchain_runnable",
     "from_langchain_value",
     "from_langchain_message",
+    "from_langchain_history",
     "from_langchain_messages",
     "to_langchain_message",
     "to_langchain_messages",
@@ -322,3 +326,76 @@ def from_langchain_runnable(runnable: Any) -> LangChainRunnable:
         InvalidInputError: Not a LangChain runnable.
     """
     return LangChainRunnable(runnable)
+
+
+# -- LangChain histories as factory results of chatledger's RunnableWithMessageHistory ----------
+class LangChainHistory(TurnHistory):
+    """A LangChain ``BaseChatMessageHistory`` behind chatledger's ``RunnableWithMessageHistory``.
+
+    The history is read once per turn and its messages converted to chatledger's; a saved
+    turn's input and output go to ``add_messages`` once, as LangChain messages. Such a history
+    keeps no versions and no runs, so failed turns leave no trace in it. A
+    ``ChatledgerMessageHistory`` is recognised and used as the ledger it is (one atomic append
+    per turn, failed runs recorded).
+
+    Args:
+        history: The object the factory returned.
+    """
+
+    def __init__(self, history: BaseChatMessageHistory) -> None:
+        self.raw = history
+        self._ledger = history.history if isinstance(history, ChatledgerMessageHistory) else None
+        self.records_runs = self._ledger is not None
+        # LangChain's SQL history in sync mode has async methods that raise; use its sync ones
+        # in a worker thread instead
+        self._sync_only = not getattr(history, "async_mode", True)
+
+    def load(self) -> tuple[int | None, list[Message]]:
+        """The history's messages, converted (and the ledger's version, if it is one)."""
+        if self._ledger is not None:
+            view = self._ledger.load()
+            return view.version, view.messages
+        return None, from_langchain_messages(self.raw.messages)
+
+    async def aload(self) -> tuple[int | None, list[Message]]:
+        """``load`` without blocking the event loop."""
+        if self._ledger is not None:
+            view = await self._ledger.aload()
+            return view.version, view.messages
+        if self._sync_only:
+            return None, from_langchain_messages(await asyncio.to_thread(lambda: self.raw.messages))
+        return None, from_langchain_messages(await self.raw.aget_messages())
+
+    def record_turn(self, turn: Turn, *, on_conflict: OnConflict) -> None:
+        """Save a successful turn's messages with one ``add_messages`` call.
+
+        Raises:
+            InvalidInputError: A message LangChain cannot take; nothing was saved.
+        """
+        if self._ledger is not None:
+            self._ledger.record_turn(turn, on_conflict=on_conflict)
+        elif turn.status == "ok":
+            self.raw.add_messages(to_langchain_messages([*turn.input, *turn.output]))
+
+    async def arecord_turn(self, turn: Turn, *, on_conflict: OnConflict) -> None:
+        """``record_turn`` without blocking the event loop."""
+        if self._ledger is not None:
+            await self._ledger.arecord_turn(turn, on_conflict=on_conflict)
+        elif turn.status == "ok":
+            messages = to_langchain_messages([*turn.input, *turn.output])
+            if self._sync_only:
+                await asyncio.to_thread(self.raw.add_messages, messages)
+            else:
+                await self.raw.aadd_messages(messages)
+
+
+def from_langchain_history(history: Any) -> LangChainHistory:
+    """The wrapper's view of a LangChain history (``adapt_history`` calls this).
+
+    Raises:
+        InvalidInputError: Not a LangChain ``BaseChatMessageHistory``.
+    """
+    if not isinstance(history, BaseChatMessageHistory):
+        raise InvalidInputError(f"expected a LangChain BaseChatMessageHistory, got "
+                                f"{type(history).__name__}")
+    return LangChainHistory(history)
