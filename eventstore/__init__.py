@@ -20,6 +20,9 @@ from chatledger.eventstore._errors import (
 )
 from chatledger.eventstore._events import (
     AnyEvent,
+    CheckpointSaved,
+    CheckpointsDeleted,
+    CheckpointWritesSaved,
     Event,
     HistoryCleared,
     MessageAppended,
@@ -31,6 +34,7 @@ from chatledger.eventstore._events import (
     RunRecorded,
     SessionForked,
     SessionTagged,
+    ThreadDeleted,
 )
 from chatledger.eventstore._heads import InclusionProof, LogHead, verify_proof
 from chatledger.eventstore._keys import KeyLike, SessionKey
@@ -71,6 +75,9 @@ __all__ = [
     "AppendResult",
     "ChatMessage",
     "ChatledgerError",
+    "CheckpointSaved",
+    "CheckpointWritesSaved",
+    "CheckpointsDeleted",
     "ConcurrencyError",
     "DuplicateEventError",
     "ErasedEvent",
@@ -103,6 +110,7 @@ __all__ = [
     "SessionTagged",
     "StoreError",
     "SystemMessage",
+    "ThreadDeleted",
     "ToolMessage",
     "VerifyReport",
     "apply",

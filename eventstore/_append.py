@@ -46,7 +46,7 @@ __all__ = [
 
 # Every event that can hold conversation content: a model call keeps its rendered prompt.
 ERASABLE_TYPES = ("message_appended", "session_forked", "run_recorded", "run_recorded_v2",
-                  "model_called")
+                  "model_called", "checkpoint_saved", "checkpoint_writes_saved")
 
 
 class Prepared(msgspec.Struct):

@@ -17,6 +17,9 @@ from chatledger.eventstore._messages import AnyMessage
 
 __all__ = [
     "AnyEvent",
+    "CheckpointSaved",
+    "CheckpointWritesSaved",
+    "CheckpointsDeleted",
     "Event",
     "HistoryCleared",
     "MessageAppended",
@@ -28,6 +31,7 @@ __all__ = [
     "RunRecorded",
     "SessionForked",
     "SessionTagged",
+    "ThreadDeleted",
 ]
 
 
@@ -150,9 +154,55 @@ class ModelCalled(Event, tag="model_called", frozen=True, kw_only=True):
     error: Union[str, None] = None
 
 
+# -- LangGraph checkpoints (chatledger.runtime.langgraph) ---------------------------------
+class CheckpointSaved(Event, tag="checkpoint_saved", frozen=True, kw_only=True):
+    """A LangGraph checkpoint of this thread and namespace.
+
+    ``body`` is the checkpoint serialised by the saver's serde (``body_type`` names its
+    encoding), without the messages channel: those messages are the session's history, so
+    ``messages`` holds only the ones this checkpoint added. A checkpoint that removed or
+    changed a message is appended after a ``HistoryCleared`` and carries the whole list.
+    """
+
+    checkpoint_id: str
+    parent_id: Union[str, None] = None
+    body_type: str
+    body: bytes
+    metadata: dict[str, Any] = {}
+    run_id: Union[str, None] = None
+    projected: bool = False  # the messages channel lives in the history projection
+    messages: list[AnyMessage] = []
+
+
+class CheckpointWritesSaved(Event, tag="checkpoint_writes_saved", frozen=True, kw_only=True):
+    """Pending writes of one task against a checkpoint; ``writes`` are (channel, type, data)."""
+
+    checkpoint_id: str
+    task_id: str
+    task_path: str = ""
+    writes: list[tuple[int, str, str, bytes]] = []  # (idx, channel, serde type, serde data)
+
+
+class CheckpointsDeleted(Event, tag="checkpoints_deleted", frozen=True, kw_only=True):
+    """Checkpoints (and their writes) were removed from the graph's view (prune, delete_for_runs).
+
+    The events stay in the log for audit; erasing content is ``ThreadDeleted``'s job.
+    """
+
+    checkpoint_ids: list[str]
+    reason: str = ""
+
+
+class ThreadDeleted(Event, tag="thread_deleted", frozen=True, kw_only=True):
+    """The thread was deleted: its content is erased and no later write is accepted."""
+
+    reason: str = ""
+
+
 AnyEvent = Union[
     MessageAppended, HistoryCleared, MessageRedacted, SessionForked, RunRecorded, SessionTagged,
     ModelCalled,
+    CheckpointSaved, CheckpointWritesSaved, CheckpointsDeleted, ThreadDeleted,
 ]
 
 

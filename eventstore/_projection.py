@@ -18,6 +18,7 @@ from chatledger.eventstore._append import Prepared
 from chatledger.eventstore._errors import InvalidInputError
 from chatledger.eventstore._events import (
     AnyEvent,
+    CheckpointSaved,
     Event,
     HistoryCleared,
     MessageAppended,
@@ -25,6 +26,7 @@ from chatledger.eventstore._events import (
     Record,
     SessionForked,
     SessionTagged,
+    ThreadDeleted,
 )
 from chatledger.eventstore._keys import SessionKey
 from chatledger.eventstore._messages import Message
@@ -77,8 +79,11 @@ def projection_step(event: AnyEvent | Event) -> ProjectionStep:
             return ProjectionStep([message])
         case SessionForked(messages=messages):
             return ProjectionStep(list(messages))
-        case HistoryCleared():
+        case HistoryCleared() | ThreadDeleted():
             return ProjectionStep([], clears=True)
+        case CheckpointSaved(messages=messages):
+            # a LangGraph checkpoint carries the messages it added to the thread's history
+            return ProjectionStep(list(messages))
         case MessageRedacted(version=version):
             return ProjectionStep([], redacts=version)
         case SessionTagged(added=added, removed=removed):
@@ -88,7 +93,8 @@ def projection_step(event: AnyEvent | Event) -> ProjectionStep:
 
 
 APPENDED_PREFIX = '{"type":"message_appended","message":'
-_NO_HISTORY = frozenset({"run_recorded", "run_recorded_v2", "model_called"})
+_NO_HISTORY = frozenset({"run_recorded", "run_recorded_v2", "model_called",
+                         "checkpoint_writes_saved", "checkpoints_deleted"})
 
 
 def stored_step(type_: str, data: str | None) -> ProjectionStep:

@@ -14,6 +14,7 @@ from chatledger.eventstore import (
     SystemMessage,
     ToolMessage,
 )
+from chatledger.runtime import _bridge  # noqa: F401  (registers LangChain runnables)
 from chatledger.runtime._compose import RunnableParallel
 from chatledger.runtime._config import ConfigurableFieldSpec, RunnableConfig, ensure_config
 from chatledger.runtime._history_shapes import output_messages, runnable_input

@@ -8,7 +8,7 @@ from typing import Any
 
 from chatledger.eventstore import InvalidInputError
 from chatledger.runtime._config import RunnableConfig, child_config, ensure_config
-from chatledger.runtime._runnable import Runnable, register_coercion
+from chatledger.runtime._runnable import Input, Output, Runnable, register_coercion
 from chatledger.runtime._streams import aggregate, aiter_thread
 
 __all__ = ["RunnableGenerator", "RunnableLambda", "accepts_config"]
@@ -28,7 +28,7 @@ def _name_of(func: Callable[..., Any]) -> str:
     return name if isinstance(name, str) and name != "<lambda>" else type(func).__name__
 
 
-class RunnableLambda(Runnable[Any, Any]):
+class RunnableLambda(Runnable[Input, Output]):
     """A function as a runnable.
 
     The function takes the input (and ``config=`` if it has a parameter of that name). A
@@ -123,7 +123,7 @@ class RunnableLambda(Runnable[Any, Any]):
             yield await self.ainvoke(input, config)
 
 
-class RunnableGenerator(Runnable[Any, Any]):
+class RunnableGenerator(Runnable[Input, Output]):
     """A generator function over a stream of input chunks, as a runnable.
 
     ``transform(chunks)`` yields output chunks as input chunks arrive, so a parser placed after

@@ -8,12 +8,12 @@ from typing import Any
 from chatledger.eventstore import InvalidInputError
 from chatledger.runtime._compose import RunnableParallel
 from chatledger.runtime._config import ConfigurableFieldSpec, RunnableConfig, ensure_config
-from chatledger.runtime._runnable import Runnable
+from chatledger.runtime._runnable import Input, Runnable
 
 __all__ = ["RunnableAssign", "RunnablePassthrough"]
 
 
-class RunnablePassthrough(Runnable[Any, Any]):
+class RunnablePassthrough(Runnable[Input, Input]):
     """Returns its input unchanged; ``assign`` builds a step that adds keys to a dict input.
 
     Args:

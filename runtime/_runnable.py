@@ -25,6 +25,7 @@ from chatledger.runtime._config import (
     get_config_list,
     merge_configs,
 )
+from chatledger.runtime._schema import schema_model, type_args
 from chatledger.runtime._streams import aaggregate, aggregate
 
 __all__ = [
@@ -173,6 +174,25 @@ class Runnable(ABC, Generic[Input, Output]):
         return RunnableBinding(self, merge_configs(config, options))
 
     # -- introspection ---------------------------------------------------------------------
+    def get_input_schema(self, config: RunnableConfig | None = None) -> Any:
+        """The input's schema: a pydantic model ``<Name>Input`` (a JSON Schema dict without
+        pydantic), from the declared input type (``RunnableLambda[int, str]``), else any."""
+        return schema_model(f"{self.get_name()}Input", type_args(self)[0])
+
+    def get_output_schema(self, config: RunnableConfig | None = None) -> Any:
+        """The output's schema: a pydantic model ``<Name>Output`` (see ``get_input_schema``)."""
+        return schema_model(f"{self.get_name()}Output", type_args(self)[1])
+
+    @property
+    def input_schema(self) -> Any:
+        """``get_input_schema()``."""
+        return self.get_input_schema()
+
+    @property
+    def output_schema(self) -> Any:
+        """``get_output_schema()``."""
+        return self.get_output_schema()
+
     @property
     def config_specs(self) -> list[ConfigurableFieldSpec]:
         """The ``configurable`` fields this runnable reads."""
@@ -277,12 +297,17 @@ _COERCIONS: list[tuple[Callable[[Any], bool], Callable[[Any], Runnable[Any, Any]
 
 
 def register_coercion(accepts: Callable[[Any], bool],
-                      make: Callable[[Any], Runnable[Any, Any]]) -> None:
+                      make: Callable[[Any], Runnable[Any, Any]], *, first: bool = False) -> None:
     """Teach ``coerce_to_runnable`` a kind of object: ``make(thing)`` when ``accepts(thing)``.
 
-    Coercions are tried in the order they were registered; the first that accepts wins.
+    Coercions are tried in the order they were registered (``first=True`` puts this one ahead
+    of all others, for objects that would also pass a broader test such as ``callable``); the
+    first that accepts wins.
     """
-    _COERCIONS.append((accepts, make))
+    if first:
+        _COERCIONS.insert(0, (accepts, make))
+    else:
+        _COERCIONS.append((accepts, make))
 
 
 def coerce_to_runnable(thing: Any) -> Runnable[Any, Any]:

@@ -53,6 +53,7 @@ from chatledger.runtime._recording import (
     recording,
 )
 from chatledger.runtime._runnable import Runnable, coerce_to_runnable
+from chatledger.runtime._schema import history_input_schema, history_output_schema
 from chatledger.runtime._streams import aggregate
 
 __all__ = ["RunnableWithMessageHistory"]
@@ -188,6 +189,18 @@ class RunnableWithMessageHistory(Runnable[Any, Any]):
 
     def __repr__(self) -> str:
         return f"RunnableWithMessageHistory({self.runnable!r})"
+
+    def get_input_schema(self, config: RunnableConfig | None = None) -> Any:
+        """LangChain's ``RunnableWithChatHistoryInput``: ``{input_key: str | message |
+        messages}`` with both keys, ``{input_key: messages}`` with only the input key, else a
+        list of messages."""
+        return history_input_schema(self.input_messages_key, self.history_messages_key)
+
+    def get_output_schema(self, config: RunnableConfig | None = None) -> Any:
+        """LangChain's ``RunnableWithChatHistoryOutput``: an object when a key is set, else a
+        list of messages."""
+        return history_output_schema(self.input_messages_key, self.output_messages_key,
+                                     self.history_messages_key)
 
     @property
     def config_specs(self) -> list[ConfigurableFieldSpec]:

@@ -18,6 +18,9 @@ import msgspec
 from chatledger.eventstore import (
     AIMessage,
     ChatMessage,
+    CheckpointSaved,
+    CheckpointsDeleted,
+    CheckpointWritesSaved,
     HistoryCleared,
     Message,
     MessageAppended,
@@ -30,6 +33,7 @@ from chatledger.eventstore import (
     SessionInfo,
     SessionKey,
     SessionTagged,
+    ThreadDeleted,
     ToolMessage,
 )
 
@@ -223,6 +227,16 @@ def event_summary(rec: Record, width: int = 60) -> str:
             text = f"run {status} on history v{hv}: {said}"
         case SessionTagged(added=added, removed=removed):
             text = " ".join([*(f"+{t}" for t in added), *(f"-{t}" for t in removed)])
+        case CheckpointSaved(checkpoint_id=cid, metadata=metadata, messages=messages):
+            step = metadata.get("step")
+            more = f", +{len(messages)} messages" if messages else ""
+            text = f"step {step}{more}, checkpoint {cid}"
+        case CheckpointWritesSaved(task_id=task, writes=writes):
+            text = f"writes of task {task}: " + ", ".join(sorted({w[1] for w in writes}))
+        case CheckpointsDeleted(checkpoint_ids=ids, reason=reason):
+            text = f"{len(ids)} checkpoints deleted" + (f": {reason}" if reason else "")
+        case ThreadDeleted(reason=reason):
+            text = "thread deleted" + (f": {reason}" if reason else "")
         case PayloadErased(erased_type=erased_type):
             text = f"({erased_type}; payload erased)"
         case _:

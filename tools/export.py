@@ -31,6 +31,7 @@ import msgspec
 
 from chatledger.eventstore import (
     ChatledgerError,
+    CheckpointSaved,
     EventStore,
     MessageAppended,
     NotFoundError,
@@ -156,8 +157,8 @@ def _rows(store: EventStore, streams: set[str] | None) -> Iterator[tuple[Record,
             match rec.event:
                 case MessageAppended(message=message):
                     yield rec, 0, message
-                case SessionForked(messages=messages):
-                    for i, message in enumerate(messages):
+                case SessionForked(messages=messages) | CheckpointSaved(messages=messages):
+                    for i, message in enumerate(messages):  # a checkpoint: what it added
                         yield rec, i, message
                 case _:
                     pass

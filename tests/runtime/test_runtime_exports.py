@@ -9,11 +9,11 @@ import pytest
 
 from chatledger import runtime
 from chatledger.projections import ChatHistory
-from chatledger.runtime import RunnableWithMessageHistory
+from chatledger.runtime import RunnableWithMessageHistory, langgraph
 from chatledger.runtime.models import FakeChatModel
 
 
-@pytest.mark.parametrize("module", [runtime, runtime.models])
+@pytest.mark.parametrize("module", [runtime, runtime.models, langgraph])
 def test_all_is_sorted_and_importable(module: object) -> None:
     """``__all__`` is sorted and every name in it exists."""
     names = list(module.__all__)  # type: ignore[attr-defined]
@@ -41,6 +41,7 @@ def test_design_contract_names_are_exported() -> None:
         assert name in runtime.__all__
     for name in ("ChatModel", "FakeChatModel", "OfflineChatModel", "OpenAIChatModel"):
         assert name in runtime.models.__all__
+    assert "ChatledgerSaver" in langgraph.__all__
 
 
 def test_wrapper_keeps_no_state_between_calls(db_url: str) -> None:

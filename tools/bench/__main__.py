@@ -1,7 +1,7 @@
 """``python -m chatledger.tools.bench``: run the benchmark groups, print JSON lines, then the table.
 
-Groups: append, history, runtime, postgres, export, serve, audit. A group whose package is not
-there yet is skipped with the reason; every figure lands in ``bench-results/``.
+Groups: append, history, runtime, postgres, export, serve, audit, langgraph. A group whose
+package is not there yet is skipped with the reason; every figure lands in ``bench-results/``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from chatledger.tools.bench._harness import Bench, Skip, progress
 
-GROUPS = ("append", "history", "runtime", "postgres", "export", "serve", "audit")
+GROUPS = ("append", "history", "runtime", "postgres", "export", "serve", "audit", "langgraph")
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 

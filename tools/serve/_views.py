@@ -17,6 +17,7 @@ import msgspec
 from chatledger.eventstore import (
     AIMessage,
     ChatMessage,
+    CheckpointSaved,
     HistoryCleared,
     InvalidKeyError,
     Message,
@@ -302,5 +303,10 @@ def _item(rec: Record, calls: dict[str, list[ModelCallView]]) -> Item:
         case SessionTagged(added=added, removed=removed):
             text = ", ".join([*(f"+{t}" for t in added), *(f"-{t}" for t in removed)])
             return Item(kind="tagged", text=text, **base)
+        case CheckpointSaved(checkpoint_id=cid, parent_id=parent, metadata=meta, messages=added):
+            # the serialised checkpoint body is LangGraph's bytes: show what a reader can use
+            shown = {"checkpoint_id": cid, "parent_id": parent, "metadata": meta,
+                     "messages_added": added}
+            return Item(kind="event", text=pretty_json(shown), **base)
         case _:
             return Item(kind="event", text=pretty_json(rec.event), **base)
