@@ -64,6 +64,8 @@ def open_store(url: str | None = None, *, durability: str = "full",
         try:
             from chatledger.eventstore.postgres import PostgresStore
         except ImportError as e:
+            if not (e.name or "").startswith("psycopg"):
+                raise  # a broken installation of chatledger itself, not a missing extra
             raise StoreError("PostgreSQL URLs need psycopg: pip install 'chatledger[postgres]' "
                              f"({e})") from e
         return PostgresStore(url, durability=durability, projections=projections,

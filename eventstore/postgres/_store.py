@@ -45,13 +45,8 @@ from chatledger.eventstore._store import (
     check_time,
     check_version,
 )
-from chatledger.eventstore._verify import (
-    CatalogRow,
-    LogTables,
-    check_against,
-    verify_log,
-)
 from chatledger.eventstore.postgres import _sql as SQL
+from chatledger.eventstore.postgres._auditing import verify_connection
 from chatledger.eventstore.postgres._plans import (
     Duplicate,
     PendingAppend,
@@ -421,31 +416,9 @@ class PostgresStore(EventStore):
             raise InvalidInputError("a log head covers the whole log: verify(against=...) "
                                     "takes no key")
         sid = None if key is None else SessionKey.coerce(key).stream_id
-        where, params = ("", ()) if sid is None else (SQL.VERIFY_ONE, (sid,))
         tree = MerkleTree() if against is not None else None
-        with self._connection("verify") as conn, conn.transaction():
-            conn.execute(SQL.SNAPSHOT)
-
-            def tables() -> LogTables:
-                return LogTables(
-                    [CatalogRow(*r) for r in conn.execute(SQL.VERIFY_CATALOG.format(where=where),
-                                                          params)],
-                    conn.execute(SQL.VERIFY_KEYS.format(where=where), params).fetchall(),
-                    conn.execute(SQL.VERIFY_HISTORY.format(where=where), params),
-                    conn.execute(SQL.VERIFY_CLEARS.format(where=where), params).fetchall(),
-                    lambda one: (conn.execute(SQL.LOCATE_EVENTS, (one,)).fetchall(),
-                                 conn.execute(SQL.LOCATE_HISTORY, (one,)).fetchall(),
-                                 conn.execute(SQL.LOCATE_CLEARS, (one,)).fetchall()))
-            with conn.cursor(name="chatledger_verify") as cur:
-                cur.itersize = 5000
-                cur.execute(SQL.VERIFY_ROWS.format(where=where), params)
-                problems, streams, events = verify_log(
-                    cur, tables, stream_id=sid, tree=tree,
-                    progress=progress)
-            if against is not None and tree is not None:
-                check_against(problems, tree, against,
-                              lambda i: conn.execute(SQL.EVENT_AT_INDEX, (i,)).fetchone())
-        report = VerifyReport(streams=streams, events=events, problems=problems)
+        with self._connection("verify") as conn:
+            report = verify_connection(conn, sid, tree, against, progress)
         if logging_enabled():
             log.info("verified", streams=report.streams, events=report.events,
                      problems=len(report.problems))

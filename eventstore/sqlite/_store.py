@@ -33,30 +33,21 @@ from chatledger.eventstore._errors import (
     NotFoundError,
     StoreError,
 )
-from chatledger.eventstore._events import AnyEvent, Event, MessageRedacted, Record
+from chatledger.eventstore._events import Event, MessageRedacted, Record
 from chatledger.eventstore._heads import LogHead
 from chatledger.eventstore._keys import KeyLike, SessionKey
 from chatledger.eventstore._log import get_logger, logging_enabled
 from chatledger.eventstore._merkle import MerkleTree
 from chatledger.eventstore._messages import Message
 from chatledger.eventstore._projection import (
-    ChangeTags,
-    DropVersion,
-    InsertRows,
-    MarkClear,
-    ProjectionStep,
-    merge_tags,
     prepared_steps,
-    projection_ops,
     sessions_query,
-    stored_step,
 )
 from chatledger.eventstore._rows import records_of, session_of
 from chatledger.eventstore._store import (
     AppendResult,
     ErasedEvent,
     EventStore,
-    Problem,
     Progress,
     SessionInfo,
     VerifyReport,
@@ -64,13 +55,8 @@ from chatledger.eventstore._store import (
     check_time,
     check_version,
 )
-from chatledger.eventstore._verify import (
-    CatalogRow,
-    LogTables,
-    check_against,
-    verify_log,
-)
 from chatledger.eventstore.sqlite import _sql as SQL
+from chatledger.eventstore.sqlite._auditing import verify_connection
 from chatledger.eventstore.sqlite._opening import (
     BUSY_TIMEOUT_MS,
     Opened,
@@ -82,22 +68,11 @@ from chatledger.eventstore.sqlite._opening import (
     rollback,
     sqlite_path,
 )
+from chatledger.eventstore.sqlite._projecting import catch_up_locked, project
 
 __all__ = ["SQLiteStore"]
 
 log = get_logger("chatledger.sqlite")
-
-def counter_problems(last: int | None, checkpoint: int | None) -> list[Problem]:
-    """What is wrong with the position counter and the projection's checkpoint, if anything."""
-    if last is None or checkpoint is None:
-        return [Problem("", 0, None, "catalog", "the position counter or the projection's "
-                        "checkpoint row is missing")]
-    if checkpoint > last:
-        return [Problem("", 0, checkpoint, "projection", f"the projection's checkpoint "
-                        f"({checkpoint}) is beyond the log's last position ({last})")]
-    return []
-
-
 
 
 class SQLiteStore(EventStore):
@@ -271,7 +246,7 @@ class SQLiteStore(EventStore):
             # Behind after projections=False appends (or at the log's end in a file written
             # by schema 1): apply what is missing, then the checkpoint says "all of it".
             if checkpoint != last_pos:
-                self._catch_up_locked(conn)
+                catch_up_locked(conn)
             conn.execute(SQL.SET_CHECKPOINT, (SQL.CAUGHT_UP, "history"))
         elif not self._projections and checkpoint == SQL.CAUGHT_UP:
             conn.execute(SQL.SET_CHECKPOINT, (last_pos, "history"))
@@ -285,7 +260,7 @@ class SQLiteStore(EventStore):
                 # the catalog row must exist before a clear or tag in this append touches it
                 self._insert_stream(conn, key, 0, _codec.GENESIS, now)
                 new_stream = False
-            added = self._project(conn, sid, prepared_steps(prepared, version + 1))
+            added = project(conn, sid, prepared_steps(prepared, version + 1))
         if new_stream:
             self._insert_stream(conn, key, stamped.version, stamped.chain, now)
         else:
@@ -307,58 +282,12 @@ class SQLiteStore(EventStore):
         rows = conn.execute(SQL.FIND_EVENT_IDS, (_codec.encode(ids).decode(),)).fetchall()
         return duplicate_result(sid, prepared, rows)
 
-    def _project(self, conn: sqlite3.Connection, sid: str,
-                 items: Sequence[tuple[int, AnyEvent | Event | ProjectionStep]]) -> int:
-        """Apply events of one stream to the projection tables; returns messages to count."""
-        ops, added = projection_ops(sid, items)
-        for op in ops:
-            match op:
-                case InsertRows(rows=rows):
-                    conn.executemany(SQL.INSERT_HISTORY, rows)
-                case MarkClear(version=version):
-                    conn.execute(SQL.INSERT_CLEAR, (sid, version))
-                    conn.execute(SQL.CLEAR_CATALOG, (version, sid))
-                case DropVersion(version=version):
-                    conn.execute(SQL.DELETE_HISTORY_VERSION, (sid, version))
-                    conn.execute(SQL.RECOUNT_CURRENT, (sid,))
-                case ChangeTags():
-                    stored = conn.execute(SQL.GET_TAGS, (sid,)).fetchone()[0]
-                    conn.execute(SQL.SET_TAGS, (merge_tags(stored, op), sid))
-        return added
-
-    def _catch_up_locked(self, conn: sqlite3.Connection, page: int = 5000,
-                         progress: Progress | None = None) -> int:
-        checkpoint = conn.execute(SQL.GET_CHECKPOINT, ("history",)).fetchone()[0]
-        if checkpoint == SQL.CAUGHT_UP:
-            return 0
-        applied = 0
-        while True:
-            rows = conn.execute(SQL.CATCH_UP_PAGE, (checkpoint, page)).fetchall()
-            if not rows:
-                break
-            start = 0
-            for i in range(1, len(rows) + 1):
-                if i == len(rows) or rows[i][0] != rows[start][0]:
-                    sid = rows[start][0]
-                    added = self._project(conn, sid, [(r[1], stored_step(r[3], r[4]))
-                                                      for r in rows[start:i]])
-                    if added:
-                        conn.execute(SQL.ADD_MESSAGE_COUNT, (added, sid))
-                    start = i
-            checkpoint = rows[-1][2]
-            applied += len(rows)
-            conn.execute(SQL.SET_CHECKPOINT, (checkpoint, "history"))
-            if progress is not None:
-                progress(len(rows))
-        conn.execute(SQL.SET_CHECKPOINT, (SQL.CAUGHT_UP, "history"))
-        return applied
-
     def catch_up(self) -> int:
         def run(conn: sqlite3.Connection) -> int:
             last, checkpoint = conn.execute(SQL.BOTH_POSITIONS).fetchone()
             if checkpoint in (SQL.CAUGHT_UP, last):
                 return 0
-            n = self._catch_up_locked(conn)
+            n = catch_up_locked(conn)
             if logging_enabled():
                 log.info("projection_caught_up", projection="history", events=n)
             return n
@@ -384,7 +313,7 @@ class SQLiteStore(EventStore):
         def run(conn: sqlite3.Connection) -> int:
             for statement in SQL.statements(SQL.RESET_PROJECTION):
                 conn.execute(statement)
-            return self._catch_up_locked(conn, page=20000, progress=progress)
+            return catch_up_locked(conn, page=20000, progress=progress)
         n = int(self._write(run))
         if logging_enabled():
             log.info("projection_rebuilt", projection="history", events=n)
@@ -454,40 +383,10 @@ class SQLiteStore(EventStore):
             raise InvalidInputError("a log head covers the whole log: verify(against=...) "
                                     "takes no key")
         sid = None if key is None else SessionKey.coerce(key).stream_id
-        where, params = ("", ()) if sid is None else (SQL.VERIFY_ONE, (sid,))
         tree = MerkleTree() if against is not None else None
 
-        def run(conn: sqlite3.Connection) -> VerifyReport:
-            last, checkpoint = conn.execute(SQL.BOTH_POSITIONS).fetchone()
-            counters = counter_problems(last, checkpoint)
-            if checkpoint == SQL.CAUGHT_UP:  # every event is applied
-                checkpoint = last
-            rows = conn.execute(SQL.VERIFY_ROWS) if sid is None else \
-                conn.execute(SQL.VERIFY_ROWS_ONE, (sid,))
-
-            def tables() -> LogTables:
-                return LogTables(
-                    (CatalogRow(*r) for r in conn.execute(SQL.VERIFY_CATALOG.format(where=where),
-                                                          params)),
-                    conn.execute(SQL.VERIFY_KEYS.format(where=where), params),
-                    conn.execute(SQL.VERIFY_HISTORY.format(where=where), params),
-                    conn.execute(SQL.VERIFY_CLEARS.format(where=where), params),
-                    lambda one: (conn.execute(SQL.LOCATE_EVENTS, (one,)),
-                                 conn.execute(SQL.LOCATE_HISTORY, (one,)),
-                                 conn.execute(SQL.LOCATE_CLEARS, (one,))))
-            problems, streams, events = verify_log(
-                rows, tables, stream_id=sid,
-                checkpoint=checkpoint,
-                last_position=last if sid is None else None, tree=tree, progress=progress)
-            if sid is None:
-                problems += counters
-                problems += [Problem("", 0, None, "integrity", f"quick_check: {message}")
-                             for (message,) in conn.execute(SQL.QUICK_CHECK) if message != "ok"]
-            if against is not None and tree is not None:
-                check_against(problems, tree, against,
-                              lambda i: conn.execute(SQL.EVENT_AT_INDEX, (i,)).fetchone())
-            return VerifyReport(streams=streams, events=events, problems=problems)
-        report: VerifyReport = self._read(run)
+        report: VerifyReport = self._read(
+            lambda conn: verify_connection(conn, sid, tree, against, progress))
         if logging_enabled():
             log.info("verified", streams=report.streams, events=report.events,
                      problems=len(report.problems))
