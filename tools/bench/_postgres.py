@@ -104,6 +104,9 @@ def run(bench: Bench) -> None:
     _processes(bench, url, lc_schema, rates)
     growth_target(bench, GROUP, "PostgreSQL", *session_growth(bench, store, "postgres"))
     _load(bench, store, lc_connect)
+    # A LangChain connection left idle in a transaction (its reads open one) would hold off
+    # the next group's CREATE INDEX CONCURRENTLY (PostgresSaver.setup) until the run ends.
+    close_opened()
 
 
 def _commit_floor(bench: Bench, lc_connect: Callable[[], Any], seconds: float) -> float:
