@@ -8,8 +8,8 @@ executes with its own SQL inside the append's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any, Union
+from collections.abc import Generator, Iterable, Sequence
+from typing import Any, NamedTuple, Union
 
 import msgspec
 
@@ -42,6 +42,8 @@ __all__ = [
     "MarkClear",
     "ProjectionOp",
     "ProjectionStep",
+    "Statement",
+    "TableWrites",
     "apply",
     "fold",
     "merge_tags",
@@ -51,6 +53,7 @@ __all__ = [
     "projection_step",
     "sessions_query",
     "stored_step",
+    "table_writes",
 ]
 
 
@@ -221,6 +224,40 @@ def merge_tags(stored: str, change: ChangeTags) -> str:
     """The catalog's tags column (a sorted JSON list) after ``change``."""
     tags = set(_codec.decode_json(stored)) | set(change.added)
     return _codec.encode(sorted(tags - set(change.removed))).decode()
+
+
+class Statement(NamedTuple):
+    """One statement a projection operation runs, named as in each backend's SQL module.
+
+    ``many`` runs it once per row of ``params``; ``read`` sends its first row's first column
+    back into ``table_writes``.
+    """
+
+    name: str
+    params: Any
+    many: bool = False
+    read: bool = False
+
+
+TableWrites = Generator[Statement, Any, None]
+
+
+def table_writes(stream_id: str, ops: Sequence[ProjectionOp]) -> TableWrites:
+    """The statements that carry out ``ops`` on one stream, in order: the one definition both
+    backends execute, each with its own SQL and driver."""
+    for op in ops:
+        match op:
+            case InsertRows(rows=rows):
+                yield Statement("INSERT_HISTORY", rows, many=True)
+            case MarkClear(version=version):
+                yield Statement("INSERT_CLEAR", (stream_id, version))
+                yield Statement("CLEAR_CATALOG", (version, stream_id))
+            case DropVersion(version=version):
+                yield Statement("DELETE_HISTORY_VERSION", (stream_id, version))
+                yield Statement("RECOUNT_CURRENT", (stream_id,))
+            case ChangeTags():
+                stored = yield Statement("GET_TAGS", (stream_id,), read=True)
+                yield Statement("SET_TAGS", (merge_tags(stored, op), stream_id))
 
 
 # -- the catalog ---------------------------------------------------------------------------

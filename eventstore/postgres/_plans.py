@@ -36,16 +36,13 @@ from chatledger.eventstore._events import AnyEvent, Event, MessageRedacted
 from chatledger.eventstore._keys import SessionKey
 from chatledger.eventstore._log import get_logger
 from chatledger.eventstore._projection import (
-    ChangeTags,
-    DropVersion,
     InsertRows,
-    MarkClear,
     ProjectionOp,
     ProjectionStep,
-    merge_tags,
     prepared_steps,
     projection_ops,
     stored_step,
+    table_writes,
 )
 from chatledger.eventstore._store import AppendResult, ErasedEvent, Progress
 from chatledger.eventstore.postgres import _sql as SQL
@@ -238,21 +235,23 @@ def project_plan(
 
 
 def apply_ops(w: Writer, sid: str, ops: Sequence[ProjectionOp]) -> Plan[None]:
-    """Queue the table operations of ``projection_ops``."""
-    for op in ops:
-        match op:
-            case InsertRows(rows=rows):
-                w.many(SQL.INSERT_HISTORY, rows)
-            case MarkClear(version=version):
-                w.add(SQL.INSERT_CLEAR, (sid, version))
-                w.add(SQL.CLEAR_CATALOG, (version, sid))
-            case DropVersion(version=version):
-                w.add(SQL.DELETE_HISTORY_VERSION, (sid, version))
-                w.add(SQL.RECOUNT_CURRENT, (sid,))
-            case ChangeTags():
-                (row,) = yield from w.read(Query(SQL.GET_TAGS, (sid,), "one"))
-                w.add(SQL.SET_TAGS, (merge_tags(row[0], op), sid))
-
+    """Queue the statements that carry out ``projection_ops`` (``table_writes``)."""
+    writes = table_writes(sid, ops)
+    reply = None
+    while True:
+        try:
+            statement = writes.send(reply)
+        except StopIteration:
+            return
+        sql = getattr(SQL, statement.name)
+        reply = None
+        if statement.many:
+            w.many(sql, statement.params)
+        elif statement.read:
+            (row,) = yield from w.read(Query(sql, statement.params, "one"))
+            reply = row[0]
+        else:
+            w.add(sql, statement.params)
 
 def catch_up_plan(schema: str, sids: Sequence[str]) -> Plan[int]:
     """Lock ``sids`` and apply their events that the projection has not seen yet."""

@@ -8,14 +8,10 @@ from collections.abc import Sequence
 
 from chatledger.eventstore._events import AnyEvent, Event
 from chatledger.eventstore._projection import (
-    ChangeTags,
-    DropVersion,
-    InsertRows,
-    MarkClear,
     ProjectionStep,
-    merge_tags,
     projection_ops,
     stored_step,
+    table_writes,
 )
 from chatledger.eventstore._store import Problem, Progress
 from chatledger.eventstore.sqlite import _sql as SQL
@@ -38,20 +34,20 @@ def project(conn: sqlite3.Connection, sid: str,
             items: Sequence[tuple[int, AnyEvent | Event | ProjectionStep]]) -> int:
     """Apply events of one stream to the projection tables; returns messages to count."""
     ops, added = projection_ops(sid, items)
-    for op in ops:
-        match op:
-            case InsertRows(rows=rows):
-                conn.executemany(SQL.INSERT_HISTORY, rows)
-            case MarkClear(version=version):
-                conn.execute(SQL.INSERT_CLEAR, (sid, version))
-                conn.execute(SQL.CLEAR_CATALOG, (version, sid))
-            case DropVersion(version=version):
-                conn.execute(SQL.DELETE_HISTORY_VERSION, (sid, version))
-                conn.execute(SQL.RECOUNT_CURRENT, (sid,))
-            case ChangeTags():
-                stored = conn.execute(SQL.GET_TAGS, (sid,)).fetchone()[0]
-                conn.execute(SQL.SET_TAGS, (merge_tags(stored, op), sid))
-    return added
+    writes = table_writes(sid, ops)
+    reply = None
+    while True:
+        try:
+            statement = writes.send(reply)
+        except StopIteration:
+            return added
+        sql = getattr(SQL, statement.name)
+        if statement.many:
+            conn.executemany(sql, statement.params)
+            reply = None
+        else:
+            row = conn.execute(sql, statement.params).fetchone()
+            reply = row[0] if statement.read else None
 
 
 def catch_up_locked(conn: sqlite3.Connection, page: int = 5000,
