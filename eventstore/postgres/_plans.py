@@ -16,6 +16,7 @@ from collections.abc import Generator, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 import psycopg
+from psycopg import pq
 
 from chatledger.eventstore import _codec
 from chatledger.eventstore._append import (
@@ -52,11 +53,13 @@ __all__ = [
     "PendingAppend",
     "Plan",
     "Query",
+    "Unconfirmed",
     "Writer",
-    "anotify",
     "append_plan",
     "apply_ops",
+    "arun_call",
     "catch_up_plan",
+    "confirmed",
     "empty_append",
     "erase_plan",
     "expected_of",
@@ -65,12 +68,13 @@ __all__ = [
     "lock_key",
     "lost_connection",
     "notice",
-    "notify",
     "outcome_unknown",
     "project_plan",
     "rebuild_plan",
     "run_async",
+    "run_call",
     "run_sync",
+    "wrote",
 ]
 
 T = TypeVar("T")
@@ -190,7 +194,12 @@ def append_plan(
 def fast_append(key: SessionKey, prepared: list[Prepared], meta_text: str,
                 expected_version: int | None, *, project: bool, schema: str) -> Query | None:
     """The common append as one call of ``chatledger_append_messages``, or None when the
-    events do more than add messages (clears, tags, redactions go through ``append_plan``)."""
+    events do more than add messages (clears, tags, redactions go through ``append_plan``).
+
+    The call travels as one simple-protocol string with its own BEGIN and COMMIT and the
+    notification after them (``run_call``): one round trip, one statement to bind on the
+    client, and the notification in a transaction of its own (see ``notice``).
+    """
     sid = key.stream_id
     history: list[tuple[int, int, str]] = []
     if project:
@@ -202,9 +211,11 @@ def fast_append(key: SessionKey, prepared: list[Prepared], meta_text: str,
     events = [{"i": p.event_id, "t": p.type, "d": p.data, "p": p.payload_digest, "s": p.salt}
               for p in prepared]
     rows = [{"v": v, "k": k, "m": m} for v, k, m in history]
-    return Query(SQL.APPEND_MESSAGES_CALL, (
+    note = notice(schema)
+    return Query(f"BEGIN; {SQL.APPEND_MESSAGES_CALL}; COMMIT; {note.sql}", (
         lock_key(schema, sid), sid, -1 if expected_version is None else expected_version,
-        project, meta_text, _codec.encode(events).decode(), _codec.encode(rows).decode()), "one")
+        project, meta_text, _codec.encode(events).decode(), _codec.encode(rows).decode(),
+        *note.params), "one")
 
 
 def fast_result(sid: str, n: int, expected_version: int | None,
@@ -331,20 +342,24 @@ def erase_plan(key: SessionKey, versions: Sequence[int] | None, reason: str, *,
 log = get_logger("chatledger.postgres")
 
 
-def notice(schema: str, result: object) -> Query | None:
-    """The NOTIFY that wakes tailing readers after an append that wrote events.
-
-    It runs after COMMIT, in a transaction of its own, once the COMMIT is confirmed:
-    PostgreSQL serialises the commits of transactions that notify, and a notification sent
-    after the commit reaches every listener that could have missed the events. It is best
-    effort (``notify``): tailing readers also wake on their timeout, and an append that
-    committed must never be reported as failed.
-    """
+def wrote(result: object) -> bool:
+    """True when ``result`` (an append's, or an erasure's ``(result, erased)``) stored events."""
     if isinstance(result, tuple) and result and isinstance(result[0], AppendResult):
-        result = result[0]  # an erasure's (result, erased events)
-    if isinstance(result, AppendResult) and result.positions and not result.duplicate:
-        return Query(SQL.NOTIFY, (SQL.CHANNEL, f"{schema}:{result.positions[-1]}"))
-    return None
+        result = result[0]
+    return isinstance(result, AppendResult) and bool(result.positions) and not result.duplicate
+
+
+def notice(schema: str) -> Query:
+    """The NOTIFY that wakes tailing readers after an append; its payload is the schema.
+
+    It travels in the append's round trip, after the COMMIT, as a transaction of its own: the
+    server runs it once the COMMIT is flushed. PostgreSQL serialises the commits of
+    transactions that notify, and this one writes nothing, so it never holds up the flush of
+    an append; and a notification sent after the commit reaches every listener that could have
+    missed the events. It is best effort: tailing readers also wake on their timeout, and an
+    append that committed must never be reported as failed.
+    """
+    return Query(SQL.NOTIFY, (SQL.CHANNEL, schema))
 
 
 def lost_connection(conn: Any, e: BaseException) -> bool:
@@ -364,26 +379,16 @@ def outcome_unknown(e: BaseException) -> OutcomeUnknownError:
     )
 
 
-def notify(conn: psycopg.Connection[Any], schema: str, result: object) -> None:
-    """Send the append's notification, best effort: a failure is logged, never raised."""
-    after = notice(schema, result)
-    if after is None:
-        return
-    try:
-        conn.execute(after.sql, after.params)
-    except psycopg.Error as e:
-        log.warning("notify_failed", error=" ".join(str(e).split()))
+def committed(commit: psycopg.Cursor[Any] | psycopg.AsyncCursor[Any] | None) -> bool:
+    """True when the server confirmed the COMMIT executed on ``commit``."""
+    result = None if commit is None else commit.pgresult
+    return result is not None and result.status == pq.ExecStatus.COMMAND_OK and \
+        commit is not None and commit.statusmessage == "COMMIT"
 
 
-async def anotify(conn: psycopg.AsyncConnection[Any], schema: str, result: object) -> None:
-    """``notify`` for an async connection."""
-    after = notice(schema, result)
-    if after is None:
-        return
-    try:
-        await conn.execute(after.sql, after.params)
-    except psycopg.Error as e:
-        log.warning("notify_failed", error=" ".join(str(e).split()))
+def _notify_lost(e: BaseException) -> None:
+    # The append committed; only its notification was lost (a cut connection, a full queue).
+    log.warning("notify_failed", error=" ".join(str(e).split()))
 
 
 def _rollback(conn: psycopg.Connection[Any]) -> None:
@@ -396,14 +401,14 @@ def _rollback(conn: psycopg.Connection[Any]) -> None:
 def run_sync(conn: psycopg.Connection[Any], plan: Plan[T], schema: str = "") -> T:
     """Run a plan in one transaction on ``conn`` (autocommit), one pipeline sync per batch.
 
-    BEGIN travels with the first batch, COMMIT with the last writes: a plain append is two
-    round trips, then the notification. Statements run on one cursor, except those whose rows
+    BEGIN travels with the first batch; COMMIT, and the notification when the plan stored
+    events, go in one last round trip. Statements run on one cursor, except those whose rows
     the plan reads back, which get their own.
 
     Raises:
         OutcomeUnknownError: The connection was lost once COMMIT had been sent.
     """
-    committing = False
+    commit: psycopg.Cursor[Any] | None = None
     try:
         with conn.pipeline():
             cur = conn.cursor()
@@ -427,15 +432,50 @@ def run_sync(conn: psycopg.Connection[Any], plan: Plan[T], schema: str = "") -> 
                 except StopIteration as stop:
                     value: T = stop.value
                     break
-            committing = True
-            cur.execute(SQL.COMMIT)
+            commit = conn.cursor()
+            commit.execute(SQL.COMMIT)
+            if wrote(value):
+                note = notice(schema)
+                cur.execute(note.sql, note.params)
     except BaseException as e:
+        if committed(commit):
+            _notify_lost(e)
+            return value
         _rollback(conn)
-        if committing and lost_connection(conn, e):
+        if commit is not None and lost_connection(conn, e):
             raise outcome_unknown(e) from e
         raise
-    notify(conn, schema, value)
     return value
+
+
+class Unconfirmed(Exception):  # a control-flow signal, never seen by callers
+    """The one-call append failed with its COMMIT maybe applied: look its events up."""
+
+    def __init__(self, error: psycopg.Error, lost: bool) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.lost = lost  # the connection was cut, rather than the server answering
+
+
+def run_call(conn: psycopg.Connection[Any], query: Query) -> Any:
+    """Run ``fast_append``'s string (BEGIN, the call, COMMIT, the notification) in one round
+    trip; return the call's row.
+
+    Raises:
+        psycopg.Error: The server refused the call; its transaction was rolled back.
+        Unconfirmed: Anything else (a lost connection, a failed notification): the COMMIT may
+            have been applied.
+    """
+    cur = psycopg.ClientCursor(conn)
+    try:
+        cur.execute(query.sql, query.params, prepare=False)
+    except psycopg.Error as e:
+        if conn.info.transaction_status != pq.TransactionStatus.INERROR:
+            raise Unconfirmed(e, lost_connection(conn, e)) from e
+        _rollback(conn)
+        raise
+    cur.nextset()  # past BEGIN's result
+    return cur.fetchone()
 
 
 async def _arollback(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -449,7 +489,7 @@ async def run_async(conn: psycopg.AsyncConnection[Any], plan: Plan[T], schema: s
     Raises:
         OutcomeUnknownError: The connection was lost once COMMIT had been sent.
     """
-    committing = False
+    commit: psycopg.AsyncCursor[Any] | None = None
     try:
         async with conn.pipeline():
             cur = conn.cursor()
@@ -473,15 +513,50 @@ async def run_async(conn: psycopg.AsyncConnection[Any], plan: Plan[T], schema: s
                 except StopIteration as stop:
                     value: T = stop.value
                     break
-            committing = True
-            await cur.execute(SQL.COMMIT)
+            commit = conn.cursor()
+            await commit.execute(SQL.COMMIT)
+            if wrote(value):
+                note = notice(schema)
+                await cur.execute(note.sql, note.params)
     except BaseException as e:
+        if committed(commit):
+            _notify_lost(e)
+            return value
         await _arollback(conn)
-        if committing and lost_connection(conn, e):
+        if commit is not None and lost_connection(conn, e):
             raise outcome_unknown(e) from e
         raise
-    await anotify(conn, schema, value)
     return value
+
+
+async def arun_call(conn: psycopg.AsyncConnection[Any], query: Query) -> Any:
+    """``run_call`` for an async connection."""
+    cur = psycopg.AsyncClientCursor(conn)
+    try:
+        await cur.execute(query.sql, query.params, prepare=False)
+    except psycopg.Error as e:
+        if conn.info.transaction_status != pq.TransactionStatus.INERROR:
+            raise Unconfirmed(e, lost_connection(conn, e)) from e
+        await _arollback(conn)
+        raise
+    cur.nextset()
+    return await cur.fetchone()
+
+
+def confirmed(sid: str, event_ids: Sequence[str], rows: Sequence[Sequence[Any]],
+              error: psycopg.Error) -> AppendResult | None:
+    """What an ``Unconfirmed`` append did, from its events looked up by id (``FIND_EVENT_IDS``
+    rows): its result when they are stored (only what followed the COMMIT failed), None when
+    they are not."""
+    if not rows:
+        return None
+    stored = {r[0]: r for r in rows}
+    if len(stored) != len(event_ids) or any(r[1] != sid for r in rows):
+        raise StoreError(f"the append to {sid!r} is stored only in part or elsewhere; "
+                         f"event ids {sorted(stored)}")
+    _notify_lost(error)
+    ordered = [stored[i] for i in event_ids]
+    return AppendResult(sid, ordered[-1][2], [r[3] for r in ordered])
 
 
 class PendingAppend(NamedTuple):

@@ -9,7 +9,7 @@ import asyncio
 import threading
 import time as _time
 from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from datetime import datetime
 from typing import Any
 
@@ -51,20 +51,21 @@ from chatledger.eventstore.postgres._plans import (
     Duplicate,
     PendingAppend,
     Plan,
+    Unconfirmed,
     Writer,
-    anotify,
     append_plan,
+    arun_call,
     catch_up_plan,
+    confirmed,
     empty_append,
     erase_plan,
     expected_of,
     fast_append,
     fast_result,
-    lost_connection,
-    notify,
     outcome_unknown,
     rebuild_plan,
     run_async,
+    run_call,
     run_sync,
 )
 from chatledger.eventstore.postgres._pools import AsyncPools
@@ -224,16 +225,15 @@ class PostgresStore(EventStore):
                     expected_version: int | None) -> AppendResult:
         """One call of the server-side append when it applies, else the two-step plan."""
         if append.fast is not None:
-            with self._connection("append") as conn:
-                try:
-                    # One autocommit statement: its COMMIT is on its way as soon as it is sent.
-                    row = conn.execute(append.fast.sql, append.fast.params).fetchone()
-                except psycopg.Error as e:
-                    if lost_connection(conn, e):
-                        raise outcome_unknown(e) from e
-                    raise
-                result = fast_result(key.stream_id, append.n, expected_version, row)
-                notify(conn, self.schema, result)
+            try:
+                with self._connection("append") as conn:
+                    row = run_call(conn, append.fast)
+            except Unconfirmed as u:
+                rows = None
+                with suppress(StoreError):
+                    rows = self._fetch("append", SQL.FIND_EVENT_IDS, (append.event_ids,))
+                return self._confirmed(key, append, rows, u)
+            result = fast_result(key.stream_id, append.n, expected_version, row)
             if result is not None:
                 return result
         done: AppendResult = self._run("append", append.plan)
@@ -242,21 +242,32 @@ class PostgresStore(EventStore):
     async def _arun_append(self, key: SessionKey, append: PendingAppend,
                            expected_version: int | None) -> AppendResult:
         if append.fast is not None:
-            async with self._aconnection("append") as conn:
-                try:
-                    cur = await conn.execute(append.fast.sql, append.fast.params)
-                    row = await cur.fetchone()
-                except psycopg.Error as e:
-                    if lost_connection(conn, e):
-                        raise outcome_unknown(e) from e
-                    raise
-                result = fast_result(key.stream_id, append.n, expected_version, row)
-                await anotify(conn, self.schema, result)
+            try:
+                async with self._aconnection("append") as conn:
+                    row = await arun_call(conn, append.fast)
+            except Unconfirmed as u:
+                rows = None
+                with suppress(StoreError):
+                    rows = await self._afetch("append", SQL.FIND_EVENT_IDS, (append.event_ids,))
+                return self._confirmed(key, append, rows, u)
+            result = fast_result(key.stream_id, append.n, expected_version, row)
             if result is not None:
                 return result
         async with self._aconnection("append") as conn:
             done: AppendResult = await run_async(conn, append.plan, self.schema)
         return done
+
+    def _confirmed(self, key: SessionKey, append: PendingAppend,
+                   rows: list[tuple[Any, ...]] | None, failed: Unconfirmed) -> AppendResult:
+        """The result of a one-call append that failed after its COMMIT may have applied,
+        from its events looked up by id (``rows``; None when the lookup failed too)."""
+        error = failed.error
+        done = None if rows is None else confirmed(key.stream_id, append.event_ids, rows, error)
+        if done is not None:
+            return done
+        if rows is None or failed.lost:
+            raise outcome_unknown(error) from error
+        raise self._error(error, "append") from error  # answered by the server: not stored
 
     @staticmethod
     def _lost_race(e: StoreError) -> bool:

@@ -1,8 +1,8 @@
 """Tailing the PostgreSQL log: LISTEN/NOTIFY instead of polling.
 
-After every append's commit, its connection sends ``NOTIFY chatledger_events`` with
-``"<schema>:<position>"``. A tail uses its own connection: it LISTENs first, then reads every
-event after its position, and only then waits. Any commit the read missed happened after the
+After every append's commit, its connection sends ``NOTIFY chatledger_events`` with the
+schema's name, in the same round trip. A tail uses its own connection: it LISTENs first,
+then reads every event after its position, and only then waits. Any commit the read missed happened after the
 LISTEN, so its notification is already queued, and the wait returns at once: no event is ever
 left unread.
 
@@ -45,8 +45,9 @@ def check_tail(after_position: int, timeout: float | None) -> None:
 
 
 def _ours(payloads: list[str], schema: str) -> bool:
+    # The payload is the schema (older releases sent "<schema>:<position>").
     prefix = f"{schema}:"
-    return any(p.startswith(prefix) for p in payloads)
+    return any(p == schema or p.startswith(prefix) for p in payloads)
 
 
 def subscribe(target: PostgresTarget, schema: str, after_position: int = 0, *,

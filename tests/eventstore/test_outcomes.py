@@ -30,12 +30,9 @@ HI = [MessageAppended(message=HumanMessage("hi"))]
 KILL_MYSELF = "SELECT pg_terminate_backend(pg_backend_pid())"
 
 
-REAL_NOTICE = _plans.notice
-
-
-def kill_after_commit(schema: str, result: object) -> Query | None:
+def kill_after_commit(schema: str) -> Query:
     """In place of the NOTIFY: the server ends this very connection, after the COMMIT."""
-    return None if REAL_NOTICE(schema, result) is None else Query(KILL_MYSELF, None)
+    return Query(KILL_MYSELF, ())
 
 
 @pytest.mark.postgres
@@ -47,15 +44,42 @@ def test_a_connection_cut_after_commit_still_returns_success(
     append: it returns its result, logs the lost notification, and the events are stored once."""
     if path == "one-call":
         pg.append("s", HI)  # an existing session without given ids takes the one-call path
+    ids = None if path == "one-call" else [str(uuid.uuid4())]  # given ids take the plan
     before = pg.version("s")
     monkeypatch.setattr(_plans, "notice", kill_after_commit)
     with capture_logs() as logs:
-        result = pg.append("s", HI) if mode == "sync" else asyncio.run(pg.aappend("s", HI))
-    assert result.version == before + 1
+        result = pg.append("s", HI, event_ids=ids) if mode == "sync" else \
+            asyncio.run(pg.aappend("s", HI, event_ids=ids))
+    assert result.version == before + 1 and not result.duplicate
+    assert len(result.positions) == 1
     assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["notify_failed"]
     monkeypatch.undo()
     assert [r.version for r in pg.read("s")] == list(range(1, before + 2))
+    assert pg.read("s")[-1].position == result.positions[0]
     assert pg.append("s", HI).version == before + 2  # the pool replaced the dead connection
+
+
+def refuse_after_commit(schema: str) -> Query:
+    """In place of the NOTIFY: a statement the server refuses, after the COMMIT."""
+    return Query("SELECT 1 / 0", ())
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("path", ["one-call", "plan"])
+def test_a_notification_refused_after_commit_still_returns_success(
+        pg: Any, monkeypatch: pytest.MonkeyPatch, path: str) -> None:
+    """An error the server answers after the COMMIT (as a full notification queue would be)
+    does not fail the append, and the connection stays usable."""
+    pg.append("s", HI)
+    ids = None if path == "one-call" else [str(uuid.uuid4())]
+    monkeypatch.setattr(_plans, "notice", refuse_after_commit)
+    with capture_logs() as logs:
+        result = pg.append("s", HI, event_ids=ids)
+    assert result.version == 2 and len(result.positions) == 1 and not result.duplicate
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["notify_failed"]
+    monkeypatch.undo()
+    assert [r.position for r in pg.read("s")][-1] == result.positions[0]
+    assert pg.append("s", HI).version == 3
 
 
 @pytest.mark.postgres
@@ -185,3 +209,42 @@ def test_a_connection_cut_at_the_plans_commit_is_outcome_unknown(
     again = pg.append("new", events, event_ids=info.value.event_ids)
     assert (first.version, again.version, again.duplicate) == (2, 2, True)
     assert [r.event_id for r in pg.read("new")] == ids
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_every_append_notifies_listeners_with_its_schema(pg: Any, mode: str) -> None:
+    """The one-call append and the plan (a new session, given ids, a clear) each send a
+    notification, with the schema as payload, once their COMMIT is done: a listener that is
+    woken finds the events."""
+    import psycopg
+
+    from chatledger.eventstore import HistoryCleared
+    from tests.pgsupport import postgres_url
+
+    listener = psycopg.connect(postgres_url(), autocommit=True)
+    try:
+        listener.execute("LISTEN chatledger_events")
+        appends = [
+            ("s", HI, None),  # a new session: the plan
+            ("s", HI, None),  # an existing session: the one call
+            ("s", HI, [str(uuid.uuid4())]),  # given ids: the plan
+            ("s", [HistoryCleared()], None),  # a clear: the plan
+        ]
+        for key, events, ids in appends:
+            done = pg.append(key, events, event_ids=ids) if mode == "sync" else \
+                asyncio.run(pg.aappend(key, events, event_ids=ids))
+            # (other stores on the server notify on the same channel: count only ours)
+            ours = 0
+            for n in listener.notifies(timeout=5):
+                ours += n.payload == pg.schema
+                if ours:
+                    break
+            assert ours == 1
+            # woken, the listener sees the events (the notification came after the COMMIT)
+            assert listener.execute(f'SELECT max(version) FROM "{pg.schema}".events'
+                                    ).fetchone() == (done.version,)
+            listener.execute("SELECT 1")  # (drop anything still queued before the next append)
+            list(listener.notifies(timeout=0.1))
+    finally:
+        listener.close()
