@@ -30,7 +30,9 @@ from chatledger.eventstore.postgres import PostgresStore
 pytestmark = pytest.mark.postgres
 
 TRICKY = ["plain", "üñíçødé ✓ 🦜", "quote ' and \" and \\ backslash", "tab\tnew\nline",
-          "unit\x1fseparator", "{\"json\": [1, 2]}", "%s %(name)s $1"]
+          "unit\x1fseparator", "{\"json\": [1, 2]}", "%s %(name)s $1",
+          # the one call travels as a string with its values bound on the client
+          "'); DROP TABLE events; --", "$$ $tag$ E'\\x00' ;COMMIT; ROLLBACK;", "\\'\\\\''"]
 
 
 class PathSpy:
@@ -64,6 +66,8 @@ def test_one_call_appends_store_the_digests_the_client_computes(
         assert result.version == 3 + 2 * i
     assert spy.general == 0  # every one of those went through the one-call path
     records = pg.read(key)
+    assert [r.event for r in records[1:]] == [e for i, t in enumerate(TRICKY) for e in _turn(i, t)]
+    assert [r.meta["run_id"] for r in records[1:]] == [t for t in TRICKY for _ in range(2)]
     chain = _codec.GENESIS
     for record, stored in zip(records, _raw_rows(pg, key.stream_id), strict=True):
         position, event_id, type_, recorded_at, payload_digest, meta, digest, link = stored
