@@ -2,7 +2,7 @@
 
 Opening reads the schema's state and writes nothing, unless asked to create (``create=True``)
 or the ledger is at an older schema version (a writable open migrates it). Otherwise the ledger
-is created by the store's first write (``PostgresStore._ensure_ledger``); until then reads see
+is created by the store's first append (``PostgresStore._ensure_ledger``); until then reads see
 an empty ledger, or, when the schema named by ``?schema=`` does not exist, ``NotFoundError``.
 
 Creating or migrating takes a session-level advisory lock keyed on the schema's name, so that
@@ -113,7 +113,8 @@ def usable(applied: int | None, where: str) -> bool:
                             f"{HOW_TO_CREATE})")
     if 0 < applied < SQL.SCHEMA_VERSION:
         raise StoreError(f"{where} is at schema version {applied}; open it for writing once "
-                         f"to migrate it to version {SQL.SCHEMA_VERSION}")
+                         f"to migrate it to version {SQL.SCHEMA_VERSION} (`chatledger init` "
+                         "does)")
     return applied == SQL.SCHEMA_VERSION
 
 
