@@ -326,3 +326,28 @@ def test_concurrent_first_appends_all_succeed_and_create_the_ledger_once(
         for store in stores:
             store.close()
 
+
+
+def test_once_the_ledger_is_seen_no_read_or_write_looks_for_it_again(
+        schema: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the first append (or a read that found the ledger), appends and reads go straight
+    to their statements: the ledger check is remembered, not repeated."""
+    from chatledger.eventstore.postgres import _store
+
+    def looked(*args: object) -> None:
+        raise AssertionError("the store looked for its ledger again")
+
+    url = postgres_empty_schema_url(schema)
+    with open_store(url) as writer, open_store(url) as reader:
+        assert reader.version("s") == 0  # looks: no ledger yet
+        writer.append("s", HI)  # creates it
+        assert reader.version("s") == 1  # looks again, and finds it
+        for name in ("read_state", "aread_state", "migrate"):
+            monkeypatch.setattr(_store, name, looked)
+        for store in (writer, reader):
+            store.append("s", HI)
+            asyncio.run(store.aappend("s", HI))
+            assert store.read("s")[-1].version == store.version("s")
+            assert store.sessions()[0].version == store.version("s")
+            assert asyncio.run(store.aload_history("s"))[0] == store.version("s")
+            assert store.verify().ok
