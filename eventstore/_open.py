@@ -24,11 +24,14 @@ def open_store(url: str | None = None, *, durability: str = "full",
                create: bool = False) -> EventStore:
     """Open the event store at ``url``. Opening never writes.
 
-    A SQLite file that does not exist yet is created by the first append (reads see an empty
-    ledger until then), or at once with ``create=True``. A file that is not a chatledger
-    ledger (empty, or holding other tables) is refused and left untouched. PostgreSQL: a
-    writable open of a schema without the tables creates them (an app server opens to write);
-    a read-only open never does, and names a schema that does not exist.
+    A ledger that does not exist yet (a new SQLite path, a PostgreSQL schema without
+    chatledger's tables) is created by the first append, or at once with ``create=True``;
+    until then reads see an empty ledger. A PostgreSQL schema named by ``?schema=`` that does
+    not exist is created the same way, and reads say it does not exist (a typo in ``?schema=``
+    never makes a new empty store). A file that is not a chatledger ledger (empty, or holding
+    other tables), or a schema with a foreign ``events`` table, is refused and left untouched.
+    The one write an open makes is to upgrade a ledger of an older schema version, and only
+    when opened for writing.
 
     Args:
         url: ``sqlite:///path.db``, ``sqlite://:memory:``, ``postgresql://...``; a bare path
@@ -40,14 +43,16 @@ def open_store(url: str | None = None, *, durability: str = "full",
             tests and bulk loads turn this off; the projections catch up on the next open.
         readonly: Open for reading only: SQLite ``mode=ro`` (plus ``immutable=1`` when the
             file or its folder cannot be written), no write lock taken, nothing created;
-            every write raises ``StoreError``. A missing SQLite file is a ``NotFoundError``.
-        create: Make the ledger now (an empty file or database becomes one), as
-            ``chatledger init`` does.
+            every write raises ``StoreError``. A missing SQLite file or PostgreSQL schema is a
+            ``NotFoundError``; a SQLite file or PostgreSQL schema holding no ledger, a
+            ``StoreError``.
+        create: Make the ledger now (an empty file or schema becomes one, a missing
+            PostgreSQL schema is created), as ``chatledger init`` does.
 
     Raises:
         StoreError: Unknown scheme, a database that cannot be opened, or one that is not a
             chatledger ledger.
-        NotFoundError: ``readonly`` and there is no such SQLite file.
+        NotFoundError: ``readonly`` and there is no such SQLite file or PostgreSQL schema.
         InvalidInputError: ``readonly`` and ``create`` together, or an unknown durability.
     """
     url = url or default_url()
@@ -69,7 +74,7 @@ def open_store(url: str | None = None, *, durability: str = "full",
             raise StoreError("PostgreSQL URLs need psycopg: pip install 'chatledger[postgres]' "
                              f"({e})") from e
         return PostgresStore(url, durability=durability, projections=projections,
-                             readonly=readonly)
+                             readonly=readonly, create=create)
     raise StoreError(
         f"unknown database URL {redact_url(url)!r}: use sqlite:///path.db, sqlite://:memory: "
         "or postgresql://..."

@@ -49,6 +49,22 @@ def postgres_schema_url(name: str) -> str:
     return f"{base}{'&' if '?' in base else '?'}schema={name}"
 
 
+def postgres_empty_schema_url(name: str) -> str:
+    """``postgres_schema_url`` of a schema created now, empty (dropped after the test).
+
+    What a new path is to SQLite: opening it writes nothing, reads see an empty ledger, and the
+    first append creates the tables. (A schema that does not exist is another case: reads say
+    so.)
+    """
+    url = postgres_schema_url(name)
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(name)))
+    return url
+
+
 def postgres_test_schema(tmp_path: Path) -> str:
     """A schema name unique to this test (and this run)."""
     digest = hashlib.sha1(f"{os.getpid()}:{tmp_path}".encode()).hexdigest()[:16]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from chatledger.eventstore import EventStore, open_store
-from tests.pgsupport import drop_postgres_schemas, postgres_schema_url, postgres_test_schema
+from tests.pgsupport import drop_postgres_schemas, postgres_empty_schema_url, postgres_test_schema
 
 __all__ = ["BACKENDS", "fresh_store", "make_store"]
 
@@ -21,13 +21,14 @@ BACKENDS = ["sqlite-file", "sqlite-memory", pytest.param("postgres", marks=pytes
 
 def make_store(kind: str, tmp_path: Path, **options: object) -> EventStore:
     """Open a fresh, empty store of the given backend kind (files and schemas under tmp_path's
-    name, so reopening within one test finds the same data)."""
+    name, so reopening within one test finds the same data). Nothing is created before the
+    first append: a new SQLite path, or an existing empty PostgreSQL schema."""
     if kind == "sqlite-file":
         return open_store(f"sqlite:///{tmp_path / 'log.db'}", **options)  # type: ignore[arg-type]
     if kind == "sqlite-memory":
         return open_store("sqlite://:memory:", **options)  # type: ignore[arg-type]
     if kind == "postgres":
-        url = postgres_schema_url(postgres_test_schema(tmp_path))
+        url = postgres_empty_schema_url(postgres_test_schema(tmp_path))
         return open_store(url, **options)  # type: ignore[arg-type]
     raise ValueError(kind)
 

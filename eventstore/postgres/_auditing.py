@@ -13,7 +13,7 @@ from chatledger.eventstore._store import Progress, VerifyReport
 from chatledger.eventstore._verify import CatalogRow, LogTables, check_against, verify_log
 from chatledger.eventstore.postgres import _sql as SQL
 
-__all__ = ["verify_connection"]
+__all__ = ["verify_connection", "verify_nothing"]
 
 
 def verify_connection(conn: psycopg.Connection[Any], sid: str | None, tree: MerkleTree | None,
@@ -44,4 +44,16 @@ def verify_connection(conn: psycopg.Connection[Any], sid: str | None, tree: Merk
         if against is not None and tree is not None:
             check_against(problems, tree, against,
                           lambda i: conn.execute(SQL.EVENT_AT_INDEX, (i,)).fetchone())
+    return VerifyReport(streams=streams, events=events, problems=problems)
+
+
+def verify_nothing(sid: str | None, tree: MerkleTree | None, against: LogHead | None,
+                   progress: Progress | None) -> VerifyReport:
+    """``verify`` of a ledger not created yet: the same checks over no rows and empty tables,
+    so the answer is an empty ledger's (and a log head ``against`` of a non-empty log is a
+    problem)."""
+    problems, streams, events = verify_log([], lambda: LogTables([], [], [], []), stream_id=sid,
+                                           tree=tree, progress=progress)
+    if against is not None and tree is not None:
+        check_against(problems, tree, against, lambda i: None)
     return VerifyReport(streams=streams, events=events, problems=problems)

@@ -312,14 +312,16 @@ TABLES = ("chatledger_migrations", "events", "streams", "stream_keys", "history"
 
 # -- setup ---------------------------------------------------------------------------------
 CURRENT_SCHEMA = "SELECT current_schema()"
-SCHEMA_STATE = """
-SELECT to_regclass('chatledger_migrations') IS NOT NULL, to_regclass('events') IS NOT NULL
+# Whether the schema exists, and holds chatledger's migrations table and an ``events`` table.
+LEDGER_STATE = """
+SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %(schema)s),
+       to_regclass(quote_ident(%(schema)s) || '.chatledger_migrations') IS NOT NULL,
+       to_regclass(quote_ident(%(schema)s) || '.events') IS NOT NULL
 """
 APPLIED_VERSION = "SELECT coalesce(max(version), 0) FROM chatledger_migrations"
 RECORD_MIGRATION = "INSERT INTO chatledger_migrations (version) VALUES (%s)"
 ADVISORY_LOCK = "SELECT pg_advisory_lock(%s, %s)"
 ADVISORY_UNLOCK = "SELECT pg_advisory_unlock(%s, %s)"
-SCHEMA_EXISTS = "SELECT 1 FROM pg_namespace WHERE nspname = %s"
 CREATE_SCHEMA = "CREATE SCHEMA IF NOT EXISTS {schema}"  # identifier quoted by psycopg.sql
 
 BEGIN = "BEGIN"

@@ -46,7 +46,7 @@ from chatledger.eventstore._store import (
     check_version,
 )
 from chatledger.eventstore.postgres import _sql as SQL
-from chatledger.eventstore.postgres._auditing import verify_connection
+from chatledger.eventstore.postgres._auditing import verify_connection, verify_nothing
 from chatledger.eventstore.postgres._plans import (
     Duplicate,
     PendingAppend,
@@ -69,7 +69,15 @@ from chatledger.eventstore.postgres._plans import (
     run_sync,
 )
 from chatledger.eventstore.postgres._pools import AsyncPools
-from chatledger.eventstore.postgres._schema import check, migrate
+from chatledger.eventstore.postgres._schema import (
+    aread_state,
+    check,
+    describe,
+    migrate,
+    open_ledger,
+    read_state,
+    usable,
+)
 from chatledger.eventstore.postgres._tail import asubscribe, check_tail, subscribe
 from chatledger.eventstore.postgres._url import PostgresTarget, parse_url, scrub
 
@@ -85,6 +93,14 @@ CATCH_UP_PAGE = 200  # streams per catch-up transaction
 class PostgresStore(EventStore):
     """The event store in one PostgreSQL database (one schema of it, with ``?schema=``).
 
+    Opening never writes, except to migrate a ledger made by an older chatledger. A missing
+    ledger (and its schema) is created by the first append, or at once with ``create=True``;
+    until then reads see an empty ledger (``erase`` finds no session, ``rebuild`` and ``purge``
+    have nothing to do, and none of them creates anything), or, when the schema named by
+    ``?schema=`` does not exist (a typo?), raise ``NotFoundError`` saying so. Each read looks
+    for the ledger again until it is found, so one that another process creates is read at
+    once; from then on the check costs nothing.
+
     Args:
         url: ``postgresql://user:password@host:port/dbname``; ``?schema=name`` keeps the
             tables in that schema, ``?pool_size=N`` caps the connections per pool; any other
@@ -96,15 +112,19 @@ class PostgresStore(EventStore):
         projections: Keep the projections up to date in each append's transaction.
         readonly: Check the schema without creating or migrating anything, and run every
             transaction read-only (``default_transaction_read_only``).
+        create: Create the ledger (and its schema) now if it does not exist, as
+            ``chatledger init`` does.
 
     Raises:
         StoreError: The URL is malformed, the server cannot be reached, the login or database
-            is refused, or the schema cannot be created; with ``readonly``, the schema does
-            not exist or holds no current ledger (nothing is created).
+            is refused, the schema holds foreign tables or a newer version, or the ledger
+            cannot be created or migrated; with ``readonly``, the schema holds no current
+            ledger (nothing is created).
+        NotFoundError: ``readonly`` and the schema does not exist (nothing is created).
     """
 
     def __init__(self, url: str, *, durability: str = "full", projections: bool = True,
-                 readonly: bool = False) -> None:
+                 readonly: bool = False, create: bool = False) -> None:
         self.url = url
         self.durability = durability
         self.readonly = readonly
@@ -112,7 +132,8 @@ class PostgresStore(EventStore):
         self._target: PostgresTarget = parse_url(url, durability=durability, readonly=readonly)
         self._closed = False
         self._lock = threading.Lock()
-        self.schema = self._setup()
+        self.schema, self._ready = self._setup(create)
+        self._where = describe(self.schema, self._target)
         self._pool: ConnectionPool[Any] = ConnectionPool(
             self._target.conninfo, min_size=1, max_size=self._target.pool_size,
             kwargs={"autocommit": True}, open=False, timeout=POOL_TIMEOUT_S, num_workers=2,
@@ -121,7 +142,7 @@ class PostgresStore(EventStore):
         self._pool.open(wait=False)
         self._apools = AsyncPools(self._target.conninfo, max_size=self._target.pool_size,
                                   timeout=POOL_TIMEOUT_S)
-        if projections and not readonly:
+        if projections and not readonly and self._ready:
             try:
                 self.catch_up()
             except BaseException:
@@ -131,7 +152,9 @@ class PostgresStore(EventStore):
     def __repr__(self) -> str:
         return f"PostgresStore({self._target.redacted!r})"
 
-    def _setup(self) -> str:
+    def _setup(self, create: bool) -> tuple[str, bool]:
+        """The schema's name, and whether the ledger exists (writing only to create it, with
+        ``create``, or to migrate an older one)."""
         try:
             conn = psycopg.connect(self._target.conninfo, autocommit=True)
         except psycopg.Error as e:
@@ -139,7 +162,9 @@ class PostgresStore(EventStore):
                              f"{scrub(self._target, e)}") from e
         with conn:
             try:
-                return check(conn, self._target) if self.readonly else migrate(conn, self._target)
+                if self.readonly:
+                    return check(conn, self._target), True
+                return open_ledger(conn, self._target, create=create)
             except psycopg.Error as e:
                 raise StoreError(f"cannot set up the chatledger tables in "
                                  f"{self._target.redacted}: {scrub(self._target, e)}") from e
@@ -152,6 +177,48 @@ class PostgresStore(EventStore):
     def _check_writable(self) -> None:
         if self.readonly:
             raise StoreError(f"{self._target.redacted} is opened read-only; nothing was written")
+
+    # -- a ledger not created yet ------------------------------------------------------------
+    # Once seen, the ledger is remembered (chatledger never removes one): reads and writes
+    # then pay nothing for it. Until then each read looks again, one query.
+    def _empty(self) -> bool:
+        """True while the ledger does not exist yet: reads then answer as an empty ledger.
+
+        Raises:
+            NotFoundError: The schema named by ``?schema=`` does not exist.
+            StoreError: The ledger that appeared is not one this store can read.
+        """
+        if self._ready:
+            return False
+        with self._connection("read") as conn:
+            applied = read_state(conn, self.schema, self._where)
+        self._ready = usable(applied, self._where)
+        return not self._ready
+
+    async def _aempty(self) -> bool:
+        """``_empty`` on this event loop's async pool."""
+        if self._ready:
+            return False
+        async with self._aconnection("read") as conn:
+            applied = await aread_state(conn, self.schema, self._where)
+        self._ready = usable(applied, self._where)
+        return not self._ready
+
+    def _ensure_ledger(self) -> None:
+        """Create the ledger (and its schema) before the store's first write, if it does not
+        exist yet: under the schema's advisory lock, so that of concurrent first writers one
+        creates it and the others find it made."""
+        if self._ready:
+            return
+        self._check_writable()
+        with self._connection("create the ledger") as conn:
+            migrate(conn, self._target)
+        self._ready = True
+
+    async def _aensure_ledger(self) -> None:
+        """``_ensure_ledger`` off the event loop (it runs once per store)."""
+        if not self._ready:
+            await asyncio.to_thread(self._ensure_ledger)
 
     def _error(self, e: Exception, action: str) -> Exception:
         """The chatledger error for a driver error raised while doing ``action``."""
@@ -293,6 +360,7 @@ class PostgresStore(EventStore):
         key, append = self._append_args(key, events, expected_version, event_ids, meta)
         if append is None:
             return empty_append(key, expected_version, self.version(key))
+        self._ensure_ledger()
         try:
             result = self._run_append(key, append, expected_version)
         except Duplicate as d:
@@ -316,8 +384,8 @@ class PostgresStore(EventStore):
         started = _time.perf_counter()
         key, append = self._append_args(key, events, expected_version, event_ids, meta)
         if append is None:
-            rows = await self._afetch("read", SQL.STREAM_VERSION, (key.stream_id,))
-            return empty_append(key, expected_version, int(rows[0][0]) if rows else 0)
+            return empty_append(key, expected_version, await self._aversion(key))
+        await self._aensure_ledger()
         try:
             result = await self._arun_append(key, append, expected_version)
         except Duplicate as d:
@@ -328,8 +396,7 @@ class PostgresStore(EventStore):
         except StoreError as e:
             if not self._lost_race(e):
                 raise
-            rows = await self._afetch("read", SQL.STREAM_VERSION, (key.stream_id,))
-            actual = int(rows[0][0]) if rows else 0
+            actual = await self._aversion(key)
             raise ConcurrencyError(key.stream_id, expected_of(expected_version, actual),
                                    actual) from e
         return logged_append(log, result, started)
@@ -350,6 +417,8 @@ class PostgresStore(EventStore):
     def read(self, key: KeyLike, *, after_version: int = 0, until_version: int | None = None,
              until_time: datetime | None = None) -> list[Record]:
         sql, params = self._read_query(key, after_version, until_version, until_time)
+        if self._empty():
+            return []
         return records_of(self._fetch("read", sql, params))
 
     async def aread(self, key: KeyLike, *, after_version: int = 0,
@@ -357,12 +426,16 @@ class PostgresStore(EventStore):
                     until_time: datetime | None = None) -> list[Record]:
         """``read`` on this event loop's async pool."""
         sql, params = self._read_query(key, after_version, until_version, until_time)
+        if await self._aempty():
+            return []
         return records_of(await self._afetch("read", sql, params))
 
     def read_all(self, after_position: int = 0, limit: int | None = None) -> list[Record]:
         check_version(after_position, "after_position")
         if limit is not None:
             check_limit(limit)
+        if self._empty():
+            return []
         if limit is None:
             rows = self._fetch("read", SQL.READ_ALL_UNLIMITED, (after_position,))
         else:
@@ -386,7 +459,8 @@ class PostgresStore(EventStore):
         """
         self._check_open()
         check_tail(after_position, timeout)
-        return subscribe(self._target, self.schema, after_position, timeout=timeout)
+        return subscribe(self._target, self.schema, after_position, timeout=timeout,
+                         ready=self._ready)
 
     def asubscribe(self, after_position: int = 0, *,
                    timeout: float | None = None) -> AsyncIterator[Record]:
@@ -398,27 +472,42 @@ class PostgresStore(EventStore):
         """
         self._check_open()
         check_tail(after_position, timeout)
-        return asubscribe(self._target, self.schema, after_position, timeout=timeout)
+        return asubscribe(self._target, self.schema, after_position, timeout=timeout,
+                          ready=self._ready)
 
     def version(self, key: KeyLike) -> int:
-        rows = self._fetch("read", SQL.STREAM_VERSION, (SessionKey.coerce(key).stream_id,))
+        sid = SessionKey.coerce(key).stream_id
+        if self._empty():
+            return 0
+        rows = self._fetch("read", SQL.STREAM_VERSION, (sid,))
+        return int(rows[0][0]) if rows else 0
+
+    async def _aversion(self, key: SessionKey) -> int:
+        if await self._aempty():
+            return 0
+        rows = await self._afetch("read", SQL.STREAM_VERSION, (key.stream_id,))
         return int(rows[0][0]) if rows else 0
 
     def last_position(self) -> int:
-        return int(self._fetch("read", SQL.LAST_POSITION)[0][0])
+        return 0 if self._empty() else int(self._fetch("read", SQL.LAST_POSITION)[0][0])
 
     def event_count(self) -> int:
-        return int(self._fetch("read", SQL.EVENT_COUNT)[0][0])
+        return 0 if self._empty() else int(self._fetch("read", SQL.EVENT_COUNT)[0][0])
 
     def sessions(self, *, limit: int = 100, after: str | None = None,
                  **key_filter: str) -> list[SessionInfo]:
         sql, params = sessions_query(SQL.SESSIONS, key_filter, after, limit, true="TRUE",
                                      part_filter=SQL.SESSION_FILTER,
                                      after_filter=SQL.SESSION_AFTER)
+        if self._empty():
+            return []
         return [session_of(r) for r in self._fetch("read", sql, params)]
 
     def session(self, key: KeyLike) -> SessionInfo | None:
-        rows = self._fetch("read", SQL.SESSION_ONE, (SessionKey.coerce(key).stream_id,))
+        sid = SessionKey.coerce(key).stream_id
+        if self._empty():
+            return None
+        rows = self._fetch("read", SQL.SESSION_ONE, (sid,))
         return session_of(rows[0]) if rows else None
 
     def verify(self, key: KeyLike | None = None, *, against: LogHead | None = None,
@@ -428,14 +517,19 @@ class PostgresStore(EventStore):
                                     "takes no key")
         sid = None if key is None else SessionKey.coerce(key).stream_id
         tree = MerkleTree() if against is not None else None
-        with self._connection("verify") as conn:
-            report = verify_connection(conn, sid, tree, against, progress)
+        if self._empty():
+            report = verify_nothing(sid, tree, against, progress)
+        else:
+            with self._connection("verify") as conn:
+                report = verify_connection(conn, sid, tree, against, progress)
         if logging_enabled():
             log.info("verified", streams=report.streams, events=report.events,
                      problems=len(report.problems))
         return report
 
     def _leaves(self, after_position: int) -> Iterator[tuple[int, str, str]]:
+        if self._empty():
+            return
         while True:
             rows = self._fetch("head", SQL.LEAVES, (after_position, 50_000))
             yield from ((int(p), str(d), str(t)) for p, d, t in rows)
@@ -446,6 +540,8 @@ class PostgresStore(EventStore):
     def _erase_one(self, key: SessionKey, versions: Sequence[int] | None,
                    reason: str) -> tuple[AppendResult, list[ErasedEvent]]:
         self._check_writable()
+        if self._empty():  # nothing to erase, and a failed erasure creates nothing
+            raise NotFoundError(f"no session {key.stream_id!r}")
         done: tuple[AppendResult, list[ErasedEvent]] = self._run("erase", erase_plan(
             key, versions, reason, project=self._projections, schema=self.schema))
         if logging_enabled():
@@ -468,6 +564,9 @@ class PostgresStore(EventStore):
         Raises:
             StoreError: The database refused (e.g. the user does not own the tables).
         """
+        self._check_open()
+        if self._empty():
+            return True  # no ledger yet: nothing to purge, and nothing is created
         with self._connection("purge") as conn:
             for statement in SQL.PURGE:
                 conn.execute(statement)
@@ -480,6 +579,8 @@ class PostgresStore(EventStore):
     # ``projections=False`` store); then it catches that stream up and loads again.
     def load_history(self, key: KeyLike) -> tuple[int, list[Message]]:
         sid = SessionKey.coerce(key).stream_id
+        if self._empty():
+            return 0, []
         rows = self._fetch("read", SQL.LOAD_CURRENT, (sid,))
         if rows and rows[0][2]:
             self._run("catch-up", catch_up_plan(self.schema, [sid]))
@@ -489,6 +590,8 @@ class PostgresStore(EventStore):
     async def aload_history(self, key: KeyLike) -> tuple[int, list[Message]]:
         """``load_history`` on this event loop's async pool."""
         sid = SessionKey.coerce(key).stream_id
+        if await self._aempty():
+            return 0, []
         rows = await self._afetch("read", SQL.LOAD_CURRENT, (sid,))
         if rows and rows[0][2]:
             await self._acatch_up_stream(sid)
@@ -507,6 +610,8 @@ class PostgresStore(EventStore):
     def load_history_at(self, key: KeyLike, *, version: int | None = None,
                         time: datetime | None = None) -> tuple[int, list[Message]]:
         sql, params = self._at_query(key, version, time)
+        if self._empty():
+            return _at(params, [_no_stream_at(params)])
         rows = self._fetch("read", sql, params)
         if rows[0][3]:
             self._run("catch-up", catch_up_plan(self.schema, [params["sid"]]))
@@ -517,6 +622,8 @@ class PostgresStore(EventStore):
                                time: datetime | None = None) -> tuple[int, list[Message]]:
         """``load_history_at`` on this event loop's async pool."""
         sql, params = self._at_query(key, version, time)
+        if await self._aempty():
+            return _at(params, [_no_stream_at(params)])
         rows = await self._afetch("read", sql, params)
         if rows[0][3]:
             await self._acatch_up_stream(params["sid"])
@@ -531,6 +638,8 @@ class PostgresStore(EventStore):
         return [r[0] for r in self._fetch("catch-up", SQL.UNPROJECTED, (after, CATCH_UP_PAGE))]
 
     def catch_up(self) -> int:
+        if self._empty():
+            return 0
         if not self._fetch("catch-up", SQL.ANY_UNPROJECTED)[0][0]:
             return 0  # the common case (already current) takes no lock
         n, after = 0, ""
@@ -543,13 +652,19 @@ class PostgresStore(EventStore):
 
     def rebuild(self, *, progress: Progress | None = None) -> int:
         self._check_writable()
+        if self._empty():
+            return 0  # nothing to rebuild, and nothing is created
         n = int(self._run("rebuild", rebuild_plan(progress=progress)))
         if logging_enabled():
             log.info("projection_rebuilt", projection="history", events=n)
         return n
 
     def stats(self) -> dict[str, Any]:
-        sessions, events, messages, size = self._fetch("stats", SQL.STATS, (list(SQL.TABLES),))[0]
+        if self._empty():
+            sessions, events, messages, size = 0, 0, 0, 0
+        else:
+            sessions, events, messages, size = self._fetch("stats", SQL.STATS,
+                                                           (list(SQL.TABLES),))[0]
         return {"backend": "postgresql", "url": self._target.redacted, "schema": self.schema,
                 "sessions": sessions, "events": events, "projected_messages": messages,
                 "bytes": int(size), "durability": self.durability}
@@ -578,6 +693,11 @@ def _current(rows: list[tuple[Any, ...]]) -> tuple[int, list[Message]]:
         return 0, []
     version, data, _ = rows[0]
     return int(version), _codec.decode_messages(data) if data else []
+
+
+def _no_stream_at(params: dict[str, Any]) -> tuple[Any, ...]:
+    """``LOAD_AT``'s row for a stream that does not exist."""
+    return None, params["version"] or 0, None, None
 
 
 def _at(params: dict[str, Any], rows: list[tuple[Any, ...]]) -> tuple[int, list[Message]]:

@@ -10,6 +10,9 @@ Reads stop at the horizon (see PostgresStore): committed events can sit above it
 older transaction is still running. Such a transaction may not be chatledger's and so may end
 without a notification; while events are held back, the tail therefore also re-reads on a short
 timer (10 ms, doubling up to 0.5 s) until they come through.
+
+Before the ledger exists, a tail sees an empty log: it looks for the ledger again each time it
+wakes, and the append that writes the first event also sends the first notification.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from chatledger.eventstore._events import Record
 from chatledger.eventstore._rows import records_of
 from chatledger.eventstore._store import check_version
 from chatledger.eventstore.postgres import _sql as SQL
+from chatledger.eventstore.postgres._schema import aread_state, describe, read_state, usable
 from chatledger.eventstore.postgres._url import PostgresTarget, scrub
 
 __all__ = ["asubscribe", "check_tail", "subscribe"]
@@ -51,7 +55,7 @@ def _ours(payloads: list[str], schema: str) -> bool:
 
 
 def subscribe(target: PostgresTarget, schema: str, after_position: int = 0, *,
-              timeout: float | None = None) -> Iterator[Record]:
+              timeout: float | None = None, ready: bool = True) -> Iterator[Record]:
     """Every event after ``after_position`` in position order, then each new one as it commits.
 
     Args:
@@ -59,12 +63,15 @@ def subscribe(target: PostgresTarget, schema: str, after_position: int = 0, *,
         schema: The log's schema; notifications of other schemas are ignored.
         after_position: Start after this position (0 = from the beginning).
         timeout: Stop after this many seconds without a new event; None waits forever.
+        ready: The ledger is known to exist; if not, the tail looks for it while it waits.
 
     Raises:
         InvalidInputError: A negative position or timeout.
+        NotFoundError: The schema named by ``?schema=`` does not exist.
         StoreError: The connection failed or was lost.
     """
     check_tail(after_position, timeout)
+    where = describe(schema, target)
     try:
         conn = psycopg.connect(target.conninfo, autocommit=True)
     except psycopg.Error as e:
@@ -76,7 +83,9 @@ def subscribe(target: PostgresTarget, schema: str, after_position: int = 0, *,
         with conn:
             conn.execute(SQL.LISTEN)
             while True:
-                while True:
+                if not ready:
+                    ready = usable(read_state(conn, schema, where), where)
+                while ready:
                     rows = conn.execute(SQL.READ_ALL, (position, PAGE)).fetchall()
                     for row in rows:
                         (record,) = records_of([row])
@@ -85,7 +94,9 @@ def subscribe(target: PostgresTarget, schema: str, after_position: int = 0, *,
                         yield record
                     if len(rows) < PAGE:
                         break
-                held = bool(conn.execute(SQL.HELD_BACK).fetchone()[0])  # type: ignore[index]
+                held = False
+                if ready:
+                    held = bool(conn.execute(SQL.HELD_BACK).fetchone()[0])  # type: ignore[index]
                 wait = pacer.next_wait(held)
                 if wait is not None and wait <= 0:
                     return
@@ -141,14 +152,16 @@ def _wait(conn: psycopg.Connection[Any], schema: str, timeout: float | None) -> 
 
 
 async def asubscribe(target: PostgresTarget, schema: str, after_position: int = 0, *,
-                     timeout: float | None = None) -> AsyncIterator[Record]:
+                     timeout: float | None = None, ready: bool = True) -> AsyncIterator[Record]:
     """``subscribe`` as an async generator on an async connection.
 
     Raises:
         InvalidInputError: A negative position or timeout.
+        NotFoundError: The schema named by ``?schema=`` does not exist.
         StoreError: The connection failed or was lost.
     """
     check_tail(after_position, timeout)
+    where = describe(schema, target)
     try:
         conn = await psycopg.AsyncConnection.connect(target.conninfo, autocommit=True)
     except psycopg.Error as e:
@@ -160,7 +173,9 @@ async def asubscribe(target: PostgresTarget, schema: str, after_position: int = 
         async with conn:
             await conn.execute(SQL.LISTEN)
             while True:
-                while True:
+                if not ready:
+                    ready = usable(await aread_state(conn, schema, where), where)
+                while ready:
                     cur = await conn.execute(SQL.READ_ALL, (position, PAGE))
                     rows = await cur.fetchall()
                     for row in rows:
@@ -170,8 +185,10 @@ async def asubscribe(target: PostgresTarget, schema: str, after_position: int = 
                         yield record
                     if len(rows) < PAGE:
                         break
-                cur = await conn.execute(SQL.HELD_BACK)
-                held = bool((await cur.fetchone())[0])  # type: ignore[index]
+                held = False
+                if ready:
+                    cur = await conn.execute(SQL.HELD_BACK)
+                    held = bool((await cur.fetchone())[0])  # type: ignore[index]
                 wait = pacer.next_wait(held)
                 if wait is not None and wait <= 0:
                     return

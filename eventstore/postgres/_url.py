@@ -4,8 +4,8 @@ Accepted: ``postgresql://user:password@host:port/dbname?param=value`` (also ``po
 ``postgresql+psycopg://``), with every libpq parameter passed through, plus two of chatledger's
 own that libpq never sees:
 
-- ``schema=name``: keep the tables in that schema (created if missing), by setting the
-  connection's ``search_path``. Use one schema per application, or one per test.
+- ``schema=name``: keep the tables in that schema (made by the first write if missing), by
+  setting the connection's ``search_path``. Use one schema per application, or one per test.
 - ``pool_size=N``: at most N connections per process (default 10) for the synchronous pool,
   and as many for each event loop that uses the async methods.
 """

@@ -118,7 +118,7 @@ class ChatledgerSaver(BaseCheckpointSaver[int]):
             store.close()
 
     def setup(self) -> None:
-        """Nothing to do: opening the store creates its schema. Kept so code written for
+        """Nothing to do: the store's first write creates its tables. Kept so code written for
         ``SqliteSaver``/``PostgresSaver`` (which need it) ports unchanged."""
 
     def put(self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,

@@ -9,13 +9,14 @@ import pytest
 
 from chatledger.eventstore import open_store
 from chatledger.eventstore.postgres import PostgresStore
-from tests.pgsupport import postgres_schema_url, postgres_test_schema
+from tests.pgsupport import postgres_empty_schema_url, postgres_test_schema
 
 
 @pytest.fixture
 def url(tmp_path: Path) -> str:
-    """A URL to a fresh schema (dropped after the test)."""
-    return postgres_schema_url(postgres_test_schema(tmp_path))
+    """A URL to a fresh, empty schema (dropped after the test): no ledger until the first
+    append."""
+    return postgres_empty_schema_url(postgres_test_schema(tmp_path))
 
 
 @pytest.fixture

@@ -260,13 +260,14 @@ def test_a_read_only_copy_in_a_read_only_folder_is_readable(shared_dir: Path,
 @pytest.mark.postgres
 def test_postgres_readonly_open_of_a_missing_schema_says_so_and_creates_nothing(
         tmp_path: Path) -> None:
-    """A read-only open of a schema that does not exist (a ?schema= typo) names it and creates
-    nothing."""
+    """A read-only open of a schema that does not exist (a ?schema= typo) is a NotFoundError
+    naming it (as a missing SQLite file is), and creates nothing."""
     import psycopg
 
     name = postgres_test_schema(tmp_path)
     url = postgres_schema_url(name)
-    with pytest.raises(StoreError, match=f"schema '{name}'.*does not exist"):
+    with pytest.raises(NotFoundError, match=f"schema '{name}'.*does not exist; nothing was "
+                                            "created"):
         open_store(url, readonly=True)
     with psycopg.connect(postgres_url()) as conn:
         assert conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",

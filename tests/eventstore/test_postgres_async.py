@@ -22,7 +22,7 @@ from chatledger.eventstore import (
 )
 from chatledger.eventstore.postgres import PostgresStore
 from chatledger.eventstore.postgres._plans import lock_key
-from tests.pgsupport import postgres_schema_url, postgres_test_schema, postgres_url
+from tests.pgsupport import postgres_empty_schema_url, postgres_test_schema, postgres_url
 
 pytestmark = pytest.mark.postgres
 
@@ -37,8 +37,9 @@ def app_name(tmp_path: Path) -> str:
 
 @pytest.fixture
 def url(tmp_path: Path, app_name: str) -> str:
-    """A URL to a fresh schema whose connections carry this test's application_name."""
-    return postgres_schema_url(postgres_test_schema(tmp_path)) + f"&application_name={app_name}"
+    """A URL to a fresh, empty schema whose connections carry this test's application_name."""
+    return (postgres_empty_schema_url(postgres_test_schema(tmp_path))
+            + f"&application_name={app_name}")
 
 
 def _connections(app_name: str) -> int:

@@ -29,10 +29,10 @@ def _server() -> tuple[str, str, str]:
             str(params.get("dbname", "test")))
 
 
-def _open_fails(url: str) -> str:
+def _open_fails(url: str, *, create: bool = False) -> str:
     """Open ``url``, expecting a StoreError; return its message and the whole traceback text."""
     with pytest.raises(StoreError) as info:
-        open_store(url)
+        open_store(url, create=create)
     text = "".join(traceback.format_exception(info.value))
     assert SECRET not in text
     assert SECRET not in repr(info.value.__cause__)
@@ -80,14 +80,19 @@ def test_missing_database_is_named() -> None:
 
 
 def test_role_without_create_privilege_is_refused_clearly(bare_role: str, tmp_path: Path) -> None:
-    """A role that may not create tables or schemas gets StoreError naming the URL, not a crash."""
+    """A role that may not create tables or schemas gets StoreError naming the URL, not a crash:
+    at open with create=True, at the first append otherwise (opening writes nothing)."""
     host, port, db = _server()
     base = f"postgresql://{bare_role}:{SECRET}@{host}:{port}/{db}"
-    message = _open_fails(base)
+    message = _open_fails(base, create=True)
     assert "cannot set up the chatledger tables" in message and "permission denied" in message
     assert f"{bare_role}:***@" in message
+    with open_store(base) as store:
+        with pytest.raises(StoreError, match="permission denied") as info:
+            store.append("s", [MessageAppended(message=HumanMessage("hi"))])
+        assert f"{bare_role}:***@" in str(info.value) and SECRET not in str(info.value)
     schema = postgres_test_schema(tmp_path)
-    message = _open_fails(f"{base}?schema={schema}")
+    message = _open_fails(f"{base}?schema={schema}", create=True)
     assert "permission denied" in message
     with psycopg.connect(postgres_url()) as conn:
         assert conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",

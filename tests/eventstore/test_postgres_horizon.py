@@ -21,6 +21,7 @@ from chatledger.eventstore import (
     MessageAppended,
     Record,
     SessionKey,
+    StoreError,
     _codec,
     open_store,
 )
@@ -220,6 +221,24 @@ def test_a_version_1_log_migrates_and_keeps_its_order(v1: tuple[str, str]) -> No
         assert conn.execute("SELECT version FROM chatledger_migrations ORDER BY version"
                             ).fetchall() == [(1,), (2,), (3,)]
         assert conn.execute("SELECT to_regclass('checkpoints')").fetchone() == (None,)
+
+
+def test_a_version_1_log_is_migrated_by_a_writable_open_only(v1: tuple[str, str]) -> None:
+    """A read-only open refuses a version-1 schema untouched, naming the fix; a writable open
+    migrates it at once (as SQLite upgrades an old file), without waiting for a write."""
+    schema, url = v1
+
+    def applied() -> list[Any]:
+        with psycopg.connect(postgres_url(), options=f"-c search_path={schema}") as conn:
+            return conn.execute("SELECT version FROM chatledger_migrations ORDER BY version"
+                                ).fetchall()
+    with pytest.raises(StoreError, match="schema version 1; open it for writing once"):
+        open_store(url, readonly=True)
+    assert applied() == [(1,)]
+    open_store(url).close()
+    assert applied() == [(1,), (2,), (3,)]
+    with open_store(url, readonly=True) as reader:
+        assert reader.version("old") == 3 and reader.verify().ok
 
 
 def test_two_stores_migrating_at_once_apply_version_2_once(v1: tuple[str, str]) -> None:

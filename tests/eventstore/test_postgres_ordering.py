@@ -11,7 +11,7 @@ import pytest
 
 from chatledger.eventstore import HumanMessage, MessageAppended, Record, open_store
 from chatledger.eventstore.postgres import PostgresStore
-from tests.pgsupport import postgres_schema_url, postgres_test_schema
+from tests.pgsupport import postgres_empty_schema_url, postgres_test_schema
 
 pytestmark = pytest.mark.postgres
 
@@ -24,7 +24,7 @@ SESSIONS = 5  # fewer sessions than writers, so writers also meet on one stream'
 @pytest.fixture
 def pg(tmp_path: Path) -> Iterator[PostgresStore]:
     """A PostgreSQL store in a fresh schema, with a pool big enough for every thread."""
-    url = postgres_schema_url(postgres_test_schema(tmp_path)) + "&pool_size=12"
+    url = postgres_empty_schema_url(postgres_test_schema(tmp_path)) + "&pool_size=12"
     store = open_store(url, durability="fast")
     assert isinstance(store, PostgresStore)
     yield store

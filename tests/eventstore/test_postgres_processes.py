@@ -1,4 +1,4 @@
-"""PostgreSQL: several OS processes creating the schema at once.
+"""PostgreSQL: several OS processes creating the schema at once, by their first appends.
 
 Appending from several processes is tested for every backend in test_process_concurrency.py.
 """
@@ -23,7 +23,8 @@ pytestmark = pytest.mark.postgres
 
 
 def open_and_append(url: str, index: int, start: StartSignal) -> None:
-    """Open the store (creating the schema if nobody has yet) and append one event."""
+    """Open the store (which creates nothing) and append one event (which creates the schema
+    and its ledger if nobody has yet)."""
     start.wait()
     with open_store(url) as store:
         store.append(SessionKey(worker=str(index)), [MessageAppended(message=HumanMessage("hi"))],
@@ -43,7 +44,8 @@ def _race(target: object, url: str, workers: int) -> list[int | None]:
 
 
 def test_processes_creating_the_schema_at_once_all_succeed(tmp_path: Path) -> None:
-    """6 processes opening one new schema at the same moment: one creates it, all of them append."""
+    """6 processes first-appending to one new schema at the same moment: one creates it, all
+    of them append."""
     workers = 6
     url = postgres_schema_url(postgres_test_schema(tmp_path))
     assert _race(open_and_append, url, workers) == [0] * workers

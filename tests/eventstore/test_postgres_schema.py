@@ -9,7 +9,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from chatledger.eventstore import (
     ConcurrencyError,
@@ -22,7 +21,12 @@ from chatledger.eventstore import (
     open_store,
 )
 from chatledger.eventstore.postgres import PostgresStore
-from tests.pgsupport import postgres_schema_url, postgres_test_schema, postgres_url
+from tests.pgsupport import (
+    postgres_empty_schema_url,
+    postgres_schema_url,
+    postgres_test_schema,
+    postgres_url,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -37,8 +41,8 @@ def schema(tmp_path: Path) -> str:
 
 @pytest.fixture
 def url(schema: str) -> str:
-    """A URL to the fresh schema."""
-    return postgres_schema_url(schema)
+    """A URL to the fresh schema, created empty."""
+    return postgres_empty_schema_url(schema)
 
 
 @pytest.fixture
@@ -53,34 +57,43 @@ def _say(store: PostgresStore, text: str, key: SessionKey = KEY) -> None:
     store.append(key, [MessageAppended(message=HumanMessage(text))])
 
 
+def _tables(admin: psycopg.Connection[tuple[object, ...]]) -> set[str]:
+    return {str(r[0]) for r in admin.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+
+
 def test_schema_is_created_once_and_recorded(pg: PostgresStore, url: str,
                                              admin: psycopg.Connection[tuple[object, ...]]) -> None:
-    """Opening records every schema version in chatledger_migrations; reopening changes nothing."""
+    """Opening creates nothing; the first append records every schema version in
+    chatledger_migrations; reopening and appending again change nothing."""
+    assert _tables(admin) == set()
+    _say(pg, "first")
     open_store(url).close()
+    _say(pg, "second")
     rows = admin.execute("SELECT version, applied_at IS NOT NULL FROM chatledger_migrations"
                          ).fetchall()
     assert rows == [(1, True), (2, True), (3, True)]
-    tables = {r[0] for r in admin.execute(
-        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
-    assert tables == {"chatledger_migrations", "events", "streams", "stream_keys", "history",
+    assert _tables(admin) == {"chatledger_migrations", "events", "streams", "stream_keys", "history",
                       "clears"}
 
 
 def test_newer_schema_version_is_refused(pg: PostgresStore, url: str,
                                          admin: psycopg.Connection[tuple[object, ...]]) -> None:
     """A schema migrated by a newer chatledger raises StoreError asking for an upgrade."""
+    _say(pg, "first")
     admin.execute("INSERT INTO chatledger_migrations (version) VALUES (99)")
     with pytest.raises(StoreError, match=r"schema version 99.*upgrade chatledger"):
         open_store(url)
 
 
 def test_foreign_events_table_is_refused_and_untouched(
-        url: str, schema: str, admin: psycopg.Connection[tuple[object, ...]]) -> None:
-    """A schema that already has someone else's 'events' table is left exactly as it was."""
-    admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        url: str, admin: psycopg.Connection[tuple[object, ...]]) -> None:
+    """A schema that already has someone else's 'events' table is refused at open, to read,
+    write or create, and left exactly as it was."""
     admin.execute("CREATE TABLE events (id int)")
-    with pytest.raises(StoreError, match="'events' table that is not chatledger's"):
-        open_store(url)
+    for options in ({}, {"create": True}, {"readonly": True}):
+        with pytest.raises(StoreError, match="'events' table that is not chatledger's"):
+            open_store(url, **options)  # type: ignore[arg-type]
     assert [r[0] for r in admin.execute(
         "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")] == ["events"]
 

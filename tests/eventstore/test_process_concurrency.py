@@ -69,7 +69,7 @@ def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def test_processes_appending_with_retries_lose_nothing(shared_url: str) -> None:
     """4 processes retrying on ConcurrencyError leave versions 1..n and every payload once."""
     url = shared_url
-    open_store(url).close()  # create the schema once, before the race
+    open_store(url, create=True).close()  # create the ledger once, before the race
     ctx = multiprocessing.get_context("fork")
     start = ctx.Event()
     procs = [ctx.Process(target=worker, args=(url, i, start)) for i in range(WORKERS)]

@@ -184,7 +184,7 @@ def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def test_cached_loads_follow_writes_from_other_processes(shared_url: str) -> None:
     """Two writer processes append, clear, erase and fork; this process's warm cache is exact."""
     ctx = multiprocessing.get_context("fork")
-    open_store(shared_url).close()  # the schema exists before the processes start
+    open_store(shared_url, create=True).close()  # the ledger exists before the processes start
     pipes, procs = [], []
     for _ in range(2):
         mine, theirs = ctx.Pipe()

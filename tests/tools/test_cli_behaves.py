@@ -64,6 +64,32 @@ def test_init_creates_a_ledger_and_reads_then_work(tmp_path: Path) -> None:
     assert run(["--db", url, "init"]).exit_code == 0  # again: left as it is
 
 
+@pytest.mark.postgres
+def test_a_missing_postgres_schema_is_named_and_init_creates_it(postgres_db: str) -> None:
+    """Reads on a ?schema= that does not exist fail (exit 2) saying so and create nothing;
+    `chatledger init` creates the schema and its ledger, and the reads then work."""
+    import psycopg
+
+    from tests.pgsupport import postgres_url
+
+    schema = postgres_db.rpartition("schema=")[2]
+
+    def exists() -> bool:
+        with psycopg.connect(postgres_url()) as conn:
+            return conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",
+                                (schema,)).fetchone() is not None
+
+    for command in (["history", "s"], ["sessions"], ["verify"], ["log", "s"], ["stats"]):
+        assert_one_line_error(run(["--db", postgres_db, *command]), f"schema '{schema}'",
+                              "does not exist", "nothing was created", "chatledger init")
+    assert not exists()
+    done = run(["--db", postgres_db, "init"])
+    assert done.exit_code == 0 and "0 events" in done.stdout, done.output
+    assert exists()
+    assert run(["--db", postgres_db, "sessions"]).exit_code == 0
+    assert run(["--db", postgres_db, "verify"]).exit_code == 0
+
+
 @pytest.mark.parametrize("args", [
     ["sessions", "--db", "{db}"],
     ["history", "bob", "--db", "{db}", "-v"],
