@@ -32,9 +32,9 @@ def reply_metadata(
     history is passed on every turn and a per-message estimate would cost more than the reply.
     """
     contents = list(map(attrgetter("content"), messages))
-    if all(t is str for t in set(map(type, contents))):  # plain text: counted at C speed
-        chars = sum(map(len, contents))
-    else:
+    try:  # plain text: counted at C speed
+        chars = len("".join(contents))
+    except TypeError:  # some content is a list of blocks
         chars = sum(len(m.content) if type(m.content) is str else len(m.text) for m in messages)
     prompt = chars // 4 + 4 * len(messages)
     completion = approximate_tokens(AIMessage(content=text))
