@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Union
 import msgspec
 
 from chatledger.eventstore._errors import InvalidInputError
+from chatledger.eventstore._schemas import json_schema, message_core_schema
 
 __all__ = [
     "AIMessage",
@@ -82,6 +83,17 @@ class Message(msgspec.Struct, tag_field="type", omit_defaults=True, repr_omit_de
             elif block.get("type") == "text" and isinstance(block.get("text"), str):
                 out.append(block["text"])
         return "".join(out)
+
+    # pydantic models can hold messages (``history: list[Message]``), as LangChain's can.
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        """Validated by msgspec: the message itself or its dict; dumped as its dict."""
+        return message_core_schema(cls, _schema_target(cls))
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core: Any, handler: Any) -> dict[str, Any]:
+        """msgspec's JSON Schema: for ``Message`` itself, any of the message types."""
+        return json_schema(_schema_target(cls))
 
 
 class HumanMessage(Message, tag="human"):
@@ -258,6 +270,13 @@ AnyMessage = Union[
     HumanMessage, AIMessage, AIMessageChunk, SystemMessage, ToolMessage, ChatMessage,
     FunctionMessage,
 ]
+
+
+
+def _schema_target(cls: type[Message]) -> Any:
+    """The type a pydantic field annotated ``cls`` validates to: any message for ``Message``."""
+    return AnyMessage if cls is Message else cls
+
 
 _BY_TYPE: dict[str, type[Message]] = {
     "human": HumanMessage,

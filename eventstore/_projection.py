@@ -116,8 +116,17 @@ def stored_step(type_: str, data: str | None) -> ProjectionStep:
 
 def prepared_steps(prepared: Sequence[Prepared],
                    first_version: int) -> list[tuple[int, ProjectionStep]]:
-    """The steps of an append's events, by version, from their encodings (no second encode)."""
-    return [(first_version + i, stored_step(p.type, p.data)) for i, p in enumerate(prepared)]
+    """The steps of an append's events, by version: a message from its encoding (no second
+    encode), any other event from the event itself (no decode: ``prepare`` checked that its
+    encoding reads back equal)."""
+    out = []
+    for i, p in enumerate(prepared):
+        if p.type == "message_appended" or p.type in _NO_HISTORY:
+            step = stored_step(p.type, p.data)
+        else:
+            step = projection_step(p.event)
+        out.append((first_version + i, step))
+    return out
 
 
 # -- the fold in memory --------------------------------------------------------------------

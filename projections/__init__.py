@@ -5,6 +5,7 @@ from __future__ import annotations
 from chatledger.eventstore import HistoryState, apply, fold, messages_of
 from chatledger.projections._cache import HistoryCache, history_cache
 from chatledger.projections._history import ChatHistory, HistoryView, shared_store
+from chatledger.projections._memory import InMemoryChatMessageHistory
 from chatledger.projections._turns import (
     OnConflict,
     RecordedTurn,
@@ -20,6 +21,7 @@ __all__ = [
     "HistoryCache",
     "HistoryState",
     "HistoryView",
+    "InMemoryChatMessageHistory",
     "OnConflict",
     "RecordedTurn",
     "Turn",

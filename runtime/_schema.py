@@ -10,11 +10,13 @@ messages themselves as well as their dict form.
 from __future__ import annotations
 
 import typing
+from collections.abc import Sequence
 from typing import Annotated, Any, Union
 
 import msgspec
 
-from chatledger.eventstore import AnyMessage
+from chatledger.eventstore import AnyMessage, Message
+from chatledger.eventstore._schemas import json_schema
 
 __all__ = ["history_input_schema", "history_output_schema", "json_schema", "schema_model",
            "type_args"]
@@ -31,31 +33,6 @@ def type_args(runnable: Any) -> tuple[Any, Any]:
         if len(args) == 2 and not any(isinstance(a, typing.TypeVar) for a in args):
             return args[0], args[1]
     return Any, Any
-
-
-def _inline(node: Any, defs: dict[str, Any], depth: int = 0) -> Any:
-    """Replace ``$ref``s into ``defs`` with their definitions (messages are not recursive)."""
-    if isinstance(node, dict):
-        ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/$defs/") and depth < 32:
-            return _inline(defs[ref.removeprefix("#/$defs/")], defs, depth + 1)
-        return {k: _inline(v, defs, depth) for k, v in node.items() if k != "$defs"}
-    if isinstance(node, list):
-        return [_inline(v, defs, depth) for v in node]
-    return node
-
-
-def json_schema(tp: Any) -> dict[str, Any]:
-    """The JSON Schema of a type, definitions inlined; ``{}`` (anything) for ``Any`` or a type
-    msgspec cannot describe."""
-    if tp is Any:
-        return {}
-    try:
-        schema = msgspec.json.schema(tp)
-    except (TypeError, ValueError):
-        return {}
-    inlined: dict[str, Any] = _inline(schema, schema.get("$defs", {}))
-    return inlined
 
 
 class _Msgspec:
@@ -113,13 +90,26 @@ _INPUT, _OUTPUT = "RunnableWithChatHistoryInput", "RunnableWithChatHistoryOutput
 
 def history_input_schema(input_messages_key: str | None, history_messages_key: str | None) -> Any:
     """The wrapper's input: ``{input_key: str | message | messages}`` with both keys,
-    ``{input_key: messages}`` with only the input key, else a list of messages."""
+    ``{input_key: messages}`` with only the input key, else a list of messages.
+
+    The pydantic model is LangChain's, annotation for annotation (``Message`` standing for its
+    ``BaseMessage``), so a model built the LangChain way describes and validates the same.
+    """
     if input_messages_key and history_messages_key:
-        loose = Union[str, AnyMessage, list[AnyMessage]]
-        return schema_model(_INPUT, fields={input_messages_key: loose})
-    if input_messages_key:
-        return schema_model(_INPUT, fields={input_messages_key: list[AnyMessage]})
-    return schema_model(_INPUT, list[AnyMessage])
+        native: Any = Union[str, Message, Sequence[Message]]
+        portable: Any = Union[str, AnyMessage, list[AnyMessage]]
+    else:
+        native, portable = Sequence[Message], list[AnyMessage]
+    try:
+        import pydantic
+    except ImportError:
+        if input_messages_key is None:
+            return schema_model(_INPUT, portable)
+        return schema_model(_INPUT, fields={input_messages_key: portable})
+    if input_messages_key is None:
+        return type(_INPUT, (pydantic.RootModel[native],), {"__module__": __name__})
+    return pydantic.create_model(  # type: ignore[call-overload]
+        _INPUT, __module__=__name__, **{input_messages_key: (native, ...)})
 
 
 def history_output_schema(*keys: str | None) -> Any:

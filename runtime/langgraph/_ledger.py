@@ -7,6 +7,7 @@ deleted thread, and verifies a stream before anything read from it is deserialis
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -43,9 +44,16 @@ def stream_key(thread_id: Any, checkpoint_ns: str = "") -> SessionKey:
     if thread_id is None or thread_id == "":
         raise InvalidKeyError("thread_id: a LangGraph checkpoint needs a thread_id in "
                               "config['configurable']")
+    return _stream_key(str(thread_id), str(checkpoint_ns or ""))
+
+
+@functools.lru_cache(maxsize=4096)
+def _stream_key(thread_id: str, checkpoint_ns: str) -> SessionKey:
+    # every put, put_writes and read of a turn names the same thread: check its key once
+    # (a SessionKey is immutable, so the cached one can be shared)
     if checkpoint_ns:
-        return SessionKey(thread_id=str(thread_id), checkpoint_ns=str(checkpoint_ns))
-    return SessionKey(thread_id=str(thread_id))
+        return SessionKey(thread_id=thread_id, checkpoint_ns=checkpoint_ns)
+    return SessionKey(thread_id=thread_id)
 
 
 def configurable(config: RunnableConfig | None) -> dict[str, Any]:

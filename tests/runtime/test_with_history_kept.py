@@ -13,9 +13,10 @@ from chatledger.eventstore import (
     HumanMessage,
     InvalidInputError,
     Message,
+    RunRecorded,
     SystemMessage,
 )
-from chatledger.projections import ChatHistory
+from chatledger.projections import ChatHistory, InMemoryChatMessageHistory
 from chatledger.runtime import (
     ConfigurableFieldSpec,
     RunnableLambda,
@@ -400,3 +401,15 @@ def test_ainvoke_and_abatch_remember(db_url: str) -> None:
     assert [m.text for m in ChatHistory("s", db_url).messages] == ["first", "r1"]
     assert len(ChatHistory("p", db_url).messages) == 2
     assert len(ChatHistory("q", db_url).messages) == 2
+
+
+def test_an_in_memory_history_records_each_turn_with_its_run() -> None:
+    """InMemoryChatMessageHistory as a factory result is a ledger: the turn is one append with its RunRecorded."""
+    history = InMemoryChatMessageHistory()
+    chain = RunnableWithMessageHistory(RunnableLambda(lambda m: f"{len(m)} seen"),
+                                       lambda: history)
+    chain.invoke("hi")
+    asyncio.run(chain.ainvoke("again"))
+    assert history.messages == [HumanMessage("hi"), AIMessage("1 seen"),
+                                HumanMessage("again"), AIMessage("3 seen")]
+    assert sum(isinstance(r.event, RunRecorded) for r in history.events()) == 2
