@@ -1,8 +1,10 @@
 """The PostgreSQL backend (psycopg 3): many app servers, one database.
 
-``_store`` is the store; ``_plans`` its transactions, written once for the sync and the async
-driver; ``_sql`` every statement and the schema's migrations; ``_url``, ``_pools``, ``_tail``
-and ``_schema`` the connection, pooling, LISTEN/NOTIFY tailing and setup.
+``_store`` is the store, built on ``_connecting`` (its connections, and whether the ledger
+exists yet) and ``_appending`` (its append drivers); ``_plans`` its transactions, written once
+for the sync and the async driver; ``_sql`` every statement and the schema's migrations;
+``_url``, ``_pools``, ``_tail``, ``_schema`` and ``_auditing`` the connection, pooling,
+LISTEN/NOTIFY tailing, setup and ``verify``.
 
 Same contract, tables and encodings as the SQLite backend; psycopg 3 with a connection pool per
 process (and an async pool per event loop for the native ``a``-methods).

@@ -9,18 +9,16 @@ import asyncio
 import threading
 import time as _time
 from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager, suppress
 from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool
 
 from chatledger.eventstore import _codec
-from chatledger.eventstore._append import forks_of, logged_append, prepare
+from chatledger.eventstore._append import forks_of, logged_append
 from chatledger.eventstore._errors import (
     ConcurrencyError,
-    DuplicateEventError,
     InvalidInputError,
     NotFoundError,
     OutcomeUnknownError,
@@ -46,38 +44,20 @@ from chatledger.eventstore._store import (
     check_version,
 )
 from chatledger.eventstore.postgres import _sql as SQL
+from chatledger.eventstore.postgres._appending import Appending
 from chatledger.eventstore.postgres._auditing import verify_connection, verify_nothing
+from chatledger.eventstore.postgres._connecting import POOL_TIMEOUT_S
 from chatledger.eventstore.postgres._plans import (
     Duplicate,
-    PendingAppend,
-    Plan,
-    Unconfirmed,
-    Writer,
-    append_plan,
-    arun_call,
     catch_up_plan,
-    confirmed,
     empty_append,
     erase_plan,
     expected_of,
-    fast_append,
-    fast_result,
-    outcome_unknown,
     rebuild_plan,
     run_async,
-    run_call,
-    run_sync,
 )
 from chatledger.eventstore.postgres._pools import AsyncPools
-from chatledger.eventstore.postgres._schema import (
-    aread_state,
-    check,
-    describe,
-    migrate,
-    open_ledger,
-    read_state,
-    usable,
-)
+from chatledger.eventstore.postgres._schema import check, describe, open_ledger
 from chatledger.eventstore.postgres._tail import asubscribe, check_tail, subscribe
 from chatledger.eventstore.postgres._url import PostgresTarget, parse_url, scrub
 
@@ -85,12 +65,11 @@ __all__ = ["PostgresStore"]
 
 log = get_logger("chatledger.postgres")
 
-POOL_TIMEOUT_S = 30.0
 _NO_LIMIT = 2**62
 CATCH_UP_PAGE = 200  # streams per catch-up transaction
 
 
-class PostgresStore(EventStore):
+class PostgresStore(Appending, EventStore):
     """The event store in one PostgreSQL database (one schema of it, with ``?schema=``).
 
     Opening never writes, except to migrate a ledger made by an older chatledger. A missing
@@ -169,184 +148,7 @@ class PostgresStore(EventStore):
                 raise StoreError(f"cannot set up the chatledger tables in "
                                  f"{self._target.redacted}: {scrub(self._target, e)}") from e
 
-    # -- plumbing --------------------------------------------------------------------------
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StoreError(f"store {self._target.redacted!r} is closed")
-
-    def _check_writable(self) -> None:
-        if self.readonly:
-            raise StoreError(f"{self._target.redacted} is opened read-only; nothing was written")
-
-    # -- a ledger not created yet ------------------------------------------------------------
-    # Once seen, the ledger is remembered (chatledger never removes one): reads and writes
-    # then pay nothing for it. Until then each read looks again, one query.
-    def _empty(self) -> bool:
-        """True while the ledger does not exist yet: reads then answer as an empty ledger.
-
-        Raises:
-            NotFoundError: The schema named by ``?schema=`` does not exist.
-            StoreError: The ledger that appeared is not one this store can read.
-        """
-        if self._ready:
-            return False
-        with self._connection("read") as conn:
-            applied = read_state(conn, self.schema, self._where)
-        self._ready = usable(applied, self._where)
-        return not self._ready
-
-    async def _aempty(self) -> bool:
-        """``_empty`` on this event loop's async pool."""
-        if self._ready:
-            return False
-        async with self._aconnection("read") as conn:
-            applied = await aread_state(conn, self.schema, self._where)
-        self._ready = usable(applied, self._where)
-        return not self._ready
-
-    def _ensure_ledger(self) -> None:
-        """Create the ledger (and its schema) before the store's first write, if it does not
-        exist yet: under the schema's advisory lock, so that of concurrent first writers one
-        creates it and the others find it made."""
-        if self._ready:
-            return
-        self._check_writable()
-        with self._connection("create the ledger") as conn:
-            migrate(conn, self._target)
-        self._ready = True
-
-    async def _aensure_ledger(self) -> None:
-        """``_ensure_ledger`` off the event loop (it runs once per store)."""
-        if not self._ready:
-            await asyncio.to_thread(self._ensure_ledger)
-
-    def _error(self, e: Exception, action: str) -> Exception:
-        """The chatledger error for a driver error raised while doing ``action``."""
-        if isinstance(e, psycopg.errors.UniqueViolation) and \
-                e.diag.constraint_name == "events_event_id":
-            return DuplicateEventError(f"an event id is already stored: {scrub(self._target, e)}")
-        if isinstance(e, PoolTimeout):
-            return StoreError(f"{action} on {self._target.redacted}: no connection within "
-                              f"{POOL_TIMEOUT_S:g} s ({scrub(self._target, e)})")
-        return StoreError(f"{action} on {self._target.redacted} failed: {scrub(self._target, e)}")
-
-    @contextmanager
-    def _connection(self, action: str) -> Iterator[psycopg.Connection[Any]]:
-        self._check_open()
-        try:
-            with self._pool.connection() as conn:
-                yield conn
-        except psycopg.Error as e:
-            raise self._error(e, action) from e
-
-    @asynccontextmanager
-    async def _aconnection(self, action: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        self._check_open()
-        pool = self._apools.get()
-        try:
-            async with pool.connection() as conn:
-                yield conn
-        except psycopg.Error as e:
-            raise self._error(e, action) from e
-
-    def _fetch(self, action: str, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
-        with self._connection(action) as conn:
-            return conn.execute(sql, params).fetchall()
-
-    async def _afetch(self, action: str, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
-        async with self._aconnection(action) as conn:
-            cur = await conn.execute(sql, params)
-            return await cur.fetchall()
-
-    def _run(self, action: str, plan: Plan[Any]) -> Any:
-        with self._connection(action) as conn:
-            return run_sync(conn, plan, self.schema)
-
     # -- the log ---------------------------------------------------------------------------
-    def _append_args(self, key: KeyLike, events: Sequence[Event], expected_version: int | None,
-                     event_ids: Sequence[str] | None,
-                     meta: dict[str, Any] | None) -> tuple[SessionKey, PendingAppend | None]:
-        self._check_writable()
-        key = SessionKey.coerce(key)
-        check_version(expected_version, "expected_version")
-        prepared, meta_text = prepare(events, event_ids, meta, limit=SQL.MAX_APPEND)
-        if not prepared:
-            return key, None
-        # Given event ids may be retries: the general path checks them for duplicates.
-        fast = None if event_ids is not None else fast_append(
-            key, prepared, meta_text, expected_version, project=self._projections,
-            schema=self.schema)
-        plan = self._append_plan(key, prepared, meta_text, expected_version,
-                                 event_ids is not None)
-        return key, PendingAppend(len(prepared), fast, plan, [p.event_id for p in prepared])
-
-    def _append_plan(self, key: SessionKey, prepared: Any, meta_text: str,
-                     expected_version: int | None, check_ids: bool) -> Plan[AppendResult]:
-        w = Writer()
-        result = yield from append_plan(w, key, prepared, meta_text, expected_version, check_ids,
-                                        project=self._projections, schema=self.schema)
-        yield from w.flush()
-        return result
-
-    def _run_append(self, key: SessionKey, append: PendingAppend,
-                    expected_version: int | None) -> AppendResult:
-        """One call of the server-side append when it applies, else the two-step plan."""
-        if append.fast is not None:
-            try:
-                with self._connection("append") as conn:
-                    row = run_call(conn, append.fast)
-            except Unconfirmed as u:
-                rows = None
-                with suppress(StoreError):
-                    rows = self._fetch("append", SQL.FIND_EVENT_IDS, (append.event_ids,))
-                return self._confirmed(key, append, rows, u)
-            result = fast_result(key.stream_id, append.n, expected_version, row)
-            if result is not None:
-                return result
-        done: AppendResult = self._run("append", append.plan)
-        return done
-
-    async def _arun_append(self, key: SessionKey, append: PendingAppend,
-                           expected_version: int | None) -> AppendResult:
-        if append.fast is not None:
-            try:
-                async with self._aconnection("append") as conn:
-                    row = await arun_call(conn, append.fast)
-            except Unconfirmed as u:
-                rows = None
-                with suppress(StoreError):
-                    rows = await self._afetch("append", SQL.FIND_EVENT_IDS, (append.event_ids,))
-                return self._confirmed(key, append, rows, u)
-            result = fast_result(key.stream_id, append.n, expected_version, row)
-            if result is not None:
-                return result
-        async with self._aconnection("append") as conn:
-            done: AppendResult = await run_async(conn, append.plan, self.schema)
-        return done
-
-    def _confirmed(self, key: SessionKey, append: PendingAppend,
-                   rows: list[tuple[Any, ...]] | None, failed: Unconfirmed) -> AppendResult:
-        """The result of a one-call append that failed after its COMMIT may have applied,
-        from its events looked up by id (``rows``; None when the lookup failed too)."""
-        error = failed.error
-        done = None if rows is None else confirmed(key.stream_id, append.event_ids, rows, error)
-        if done is not None:
-            return done
-        if rows is None or failed.lost:
-            raise outcome_unknown(error) from error
-        raise self._error(error, "append") from error  # answered by the server: not stored
-
-    @staticmethod
-    def _lost_race(e: StoreError) -> bool:
-        """True when the database's unique (stream_id, version) stopped a concurrent append.
-
-        The stream lock makes this unreachable for chatledger's own writers; it is the backstop
-        should anything else write to the tables.
-        """
-        cause = e.__cause__
-        return isinstance(cause, psycopg.errors.UniqueViolation) and \
-            cause.diag.constraint_name in ("events_stream", "streams_pkey")
-
     def append(
         self,
         key: KeyLike,

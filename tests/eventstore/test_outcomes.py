@@ -23,7 +23,7 @@ from chatledger.eventstore import (
     StoreError,
     open_store,
 )
-from chatledger.eventstore.postgres import _plans, _store
+from chatledger.eventstore.postgres import _appending, _plans
 from chatledger.eventstore.postgres._plans import Query
 
 HI = [MessageAppended(message=HumanMessage("hi"))]
@@ -88,14 +88,14 @@ def test_a_connection_cut_during_the_commit_is_outcome_unknown_and_a_retry_store
     """A connection lost while the one-call append (its own COMMIT) runs raises
     OutcomeUnknownError carrying the event ids; retrying with them stores the events once."""
     pg.append("s", HI)
-    real = _store.fast_append
+    real = _appending.fast_append
 
     def dying(*args: Any, **kwargs: Any) -> Query | None:
         query = real(*args, **kwargs)
         assert query is not None
         return Query(KILL_MYSELF, None)
 
-    monkeypatch.setattr(_store, "fast_append", dying)
+    monkeypatch.setattr(_appending, "fast_append", dying)
     with pytest.raises(OutcomeUnknownError, match="retry with the same event_ids") as info:
         pg.append("s", HI)
     monkeypatch.undo()

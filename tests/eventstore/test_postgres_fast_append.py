@@ -163,7 +163,7 @@ def test_both_paths_write_the_same_session(url: str, monkeypatch: pytest.MonkeyP
         assert isinstance(store, PostgresStore)
         for step in steps:
             store.append("fast", step)
-        monkeypatch.setattr("chatledger.eventstore.postgres._store.fast_append", lambda *a, **k: None)
+        monkeypatch.setattr("chatledger.eventstore.postgres._appending.fast_append", lambda *a, **k: None)
         for step in steps:
             store.append("plan", step)
         assert _snapshot(store, SessionKey.coerce("fast")) == _snapshot(

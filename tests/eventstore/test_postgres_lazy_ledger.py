@@ -332,7 +332,7 @@ def test_once_the_ledger_is_seen_no_read_or_write_looks_for_it_again(
         schema: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """After the first append (or a read that found the ledger), appends and reads go straight
     to their statements: the ledger check is remembered, not repeated."""
-    from chatledger.eventstore.postgres import _store
+    from chatledger.eventstore.postgres import _connecting
 
     def looked(*args: object) -> None:
         raise AssertionError("the store looked for its ledger again")
@@ -343,7 +343,7 @@ def test_once_the_ledger_is_seen_no_read_or_write_looks_for_it_again(
         writer.append("s", HI)  # creates it
         assert reader.version("s") == 1  # looks again, and finds it
         for name in ("read_state", "aread_state", "migrate"):
-            monkeypatch.setattr(_store, name, looked)
+            monkeypatch.setattr(_connecting, name, looked)
         for store in (writer, reader):
             store.append("s", HI)
             asyncio.run(store.aappend("s", HI))
