@@ -39,6 +39,7 @@ from chatledger.eventstore import (
     EventStore,
     InvalidInputError,
     SessionKey,
+    StoreError,
     default_url,
     open_store,
 )
@@ -118,8 +119,20 @@ class ChatledgerSaver(BaseCheckpointSaver[int]):
             store.close()
 
     def setup(self) -> None:
-        """Nothing to do: the store's first write creates its tables. Kept so code written for
-        ``SqliteSaver``/``PostgresSaver`` (which need it) ports unchanged."""
+        """Create the ledger now if it does not exist yet, as ``SqliteSaver.setup()`` and
+        ``PostgresSaver.setup()`` create their tables (code written for them ports unchanged).
+
+        Without it the first write creates the ledger, and reads before it see an empty one;
+        but when ``?schema=`` names a PostgreSQL schema that does not exist yet, reads say so
+        (a misspelt schema stays visible), so a graph's first ``invoke`` needs ``setup()``
+        there, or ``chatledger init``.
+
+        Raises:
+            StoreError: The ledger cannot be created (e.g. the store was opened read-only).
+        """
+        if getattr(self.store, "readonly", False):
+            raise StoreError(f"{self.store!r} is opened read-only; setup() creates nothing")
+        open_store(self.store.url, create=True).close()
 
     def put(self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
             new_versions: ChannelVersions) -> RunnableConfig:

@@ -305,3 +305,40 @@ def test_from_conn_string_ports_code_written_for_langgraph_savers(tmp_path: Path
         out = graph(checkpointer).invoke({"messages": [HumanMessage("hi")]}, T1)
     with open_store(url) as store:
         assert history(store) == out["messages"]
+
+
+@pytest.mark.postgres
+def test_setup_creates_a_missing_postgres_schema_as_langgraph_savers_do(tmp_path: Path) -> None:
+    """A saver on ``?schema=`` naming a schema that does not exist: the first invoke says the
+    schema does not exist (a typo stays visible) and writes nothing; after ``setup()``, as
+    code written for PostgresSaver calls it, the graph runs."""
+    from chatledger.eventstore import NotFoundError, open_store
+    from tests.pgsupport import postgres_schema_url, postgres_test_schema
+
+    url = postgres_schema_url(postgres_test_schema(tmp_path))
+    store = open_store(url)
+    try:
+        saver = ChatledgerSaver(store)
+        with pytest.raises(NotFoundError, match="does not exist"):
+            graph(saver).invoke({"messages": [HumanMessage("hi")]}, T1)
+        saver.setup()
+        saver.setup()  # twice is harmless
+        out = graph(saver).invoke({"messages": [HumanMessage("hi")]}, T1)
+        assert [m.content for m in out["messages"]] == ["hi", "echo: hi"]
+        assert history(store) == out["messages"]
+    finally:
+        store.close()
+
+
+def test_setup_on_a_read_only_store_refuses(tmp_path: Path) -> None:
+    """``setup()`` on a store opened read-only raises and creates nothing."""
+    from chatledger.eventstore import StoreError, open_store
+
+    path = tmp_path / "ledger.db"
+    open_store(f"sqlite:///{path}", create=True).close()
+    store = open_store(f"sqlite:///{path}", readonly=True)
+    try:
+        with pytest.raises(StoreError, match="read-only"):
+            ChatledgerSaver(store).setup()
+    finally:
+        store.close()

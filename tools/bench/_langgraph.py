@@ -199,7 +199,9 @@ def _postgres(bench: Bench) -> None:
         bench.on_exit(conn.close)
         saver = PostgresSaver(conn)
         saver.setup()
-        return _graph(ChatledgerSaver(store)), _graph(saver), ours_schema, lg_schema
+        ours = ChatledgerSaver(store)
+        ours.setup()  # ?schema= names a schema that does not exist yet
+        return _graph(ours), _graph(saver), ours_schema, lg_schema
 
     try:
         ours, theirs, _, _ = pair("t")
