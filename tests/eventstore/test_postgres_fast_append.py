@@ -161,11 +161,16 @@ def test_both_paths_write_the_same_session(url: str, monkeypatch: pytest.MonkeyP
     ]
     with open_store(url) as store:
         assert isinstance(store, PostgresStore)
+        spy = PathSpy(store, monkeypatch)
         for step in steps:
             store.append("fast", step)
-        monkeypatch.setattr("chatledger.eventstore.postgres._appending.fast_append", lambda *a, **k: None)
+        # the first append (a new session), the clear and the tag take the plan on their own
+        assert spy.general == 3
+        monkeypatch.setattr("chatledger.eventstore.postgres._appending.fast_append",
+                            lambda *a, **k: None)
         for step in steps:
             store.append("plan", step)
+        assert spy.general == 3 + len(steps)  # every one of these took the plan
         assert _snapshot(store, SessionKey.coerce("fast")) == _snapshot(
             store, SessionKey.coerce("plan"))
         assert store.verify().ok
