@@ -131,9 +131,9 @@ class ThreadIndex:
         """A visible checkpoint by id, or the newest one when ``checkpoint_id`` is None."""
         if self.deleted:
             return None
-        if checkpoint_id is None:
-            newest = self.visible()
-            return newest[0] if newest else None
+        if checkpoint_id is None:  # the newest: one pass, no sort of the whole thread
+            return max((c for cid, c in self.checkpoints.items() if cid not in self.hidden),
+                       key=lambda c: c.event.checkpoint_id, default=None)
         found = self.checkpoints.get(checkpoint_id)
         return None if found is None or checkpoint_id in self.hidden else found
 
