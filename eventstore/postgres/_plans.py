@@ -401,8 +401,9 @@ def _rollback(conn: psycopg.Connection[Any]) -> None:
 def run_sync(conn: psycopg.Connection[Any], plan: Plan[T], schema: str = "") -> T:
     """Run a plan in one transaction on ``conn`` (autocommit), one pipeline sync per batch.
 
-    BEGIN travels with the first batch; COMMIT, and the notification when the plan stored
-    events, go in one last round trip. Statements run on one cursor, except those whose rows
+    BEGIN travels with the first batch. A batch whose results the plan does not read costs
+    no round trip of its own, so a plan's last writes, its COMMIT and (when it stored events)
+    the notification reach the server together: a plain append is two round trips in all. Statements run on one cursor, except those whose rows
     the plan reads back, which get their own.
 
     Raises:
