@@ -5,13 +5,12 @@ COMMIT returns or raises."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import suppress
 from typing import Any
 
 import psycopg
 
 from chatledger.eventstore._append import prepare
-from chatledger.eventstore._errors import StoreError
+from chatledger.eventstore._errors import OutcomeUnknownError, StoreError
 from chatledger.eventstore._events import Event
 from chatledger.eventstore._keys import KeyLike, SessionKey
 from chatledger.eventstore._store import AppendResult, check_version
@@ -31,6 +30,7 @@ from chatledger.eventstore.postgres._plans import (
     run_async,
     run_call,
 )
+from chatledger.eventstore.postgres._url import scrub
 
 __all__ = ["Appending"]
 
@@ -73,9 +73,10 @@ class Appending(Connections):
                 with self._connection("append") as conn:
                     row = run_call(conn, append.fast)
             except Unconfirmed as u:
-                rows = None
-                with suppress(StoreError):
+                try:
                     rows = self._fetch("append", SQL.FIND_EVENT_IDS, (append.event_ids,))
+                except StoreError as lookup:
+                    raise outcome_unknown(u.error, lookup) from u.error
                 return self._confirmed(key, append, rows, u)
             result = fast_result(key.stream_id, append.n, expected_version, row)
             if result is not None:
@@ -90,9 +91,10 @@ class Appending(Connections):
                 async with self._aconnection("append") as conn:
                     row = await arun_call(conn, append.fast)
             except Unconfirmed as u:
-                rows = None
-                with suppress(StoreError):
+                try:
                     rows = await self._afetch("append", SQL.FIND_EVENT_IDS, (append.event_ids,))
+                except StoreError as lookup:
+                    raise outcome_unknown(u.error, lookup) from u.error
                 return self._confirmed(key, append, rows, u)
             result = fast_result(key.stream_id, append.n, expected_version, row)
             if result is not None:
@@ -102,16 +104,22 @@ class Appending(Connections):
         return done
 
     def _confirmed(self, key: SessionKey, append: PendingAppend,
-                   rows: list[tuple[Any, ...]] | None, failed: Unconfirmed) -> AppendResult:
+                   rows: list[tuple[Any, ...]], failed: Unconfirmed) -> AppendResult:
         """The result of a one-call append that failed after its COMMIT may have applied,
-        from its events looked up by id (``rows``; None when the lookup failed too)."""
+        from its events looked up by id (``rows``)."""
         error = failed.error
-        done = None if rows is None else confirmed(key.stream_id, append.event_ids, rows, error)
+        done = confirmed(key.stream_id, append.event_ids, rows, error)
         if done is not None:
             return done
-        if rows is None or failed.lost:
+        if failed.lost:
             raise outcome_unknown(error) from error
         raise self._error(error, "append") from error  # answered by the server: not stored
+
+    def _restated(self, key: SessionKey, append: PendingAppend,
+                  e: OutcomeUnknownError) -> OutcomeUnknownError:
+        """``e`` naming the stream and the database, carrying the ids to retry with."""
+        return OutcomeUnknownError(f"append to {key.stream_id!r} on {self._target.redacted}: "
+                                   f"{scrub(self._target, e)}", append.event_ids)
 
     @staticmethod
     def _lost_race(e: StoreError) -> bool:

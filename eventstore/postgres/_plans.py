@@ -371,19 +371,23 @@ def lost_connection(conn: Any, e: BaseException) -> bool:
     return bool(conn.broken or conn.closed or state is None or state.startswith(("08", "57P")))
 
 
-def outcome_unknown(e: BaseException) -> OutcomeUnknownError:
-    """The error for a connection lost once the append's COMMIT was on its way."""
+def outcome_unknown(e: BaseException, lookup: BaseException | None = None) -> OutcomeUnknownError:
+    """The error for a connection lost once the append's COMMIT was on its way (``lookup``:
+    why looking its events up afterwards failed too)."""
+    also = "" if lookup is None else \
+        f"; looking its events up failed too: {' '.join(str(lookup).split())}"
     return OutcomeUnknownError(
         "the connection was lost after the append's COMMIT was sent, so it may or may not "
-        f"have been applied: retry with the same event_ids ({' '.join(str(e).split())})"
+        f"have been applied: retry with the same event_ids ({' '.join(str(e).split())}{also})"
     )
 
 
 def committed(commit: psycopg.Cursor[Any] | psycopg.AsyncCursor[Any] | None) -> bool:
     """True when the server confirmed the COMMIT executed on ``commit``."""
-    result = None if commit is None else commit.pgresult
-    return result is not None and result.status == pq.ExecStatus.COMMAND_OK and \
-        commit is not None and commit.statusmessage == "COMMIT"
+    if commit is None or commit.pgresult is None:
+        return False
+    return commit.pgresult.status == pq.ExecStatus.COMMAND_OK and \
+        commit.statusmessage == "COMMIT"
 
 
 def _notify_lost(e: BaseException) -> None:

@@ -168,8 +168,7 @@ class PostgresStore(Appending, EventStore):
         except Duplicate as d:
             result = d.result
         except OutcomeUnknownError as e:
-            raise OutcomeUnknownError(f"append to {key.stream_id!r} on {self._target.redacted}: "
-                                      f"{scrub(self._target, e)}", append.event_ids) from e
+            raise self._restated(key, append, e) from e
         except StoreError as e:
             if not self._lost_race(e):
                 raise
@@ -193,8 +192,7 @@ class PostgresStore(Appending, EventStore):
         except Duplicate as d:
             result = d.result
         except OutcomeUnknownError as e:
-            raise OutcomeUnknownError(f"append to {key.stream_id!r} on {self._target.redacted}: "
-                                      f"{scrub(self._target, e)}", append.event_ids) from e
+            raise self._restated(key, append, e) from e
         except StoreError as e:
             if not self._lost_race(e):
                 raise

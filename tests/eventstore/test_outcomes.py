@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -104,6 +105,31 @@ def test_a_connection_cut_during_the_commit_is_outcome_unknown_and_a_retry_store
         retry = pg.append("s", HI, event_ids=info.value.event_ids)
         assert retry.version == 2
     assert [r.event_id for r in pg.read("s")][1:] == info.value.event_ids
+
+
+@pytest.mark.postgres
+def test_a_lost_commit_whose_lookup_fails_too_is_outcome_unknown_naming_both(
+        pg: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the connection is lost and looking the events up fails as well, the error says
+    both, and the outcome stays unknown (never success, never a plain failure)."""
+    pg.append("s", HI)
+    real_fast, real_fetch = _appending.fast_append, pg._fetch
+
+    def dying(*args: Any, **kwargs: Any) -> Query | None:
+        assert real_fast(*args, **kwargs) is not None
+        return Query(KILL_MYSELF, None)
+
+    def failing_lookup(action: str, sql: str, params: Any = None) -> Any:
+        if "event_id = ANY" in sql:
+            raise StoreError("the server is gone")
+        return real_fetch(action, sql, params)
+
+    monkeypatch.setattr(_appending, "fast_append", dying)
+    monkeypatch.setattr(pg, "_fetch", failing_lookup)
+    with pytest.raises(OutcomeUnknownError, match="looking its events up failed too: "
+                                                  "the server is gone") as info:
+        pg.append("s", HI)
+    assert len(info.value.event_ids) == 1
 
 
 @pytest.mark.postgres
@@ -215,36 +241,49 @@ def test_a_connection_cut_at_the_plans_commit_is_outcome_unknown(
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_every_append_notifies_listeners_with_its_schema(pg: Any, mode: str) -> None:
     """The one-call append and the plan (a new session, given ids, a clear) each send a
-    notification, with the schema as payload, once their COMMIT is done: a listener that is
-    woken finds the events."""
+    notification with the schema as payload after their COMMIT: a listener on another
+    connection, reading the stream each time it is woken, sees the append's events."""
+    import threading
+
     import psycopg
 
     from chatledger.eventstore import HistoryCleared
     from tests.pgsupport import postgres_url
 
-    listener = psycopg.connect(postgres_url(), autocommit=True)
-    try:
-        listener.execute("LISTEN chatledger_events")
-        appends = [
-            ("s", HI, None),  # a new session: the plan
-            ("s", HI, None),  # an existing session: the one call
-            ("s", HI, [str(uuid.uuid4())]),  # given ids: the plan
-            ("s", [HistoryCleared()], None),  # a clear: the plan
-        ]
-        for key, events, ids in appends:
-            done = pg.append(key, events, event_ids=ids) if mode == "sync" else \
-                asyncio.run(pg.aappend(key, events, event_ids=ids))
-            # (other stores on the server notify on the same channel: count only ours)
-            ours = 0
-            for n in listener.notifies(timeout=5):
-                ours += n.payload == pg.schema
-                if ours:
-                    break
-            assert ours == 1
-            # woken, the listener sees the events (the notification came after the COMMIT)
-            assert listener.execute(f'SELECT max(version) FROM "{pg.schema}".events'
-                                    ).fetchone() == (done.version,)
-            listener.execute("SELECT 1")  # (drop anything still queued before the next append)
-            list(listener.notifies(timeout=0.1))
-    finally:
-        listener.close()
+    def listen(target: int, listening: threading.Event, seen: list[int]) -> None:
+        with psycopg.connect(postgres_url(), autocommit=True) as conn:
+            conn.execute("LISTEN chatledger_events")
+            listening.set()
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                # (other stores on the server notify on the same channel: only ours count;
+                # the connection is free for the read only outside the notifies() loop)
+                got = [n.payload for n in conn.notifies(timeout=1, stop_after=1)]
+                if pg.schema not in got:
+                    continue
+                row = conn.execute(f'SELECT coalesce(max(version), 0) FROM "{pg.schema}".events'
+                                   ).fetchone()
+                assert row is not None
+                seen.append(int(row[0]))
+                if seen[-1] >= target:
+                    return
+
+    appends = [
+        ("s", HI, None),  # a new session: the plan
+        ("s", HI, None),  # an existing session: the one call
+        ("s", HI, [str(uuid.uuid4())]),  # given ids: the plan
+        ("s", [HistoryCleared()], None),  # a clear: the plan
+    ]
+    for key, events, ids in appends:
+        target = pg.version(key) + len(events)
+        listening, seen = threading.Event(), []
+        listener = threading.Thread(target=listen, args=(target, listening, seen), daemon=True)
+        listener.start()
+        assert listening.wait(5)
+        done = pg.append(key, events, event_ids=ids) if mode == "sync" else \
+            asyncio.run(pg.aappend(key, events, event_ids=ids))
+        listener.join(10)
+        assert done.version == target
+        # woken after the COMMIT: the last wake-up saw the events (a notification sent
+        # only before it would leave the listener short, then waiting in vain)
+        assert seen and seen[-1] == target
