@@ -5,8 +5,9 @@ the whole logic of a transaction (what to lock, what to check, what to write) an
 ``run_sync`` and ``run_async`` send each batch in one pipeline (one round trip) inside one
 transaction, so ``append`` and ``aappend`` cannot drift apart; an append plan costs two round
 trips, one to lock and read, one to write. The common turn (messages only, to a session that
-exists) skips plans: ``fast_append`` is one call of the server function
-``chatledger_append_messages``, which falls back to the plan for anything else.
+exists or is new) skips plans: ``fast_append`` is one call of the server function
+``chatledger_append_messages``, which falls back to the plan for a session whose projection
+lags; clears, tags and erasures never take it.
 """
 
 from __future__ import annotations
@@ -215,7 +216,7 @@ def fast_append(key: SessionKey, prepared: list[Prepared], meta_text: str,
     return Query(f"BEGIN; {SQL.APPEND_MESSAGES_CALL}; COMMIT; {note.sql}", (
         lock_key(schema, sid), sid, -1 if expected_version is None else expected_version,
         project, meta_text, _codec.encode(events).decode(), _codec.encode(rows).decode(),
-        *note.params), "one")
+        _codec.encode(key.parts).decode(), *note.params), "one")
 
 
 def fast_result(sid: str, n: int, expected_version: int | None,

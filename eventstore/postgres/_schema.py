@@ -102,7 +102,8 @@ async def aread_state(conn: psycopg.AsyncConnection[Any], schema: str,
 
 def usable(applied: int | None, where: str) -> bool:
     """Whether a ledger at schema version ``applied`` (``ledger_state``'s answer) can be read:
-    True at the current version, False when there is none yet (reads see an empty ledger).
+    True at the current version (or an older one whose tables are the same), False when there
+    is none yet (reads see an empty ledger).
 
     Raises:
         NotFoundError: The schema does not exist (nothing was created).
@@ -111,11 +112,11 @@ def usable(applied: int | None, where: str) -> bool:
     if applied is None:
         raise NotFoundError(f"{where} does not exist; nothing was created (check ?schema=; "
                             f"{HOW_TO_CREATE})")
-    if 0 < applied < SQL.SCHEMA_VERSION:
+    if 0 < applied < SQL.READABLE_FROM:
         raise StoreError(f"{where} is at schema version {applied}; open it for writing once "
                          f"to migrate it to version {SQL.SCHEMA_VERSION} (`chatledger init` "
                          "does)")
-    return applied == SQL.SCHEMA_VERSION
+    return applied >= SQL.READABLE_FROM
 
 
 def _schema_name(conn: psycopg.Connection[Any], target: PostgresTarget) -> str:

@@ -304,9 +304,93 @@ END
 $$;
 """
 
+# Version 4: the one-call append also starts a session. ``key`` is the session key's parts as
+# the JSON object stored in ``streams.key``: a stream that does not exist yet is created, with
+# its key parts, in the same transaction, so a session's first turn is one round trip like
+# every other. The head of a new stream is version 0 and the genesis chain, as on the client.
+# Version 3's seven-argument function stays, for clients of that version during an upgrade.
+SCHEMA_V4 = """
+CREATE FUNCTION chatledger_append_messages(lock_key text, sid text, expected bigint,
+                                           project boolean, meta text, events json,
+                                           history json, key text)
+RETURNS TABLE (status text, version bigint, first_position bigint)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    head record;
+    created boolean;
+    xid bigint;
+    stamp text;
+    pos bigint;
+    v bigint;
+    link text;
+    digest text;
+    e record;
+    added bigint := 0;
+BEGIN
+    LOCK TABLE events, history IN ROW EXCLUSIVE MODE;
+    PERFORM pg_advisory_xact_lock(hashtextextended(lock_key, 0));
+    SELECT s.version, s.chain, s.updated_at, s.projected_version INTO head
+    FROM streams AS s WHERE s.stream_id = sid;
+    created := NOT FOUND;
+    IF created THEN
+        SELECT 0::bigint AS version, repeat('0', 64) AS chain, ''::text AS updated_at,
+               0::bigint AS projected_version INTO head;
+    ELSIF project AND head.projected_version < head.version THEN
+        RETURN QUERY SELECT 'fallback'::text, NULL::bigint, NULL::bigint;
+        RETURN;
+    END IF;
+    IF expected >= 0 AND expected <> head.version THEN
+        RETURN QUERY SELECT 'conflict'::text, head.version, NULL::bigint;
+        RETURN;
+    END IF;
+    xid := pg_current_xact_id()::text::bigint;
+    stamp := to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+    IF stamp < head.updated_at THEN
+        stamp := head.updated_at;
+    END IF;
+    link := head.chain;
+    v := head.version;
+    pos := xid << 20;
+    FOR e IN SELECT * FROM json_to_recordset(events) AS x(i text, t text, d text, p text, s text) LOOP
+        v := v + 1;
+        digest := encode(sha256(convert_to(concat_ws(chr(31), pos::text, sid, v::text, e.i,
+                                                     e.t, stamp, e.p, meta), 'UTF8')), 'hex');
+        link := encode(sha256(convert_to(link || digest, 'UTF8')), 'hex');
+        INSERT INTO events (stream_id, version, position, event_id, type, recorded_at, data,
+                            meta, payload_digest, digest, chain, salt)
+        VALUES (sid, v, pos, e.i, e.t, stamp, e.d, meta, e.p, digest, link, e.s);
+        pos := pos + 1;
+    END LOOP;
+    IF project THEN
+        INSERT INTO history (stream_id, version, idx, message)
+        SELECT sid, head.version + x.v, x.k, x.m
+        FROM json_to_recordset(history) AS x(v bigint, k integer, m text);
+        GET DIAGNOSTICS added = ROW_COUNT;
+    END IF;
+    IF created THEN
+        INSERT INTO streams (stream_id, key, version, chain, created_at, updated_at,
+                             message_count, projected_version)
+        VALUES (sid, key, v, link, stamp, stamp, added, CASE WHEN project THEN v ELSE 0 END);
+        INSERT INTO stream_keys (name, value, stream_id)
+        SELECT k.key, k.value, sid FROM json_each_text(key::json) AS k;
+    ELSE
+        UPDATE streams AS s
+        SET version = v, chain = link, updated_at = stamp,
+            message_count = s.message_count + added,
+            projected_version = CASE WHEN project THEN v ELSE s.projected_version END
+        WHERE s.stream_id = sid;
+    END IF;
+    RETURN QUERY SELECT 'ok'::text, v, xid << 20;
+END
+$$;
+"""
+
 # (version, script): applied in order, each in its own transaction with its migrations row.
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, SCHEMA_V1), (2, SCHEMA_V2), (3, SCHEMA_V3))
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, SCHEMA_V1), (2, SCHEMA_V2), (3, SCHEMA_V3),
+                                          (4, SCHEMA_V4))
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+# The oldest version whose tables this version reads as they are (version 4 adds a function).
+READABLE_FROM = 3
 
 TABLES = ("chatledger_migrations", "events", "streams", "stream_keys", "history", "clears")
 
@@ -344,7 +428,7 @@ LOCK_STREAMS = """
 SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0)))
 FROM (SELECT k FROM unnest(%s::text[]) AS k ORDER BY k OFFSET 0) AS sorted
 """
-APPEND_MESSAGES_CALL = "SELECT * FROM chatledger_append_messages(%s, %s, %s, %s, %s, %s, %s)"
+APPEND_MESSAGES_CALL = "SELECT * FROM chatledger_append_messages(%s, %s, %s, %s, %s, %s, %s, %s)"
 # Locks, then reads the head with this transaction's id (see chatledger_begin_append).
 BEGIN_APPEND = "SELECT * FROM chatledger_begin_append(%s, %s)"
 # Everything a reader may see: positions below the oldest transaction still running. Each

@@ -219,7 +219,7 @@ def test_a_version_1_log_migrates_and_keeps_its_order(v1: tuple[str, str]) -> No
         assert store.verify().ok
     with psycopg.connect(postgres_url(), options=f"-c search_path={schema}") as conn:
         assert conn.execute("SELECT version FROM chatledger_migrations ORDER BY version"
-                            ).fetchall() == [(1,), (2,), (3,)]
+                            ).fetchall() == [(1,), (2,), (3,), (4,)]
         assert conn.execute("SELECT to_regclass('checkpoints')").fetchone() == (None,)
 
 
@@ -236,7 +236,7 @@ def test_a_version_1_log_is_migrated_by_a_writable_open_only(v1: tuple[str, str]
         open_store(url, readonly=True)
     assert applied() == [(1,)]
     open_store(url).close()
-    assert applied() == [(1,), (2,), (3,)]
+    assert applied() == [(1,), (2,), (3,), (4,)]
     with open_store(url, readonly=True) as reader:
         assert reader.version("old") == 3 and reader.verify().ok
 
@@ -266,4 +266,49 @@ def test_two_stores_migrating_at_once_apply_version_2_once(v1: tuple[str, str]) 
             s.close()
     with psycopg.connect(postgres_url(), options=f"-c search_path={schema}") as conn:
         assert conn.execute("SELECT version FROM chatledger_migrations ORDER BY version"
-                            ).fetchall() == [(1,), (2,), (3,)]
+                            ).fetchall() == [(1,), (2,), (3,), (4,)]
+
+
+def test_a_version_3_ledger_reads_as_is_and_keeps_serving_version_3_clients(
+        tmp_path: Path) -> None:
+    """Version 4 adds only a function: a read-only open reads a version-3 ledger without
+    migrating it; a writable open migrates it, and version 3's one-call append (seven
+    arguments, as a client of that version sends it) still works afterwards."""
+    schema = postgres_test_schema(tmp_path)
+    with psycopg.connect(postgres_url(), autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+    with psycopg.connect(postgres_url(), autocommit=True,
+                         options=f"-c search_path={schema}") as conn, conn.transaction():
+        conn.execute(SQL.MIGRATIONS_TABLE)
+        for version, script in SQL.MIGRATIONS[:3]:
+            conn.execute(script)
+            conn.execute(SQL.RECORD_MIGRATION, (version,))
+
+    def applied() -> list[Any]:
+        with psycopg.connect(postgres_url(), options=f"-c search_path={schema}") as conn:
+            return conn.execute("SELECT version FROM chatledger_migrations ORDER BY version"
+                                ).fetchall()
+    url = postgres_schema_url(schema)
+    with open_store(url, readonly=True) as reader:
+        assert reader.sessions() == [] and reader.verify().ok
+    assert applied() == [(1,), (2,), (3,)]
+    with open_store(url) as store:
+        assert applied() == [(1,), (2,), (3,), (4,)]
+        store.append("old", [MessageAppended(message=HumanMessage("one"))])
+        (p,), meta = prepare([MessageAppended(message=HumanMessage("two"))], None, None)
+        sid = SessionKey(session_id="old").stream_id
+        v3_call = "SELECT * FROM chatledger_append_messages(%s, %s, %s, %s, %s, %s, %s)"
+        events = _codec.encode([{"i": p.event_id, "t": p.type, "d": p.data,
+                                 "p": p.payload_digest, "s": p.salt}]).decode()
+        rows = _codec.encode([{"v": 1, "k": 0, "m": _codec.encode(
+            HumanMessage("two")).decode()}]).decode()
+        with psycopg.connect(postgres_url(), autocommit=True,
+                             options=f"-c search_path={schema}") as conn:
+            status = conn.execute(v3_call, (f"{schema}:{sid}", sid, 1, True, meta, events,
+                                            rows)).fetchone()
+            assert status is not None and status[:2] == ("ok", 2)
+            new = conn.execute(v3_call, ("x", "session_id=new", -1, True, meta, "[]",
+                                         "[]")).fetchone()
+            assert new == ("fallback", None, None)  # version 3 leaves new sessions to the plan
+        assert store.load_history("old") == (2, [HumanMessage("one"), HumanMessage("two")])
+        assert store.verify().ok

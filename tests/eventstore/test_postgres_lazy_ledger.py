@@ -205,7 +205,7 @@ def test_the_first_append_creates_the_ledger(
             else:
                 asyncio.run(store.aappend("s", events))
         assert tables(admin, schema) >= ALL_TABLES
-        assert versions(admin, schema) == [1, 2, 3]
+        assert versions(admin, schema) == [1, 2, 3, 4]
         assert store.load_history("s") == (2, [HumanMessage("one"), HumanMessage("two")])
         assert store.verify().ok
     with open_store(url, readonly=True) as again:
@@ -219,7 +219,7 @@ def test_create_true_creates_the_schema_and_ledger_at_open(
     url = postgres_schema_url(schema)
     with open_store(url, create=True) as store:
         assert tables(admin, schema) >= ALL_TABLES
-        assert versions(admin, schema) == [1, 2, 3]
+        assert versions(admin, schema) == [1, 2, 3, 4]
         assert store.event_count() == 0
     with open_store(url, readonly=True) as reader:
         assert reader.sessions() == [] and reader.verify().ok
@@ -319,7 +319,7 @@ def test_concurrent_first_appends_all_succeed_and_create_the_ledger_once(
         t.join(60)
     try:
         assert errors == []
-        assert versions(admin, schema) == [1, 2, 3]
+        assert versions(admin, schema) == [1, 2, 3, 4]
         assert sorted(r.version for r in stores[0].read_all()) == [1] * n
         assert stores[0].verify().ok
     finally:

@@ -57,4 +57,4 @@ def test_processes_creating_the_schema_at_once_all_succeed(tmp_path: Path) -> No
         schema = store.stats()["schema"]
     with psycopg.connect(postgres_url()) as conn:
         rows = conn.execute(f'SELECT version FROM "{schema}".chatledger_migrations').fetchall()
-    assert rows == [(1,), (2,), (3,)]
+    assert rows == [(1,), (2,), (3,), (4,)]

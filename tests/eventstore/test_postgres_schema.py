@@ -72,7 +72,7 @@ def test_schema_is_created_once_and_recorded(pg: PostgresStore, url: str,
     _say(pg, "second")
     rows = admin.execute("SELECT version, applied_at IS NOT NULL FROM chatledger_migrations"
                          ).fetchall()
-    assert rows == [(1, True), (2, True), (3, True)]
+    assert rows == [(1, True), (2, True), (3, True), (4, True)]
     assert _tables(admin) == {"chatledger_migrations", "events", "streams", "stream_keys", "history",
                       "clears"}
 
