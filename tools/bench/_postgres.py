@@ -179,8 +179,9 @@ class OneWriter(NamedTuple):
 
 def _one_writer(bench: Bench, store: EventStore,
                 lc_connect: Callable[[], Any]) -> dict[tuple[str, int], OneWriter]:
-    """One writer, one turn per call, at session sizes 10 and 1,000, against langchain-postgres
-    and the floor (one autocommit INSERT of two rows), rounds interleaved.
+    """One writer, one turn per call, at session sizes 10 and 1,000 and to a new session (size
+    0), against langchain-postgres and the floor (one autocommit INSERT of two rows), rounds
+    interleaved.
 
     Each call appends to the next of a set of sessions of that size, so every session stays
     near its size.
@@ -204,6 +205,10 @@ def _one_writer(bench: Bench, store: EventStore,
         ops[("chatledger", size)] = lambda i, keys=keys: store.append(keys[i % len(keys)],
                                                                         events)
         ops[("langchain", size)] = lambda i, lcs=lcs: lcs[i % len(lcs)].add_messages(lc_pair)
+    # size 0: each call starts a new session (the first turn of a conversation)
+    ops[("chatledger", 0)] = lambda i: store.append(f"new-{uuid.uuid4()}", events)
+    ops[("langchain", 0)] = lambda i: PostgresChatMessageHistory(
+        LC_TABLE, str(uuid.uuid4()), sync_connection=lc_conn).add_messages(lc_pair)
     floor = lc_connect()
     floor.autocommit = True
     floor.execute("CREATE TABLE IF NOT EXISTS commit_floor "
@@ -245,6 +250,11 @@ def _one_writer_targets(bench: Bench, one: dict[tuple[str, int], OneWriter],
                      langchain=f"{fmt(theirs.wall, 'us')} ({_cpu_text(theirs.cpu)})",
                      goal="≥ 1.3x faster", actual=speedup(theirs.wall, ours.wall),
                      ok=theirs.wall / ours.wall >= 1.3, profile=profile)
+    ours, theirs = one[("chatledger", 0)], one[("langchain", 0)]
+    bench.target(GROUP, "first turn of a new session, 1 writer",
+                 chatledger=f"{fmt(ours.wall, 'us')} ({_cpu_text(ours.cpu)})",
+                 langchain=f"{fmt(theirs.wall, 'us')} ({_cpu_text(theirs.cpu)})",
+                 goal="—", actual=speedup(theirs.wall, ours.wall), ok=None)
     ours = one[("chatledger", 10)]
     bench.target(GROUP, "one turn, 1 writer, against the floor: one autocommit INSERT of two "
                  "rows (psycopg, synchronous_commit=on)",
