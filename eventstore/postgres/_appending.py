@@ -39,6 +39,10 @@ class Appending(Connections):
     """The steps of ``append`` and ``aappend`` between checking the arguments and the result."""
 
     _projections: bool  # keep the projections up to date in each append's transaction
+    # A tail listened to this schema at the last one-call append: the next one sends its
+    # notification after the COMMIT (see SQL.LISTENERS_CLASS). Threads may race on it; either
+    # value is safe, the function notifies itself when it finds a tail the client missed.
+    _tails = False
 
     def _append_args(self, key: KeyLike, events: Sequence[Event], expected_version: int | None,
                      event_ids: Sequence[str] | None,
@@ -52,7 +56,7 @@ class Appending(Connections):
         # Given event ids may be retries: the general path checks them for duplicates.
         fast = None if event_ids is not None else fast_append(
             key, prepared, meta_text, expected_version, project=self._projections,
-            schema=self.schema)
+            schema=self.schema, tails=self._tails)
         plan = self._append_plan(key, prepared, meta_text, expected_version,
                                  event_ids is not None)
         return key, PendingAppend(len(prepared), fast, plan, [p.event_id for p in prepared])
@@ -71,7 +75,7 @@ class Appending(Connections):
         if append.fast is not None:
             try:
                 with self._connection("append") as conn:
-                    row = run_call(conn, append.fast)
+                    row = self._listened(run_call(conn, append.fast))
             except Unconfirmed as u:
                 try:
                     rows = self._fetch("append", SQL.FIND_EVENT_IDS, (append.event_ids,))
@@ -89,7 +93,7 @@ class Appending(Connections):
         if append.fast is not None:
             try:
                 async with self._aconnection("append") as conn:
-                    row = await arun_call(conn, append.fast)
+                    row = self._listened(await arun_call(conn, append.fast))
             except Unconfirmed as u:
                 try:
                     rows = await self._afetch("append", SQL.FIND_EVENT_IDS, (append.event_ids,))
@@ -102,6 +106,12 @@ class Appending(Connections):
         async with self._aconnection("append") as conn:
             done: AppendResult = await run_async(conn, append.plan, self.schema)
         return done
+
+    def _listened(self, row: Any) -> Any:
+        """The one call's row, after noting whether a tail listened (when it wrote)."""
+        if row is not None and row[3] is not None:
+            self._tails = bool(row[3])
+        return row
 
     def _confirmed(self, key: SessionKey, append: PendingAppend,
                    rows: list[tuple[Any, ...]], failed: Unconfirmed) -> AppendResult:

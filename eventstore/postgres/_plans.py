@@ -193,13 +193,16 @@ def append_plan(
 
 
 def fast_append(key: SessionKey, prepared: list[Prepared], meta_text: str,
-                expected_version: int | None, *, project: bool, schema: str) -> Query | None:
+                expected_version: int | None, *, project: bool, schema: str,
+                tails: bool) -> Query | None:
     """The common append as one call of ``chatledger_append_messages``, or None when the
     events do more than add messages (clears, tags, redactions go through ``append_plan``).
 
-    The call travels as one simple-protocol string with its own BEGIN and COMMIT and the
-    notification after them (``run_call``): one round trip, one statement to bind on the
-    client, and the notification in a transaction of its own (see ``notice``).
+    The call travels as one simple-protocol string with its own BEGIN and COMMIT: one round
+    trip, one statement to bind on the client. ``tails`` (a tail listened at the last append
+    seen): the string ends with the notification, sent after the COMMIT in a transaction of
+    its own (see ``notice``). Otherwise the function notifies inside the transaction if it
+    finds a tail listening, and the common case of no tail costs no notification at all.
     """
     sid = key.stream_id
     history: list[tuple[int, int, str]] = []
@@ -212,11 +215,15 @@ def fast_append(key: SessionKey, prepared: list[Prepared], meta_text: str,
     events = [{"i": p.event_id, "t": p.type, "d": p.data, "p": p.payload_digest, "s": p.salt}
               for p in prepared]
     rows = [{"v": v, "k": k, "m": m} for v, k, m in history]
+    params = (lock_key(schema, sid), sid, -1 if expected_version is None else expected_version,
+              project, meta_text, _codec.encode(events).decode(), _codec.encode(rows).decode(),
+              _codec.encode(key.parts).decode(), SQL.schema_key(schema),
+              None if tails else schema)
+    if not tails:
+        return Query(f"BEGIN; {SQL.APPEND_MESSAGES_CALL}; COMMIT", params, "one")
     note = notice(schema)
-    return Query(f"BEGIN; {SQL.APPEND_MESSAGES_CALL}; COMMIT; {note.sql}", (
-        lock_key(schema, sid), sid, -1 if expected_version is None else expected_version,
-        project, meta_text, _codec.encode(events).decode(), _codec.encode(rows).decode(),
-        _codec.encode(key.parts).decode(), *note.params), "one")
+    return Query(f"BEGIN; {SQL.APPEND_MESSAGES_CALL}; COMMIT; {note.sql}",
+                 (*params, *note.params), "one")
 
 
 def fast_result(sid: str, n: int, expected_version: int | None,
@@ -229,7 +236,7 @@ def fast_result(sid: str, n: int, expected_version: int | None,
     """
     if row is None:
         raise StoreError(f"chatledger_append_messages returned nothing for {sid!r}")
-    status, version, first = row
+    status, version, first, _ = row
     if status == "fallback":
         return None
     if status == "conflict":
@@ -464,8 +471,8 @@ class Unconfirmed(Exception):  # a control-flow signal, never seen by callers
 
 
 def run_call(conn: psycopg.Connection[Any], query: Query) -> Any:
-    """Run ``fast_append``'s string (BEGIN, the call, COMMIT, the notification) in one round
-    trip; return the call's row.
+    """Run ``fast_append``'s string (BEGIN, the call, COMMIT, maybe the notification) in one
+    round trip; return the call's row.
 
     Raises:
         psycopg.Error: The server refused the call; its transaction was rolled back.

@@ -15,7 +15,6 @@ version, never between two.
 
 from __future__ import annotations
 
-import zlib
 from typing import Any
 
 import psycopg
@@ -31,12 +30,6 @@ __all__ = ["HOW_TO_CREATE", "aread_state", "check", "describe", "migrate", "open
 
 HOW_TO_CREATE = ("the first append creates it, as do open_store(url, create=True) and "
                  "`chatledger init`")
-
-
-def _lock_key(schema: str) -> int:
-    """A signed 32-bit key for the schema's advisory lock."""
-    key = zlib.crc32(schema.encode())
-    return key - 2**32 if key >= 2**31 else key
 
 
 def describe(schema: str, target: PostgresTarget) -> str:
@@ -184,7 +177,7 @@ def migrate(conn: psycopg.Connection[Any], target: PostgresTarget) -> str:
     schema = _schema_name(conn, target)
     if _applied(conn, schema, target) == SQL.SCHEMA_VERSION:
         return schema
-    key = (SQL.LOCK_CLASS, _lock_key(schema))
+    key = (SQL.LOCK_CLASS, SQL.schema_key(schema))
     conn.execute(SQL.ADVISORY_LOCK, key)
     try:
         applied = _applied(conn, schema, target)  # another process may have done it meanwhile

@@ -8,6 +8,7 @@ that are compared or sorted use the "C" collation, so they order exactly as SQLi
 from __future__ import annotations
 
 import functools
+import zlib
 
 # Key of the session-level advisory lock held while the schema is created or migrated; the
 # second half is derived from the schema's name so that different schemas never wait on
@@ -15,6 +16,15 @@ import functools
 LOCK_CLASS = 0x63_6C_67  # "clg"
 
 CHANNEL = "chatledger_events"
+
+
+@functools.cache
+def schema_key(schema: str) -> int:
+    """A signed 32-bit key for the schema's advisory locks (with LOCK_CLASS, LISTENERS_CLASS
+    and APPENDS_CLASS)."""
+    key = zlib.crc32(schema.encode())
+    return key - 2**32 if key >= 2**31 else key
+
 
 MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS chatledger_migrations (
@@ -304,20 +314,37 @@ END
 $$;
 """
 
-# Version 4: the one-call append also starts a session. ``key`` is the session key's parts as
-# the JSON object stored in ``streams.key``: a stream that does not exist yet is created, with
-# its key parts, in the same transaction, so a session's first turn is one round trip like
-# every other. The head of a new stream is version 0 and the genesis chain, as on the client.
+# Advisory-lock classes (with the schema's key, ``schema_key``) that let an append skip
+# the notification when no tail listens to its schema. A tail holds LISTENERS shared for as long
+# as it listens; it takes it after its LISTEN, then takes and drops APPENDS exclusively, which
+# waits for every append already past its check, and only then reads the log. An append that
+# does not send a notification after its COMMIT holds APPENDS shared until it commits and tests
+# LISTENERS (taken exclusively and dropped at once when free): held by a tail, it notifies
+# inside its transaction. So each commit either notifies a tail that listens or commits before
+# that tail's first read: no event is left unread.
+LISTENERS_CLASS = 0x63_6C_6C  # "cll"
+APPENDS_CLASS = 0x63_6C_61  # "cla"
+
+# Version 4: the one-call append also starts a session, and notifies only when a tail listens.
+# ``key`` is the session key's parts as the JSON object stored in ``streams.key``: a stream that
+# does not exist yet is created, with its key parts, in the same transaction, so a session's
+# first turn is one round trip like every other. The head of a new stream is version 0 and the
+# genesis chain, as on the client. ``notify`` is the notification's payload when the client
+# sends none after the COMMIT (NULL when it does); ``listening`` tells the client whether a tail
+# listened, so that it sends its own notification after the COMMIT while one does (a
+# notification inside the transaction serialises that commit with every other notifying one).
 # Version 3's seven-argument function stays, for clients of that version during an upgrade.
 SCHEMA_V4 = """
 CREATE FUNCTION chatledger_append_messages(lock_key text, sid text, expected bigint,
                                            project boolean, meta text, events json,
-                                           history json, key text)
-RETURNS TABLE (status text, version bigint, first_position bigint)
+                                           history json, key text, listen_key integer,
+                                           notify text)
+RETURNS TABLE (status text, version bigint, first_position bigint, listening boolean)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     head record;
     created boolean;
+    listening boolean;
     xid bigint;
     stamp text;
     pos bigint;
@@ -336,12 +363,21 @@ BEGIN
         SELECT 0::bigint AS version, repeat('0', 64) AS chain, ''::text AS updated_at,
                0::bigint AS projected_version INTO head;
     ELSIF project AND head.projected_version < head.version THEN
-        RETURN QUERY SELECT 'fallback'::text, NULL::bigint, NULL::bigint;
+        RETURN QUERY SELECT 'fallback'::text, NULL::bigint, NULL::bigint, NULL::boolean;
         RETURN;
     END IF;
     IF expected >= 0 AND expected <> head.version THEN
-        RETURN QUERY SELECT 'conflict'::text, head.version, NULL::bigint;
+        RETURN QUERY SELECT 'conflict'::text, head.version, NULL::bigint, NULL::boolean;
         RETURN;
+    END IF;
+    IF notify IS NOT NULL THEN
+        PERFORM pg_advisory_xact_lock_shared(@APPENDS@, listen_key);
+    END IF;
+    listening := NOT pg_try_advisory_lock(@LISTENERS@, listen_key);
+    IF NOT listening THEN
+        PERFORM pg_advisory_unlock(@LISTENERS@, listen_key);
+    ELSIF notify IS NOT NULL THEN
+        PERFORM pg_notify('@CHANNEL@', notify);
     END IF;
     xid := pg_current_xact_id()::text::bigint;
     stamp := to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
@@ -380,10 +416,11 @@ BEGIN
             projected_version = CASE WHEN project THEN v ELSE s.projected_version END
         WHERE s.stream_id = sid;
     END IF;
-    RETURN QUERY SELECT 'ok'::text, v, xid << 20;
+    RETURN QUERY SELECT 'ok'::text, v, xid << 20, listening;
 END
 $$;
-"""
+""".replace("@APPENDS@", str(APPENDS_CLASS)).replace("@LISTENERS@", str(LISTENERS_CLASS)) \
+    .replace("@CHANNEL@", CHANNEL)
 
 # (version, script): applied in order, each in its own transaction with its migrations row.
 MIGRATIONS: tuple[tuple[int, str], ...] = ((1, SCHEMA_V1), (2, SCHEMA_V2), (3, SCHEMA_V3),
@@ -428,7 +465,9 @@ LOCK_STREAMS = """
 SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0)))
 FROM (SELECT k FROM unnest(%s::text[]) AS k ORDER BY k OFFSET 0) AS sorted
 """
-APPEND_MESSAGES_CALL = "SELECT * FROM chatledger_append_messages(%s, %s, %s, %s, %s, %s, %s, %s)"
+APPEND_MESSAGES_CALL = """
+SELECT * FROM chatledger_append_messages(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+"""
 # Locks, then reads the head with this transaction's id (see chatledger_begin_append).
 BEGIN_APPEND = "SELECT * FROM chatledger_begin_append(%s, %s)"
 # Everything a reader may see: positions below the oldest transaction still running. Each
@@ -473,6 +512,10 @@ WHERE stream_id = %s
 """
 INSERT_KEY_PART = "INSERT INTO stream_keys (name, value, stream_id) VALUES (%s, %s, %s)"
 NOTIFY = "SELECT pg_notify(%s, %s)"
+# A tail's registration, after its LISTEN and before its first read (see LISTENERS_CLASS).
+LISTENING = "SELECT pg_advisory_lock_shared(%s, %s)"
+AWAIT_APPENDS = "SELECT pg_advisory_lock(%s, %s)"
+RELEASE_APPENDS = "SELECT pg_advisory_unlock(%s, %s)"
 
 # -- the history projection ----------------------------------------------------------------
 INSERT_HISTORY = "INSERT INTO history (stream_id, version, idx, message) VALUES (%s, %s, %s, %s)"

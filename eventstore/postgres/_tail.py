@@ -1,10 +1,13 @@
 """Tailing the PostgreSQL log: LISTEN/NOTIFY instead of polling.
 
-After every append's commit, its connection sends ``NOTIFY chatledger_events`` with the
-schema's name, in the same round trip. A tail uses its own connection: it LISTENs first,
-then reads every event after its position, and only then waits. Any commit the read missed happened after the
-LISTEN, so its notification is already queued, and the wait returns at once: no event is ever
-left unread.
+Appends notify (``NOTIFY chatledger_events``, payload: the schema's name) only while a tail
+listens to their schema; the common case of no tail costs no notification. A tail uses its own
+connection: it LISTENs, registers (``SQL.LISTENING``: a shared advisory lock held as long as
+the connection), waits for the appends already past their check for a tail to commit
+(``SQL.AWAIT_APPENDS``), then reads every event after its position, and only then waits. Every
+append either finds the registration and notifies, or commits before that first read (see
+``SQL.LISTENERS_CLASS``); any commit the read missed has therefore queued its notification, and
+the wait returns at once: no event is ever left unread.
 
 Reads stop at the horizon (see PostgresStore): committed events can sit above it while an
 older transaction is still running. Such a transaction may not be chatledger's and so may end
@@ -81,7 +84,8 @@ def subscribe(target: PostgresTarget, schema: str, after_position: int = 0, *,
     pacer = _Pacer(timeout)
     try:
         with conn:
-            conn.execute(SQL.LISTEN)
+            for statement, params in _registration(schema):
+                conn.execute(statement, params)
             while True:
                 if not ready:
                     ready = usable(read_state(conn, schema, where), where)
@@ -104,6 +108,14 @@ def subscribe(target: PostgresTarget, schema: str, after_position: int = 0, *,
     except psycopg.Error as e:
         raise StoreError(f"tailing {target.redacted} failed after position {position}: "
                          f"{scrub(target, e)}") from e
+
+
+def _registration(schema: str) -> list[tuple[str, tuple[int, ...]]]:
+    """A tail's first statements, in order: LISTEN, register, wait for appends in flight."""
+    key = SQL.schema_key(schema)
+    return [(SQL.LISTEN, ()), (SQL.LISTENING, (SQL.LISTENERS_CLASS, key)),
+            (SQL.AWAIT_APPENDS, (SQL.APPENDS_CLASS, key)),
+            (SQL.RELEASE_APPENDS, (SQL.APPENDS_CLASS, key))]
 
 
 class _Pacer:
@@ -171,7 +183,8 @@ async def asubscribe(target: PostgresTarget, schema: str, after_position: int = 
     pacer = _Pacer(timeout)
     try:
         async with conn:
-            await conn.execute(SQL.LISTEN)
+            for statement, params in _registration(schema):
+                await conn.execute(statement, params)
             while True:
                 if not ready:
                     ready = usable(await aread_state(conn, schema, where), where)

@@ -24,7 +24,7 @@ from chatledger.eventstore import (
     StoreError,
     open_store,
 )
-from chatledger.eventstore.postgres import _appending, _plans
+from chatledger.eventstore.postgres import _appending, _plans, _tail
 from chatledger.eventstore.postgres._plans import Query
 
 HI = [MessageAppended(message=HumanMessage("hi"))]
@@ -47,6 +47,7 @@ def test_a_connection_cut_after_commit_still_returns_success(
         pg.append("s", HI)  # an existing session without given ids takes the one-call path
     ids = None if path == "one-call" else [str(uuid.uuid4())]  # given ids take the plan
     before = pg.version("s")
+    pg._tails = True  # as after an append that found a tail: the notification follows COMMIT
     monkeypatch.setattr(_plans, "notice", kill_after_commit)
     with capture_logs() as logs:
         result = pg.append("s", HI, event_ids=ids) if mode == "sync" else \
@@ -73,6 +74,7 @@ def test_a_notification_refused_after_commit_still_returns_success(
     does not fail the append, and the connection stays usable."""
     pg.append("s", HI)
     ids = None if path == "one-call" else [str(uuid.uuid4())]
+    pg._tails = True  # as after an append that found a tail: the notification follows COMMIT
     monkeypatch.setattr(_plans, "notice", refuse_after_commit)
     with capture_logs() as logs:
         result = pg.append("s", HI, event_ids=ids)
@@ -240,9 +242,10 @@ def test_a_connection_cut_at_the_plans_commit_is_outcome_unknown(
 @pytest.mark.postgres
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_every_append_notifies_listeners_with_its_schema(pg: Any, mode: str) -> None:
-    """The one-call append and the plan (a new session, given ids, a clear) each send a
-    notification with the schema as payload after their COMMIT: a listener on another
-    connection, reading the stream each time it is woken, sees the append's events."""
+    """The one-call append and the plan (given ids, a clear) each notify a registered
+    listener with the schema as payload, on or after their COMMIT: a listener on another
+    connection, registered as a tail registers, and reading the stream each time it is woken,
+    sees the append's events."""
     import threading
 
     import psycopg
@@ -252,7 +255,8 @@ def test_every_append_notifies_listeners_with_its_schema(pg: Any, mode: str) -> 
 
     def listen(target: int, listening: threading.Event, seen: list[int]) -> None:
         with psycopg.connect(postgres_url(), autocommit=True) as conn:
-            conn.execute("LISTEN chatledger_events")
+            for statement, params in _tail._registration(pg.schema):
+                conn.execute(statement, params)
             listening.set()
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline:
@@ -269,8 +273,8 @@ def test_every_append_notifies_listeners_with_its_schema(pg: Any, mode: str) -> 
                     return
 
     appends = [
-        ("s", HI, None),  # a new session: the plan
-        ("s", HI, None),  # an existing session: the one call
+        ("s", HI, None),  # a new session: the one call, notifying inside its transaction
+        ("s", HI, None),  # the one call, notifying after its COMMIT (a tail listened)
         ("s", HI, [str(uuid.uuid4())]),  # given ids: the plan
         ("s", [HistoryCleared()], None),  # a clear: the plan
     ]
