@@ -20,8 +20,7 @@ CHANNEL = "chatledger_events"
 
 @functools.cache
 def schema_key(schema: str) -> int:
-    """A signed 32-bit key for the schema's advisory locks (with LOCK_CLASS, LISTENERS_CLASS
-    and APPENDS_CLASS)."""
+    """A signed 32-bit key for the schema's advisory locks (with LOCK_CLASS, LISTENERS_CLASS)."""
     key = zlib.crc32(schema.encode())
     return key - 2**32 if key >= 2**31 else key
 
@@ -314,16 +313,17 @@ END
 $$;
 """
 
-# Advisory-lock classes (with the schema's key, ``schema_key``) that let an append skip
-# the notification when no tail listens to its schema. A tail holds LISTENERS shared for as long
-# as it listens; it takes it after its LISTEN, then takes and drops APPENDS exclusively, which
-# waits for every append already past its check, and only then reads the log. An append that
-# does not send a notification after its COMMIT holds APPENDS shared until it commits and tests
-# LISTENERS (taken exclusively and dropped at once when free): held by a tail, it notifies
-# inside its transaction. So each commit either notifies a tail that listens or commits before
-# that tail's first read: no event is left unread.
-LISTENERS_CLASS = 0x63_6C_6C  # "cll"
-APPENDS_CLASS = 0x63_6C_61  # "cla"
+# Advisory locks (classes LISTENERS_CLASS + slot, each with the schema's ``schema_key``) that
+# let an append skip the notification when no tail listens to its schema. A tail, after its
+# LISTEN and before its first read, takes all LISTEN_SLOTS shared and holds them as long as its
+# connection: taking them waits for every append holding one. An append tries one slot, at
+# random, exclusively for its transaction: refused, a tail listens, and it notifies inside its
+# transaction; granted, any tail registering now waits for its commit before reading. So every
+# commit either notifies a tail that listens or lands before that tail's first read: no event
+# is left unread. Two appends trying the same slot at once see a tail that is not there (a
+# needless notification, about one turn in a hundred at 16 writers).
+LISTENERS_CLASS = 0x63_6C_6C_00  # "cll" and the slot
+LISTEN_SLOTS = 16
 
 # Version 4: the one-call append also starts a session, and notifies only when a tail listens.
 # ``key`` is the session key's parts as the JSON object stored in ``streams.key``: a stream that
@@ -370,13 +370,9 @@ BEGIN
         RETURN QUERY SELECT 'conflict'::text, head.version, NULL::bigint, NULL::boolean;
         RETURN;
     END IF;
-    IF notify IS NOT NULL THEN
-        PERFORM pg_advisory_xact_lock_shared(@APPENDS@, listen_key);
-    END IF;
-    listening := NOT pg_try_advisory_lock(@LISTENERS@, listen_key);
-    IF NOT listening THEN
-        PERFORM pg_advisory_unlock(@LISTENERS@, listen_key);
-    ELSIF notify IS NOT NULL THEN
+    listening := NOT pg_try_advisory_xact_lock(@LISTENERS@ + floor(random() * @SLOTS@)::integer,
+                                               listen_key);
+    IF listening AND notify IS NOT NULL THEN
         PERFORM pg_notify('@CHANNEL@', notify);
     END IF;
     xid := pg_current_xact_id()::text::bigint;
@@ -419,7 +415,7 @@ BEGIN
     RETURN QUERY SELECT 'ok'::text, v, xid << 20, listening;
 END
 $$;
-""".replace("@APPENDS@", str(APPENDS_CLASS)).replace("@LISTENERS@", str(LISTENERS_CLASS)) \
+""".replace("@LISTENERS@", str(LISTENERS_CLASS)).replace("@SLOTS@", str(LISTEN_SLOTS)) \
     .replace("@CHANNEL@", CHANNEL)
 
 # (version, script): applied in order, each in its own transaction with its migrations row.
@@ -512,10 +508,12 @@ WHERE stream_id = %s
 """
 INSERT_KEY_PART = "INSERT INTO stream_keys (name, value, stream_id) VALUES (%s, %s, %s)"
 NOTIFY = "SELECT pg_notify(%s, %s)"
-# A tail's registration, after its LISTEN and before its first read (see LISTENERS_CLASS).
-LISTENING = "SELECT pg_advisory_lock_shared(%s, %s)"
-AWAIT_APPENDS = "SELECT pg_advisory_lock(%s, %s)"
-RELEASE_APPENDS = "SELECT pg_advisory_unlock(%s, %s)"
+# A tail's registration, after its LISTEN and before its first read (see LISTENERS_CLASS):
+# the slots in order, each shared, until the connection closes.
+LISTENING = f"""
+SELECT count(pg_advisory_lock_shared(c, %s))
+FROM generate_series({LISTENERS_CLASS}, {LISTENERS_CLASS + LISTEN_SLOTS - 1}) AS c
+"""
 
 # -- the history projection ----------------------------------------------------------------
 INSERT_HISTORY = "INSERT INTO history (stream_id, version, idx, message) VALUES (%s, %s, %s, %s)"
