@@ -20,7 +20,8 @@ CHANNEL = "chatledger_events"
 
 @functools.cache
 def schema_key(schema: str) -> int:
-    """A signed 32-bit key for the schema's advisory locks (with LOCK_CLASS, LISTENERS_CLASS)."""
+    """A signed 32-bit key for the schema's advisory locks (with LOCK_CLASS, LISTENERS_CLASS
+    and APPENDS_CLASS)."""
     key = zlib.crc32(schema.encode())
     return key - 2**32 if key >= 2**31 else key
 
@@ -313,17 +314,17 @@ END
 $$;
 """
 
-# Advisory locks (classes LISTENERS_CLASS + slot, each with the schema's ``schema_key``) that
-# let an append skip the notification when no tail listens to its schema. A tail, after its
-# LISTEN and before its first read, takes all LISTEN_SLOTS shared and holds them as long as its
-# connection: taking them waits for every append holding one. An append tries one slot, at
-# random, exclusively for its transaction: refused, a tail listens, and it notifies inside its
-# transaction; granted, any tail registering now waits for its commit before reading. So every
-# commit either notifies a tail that listens or lands before that tail's first read: no event
-# is left unread. Two appends trying the same slot at once see a tail that is not there (a
-# needless notification, about one turn in a hundred at 16 writers).
-LISTENERS_CLASS = 0x63_6C_6C_00  # "cll" and the slot
-LISTEN_SLOTS = 16
+# Advisory-lock classes (with the schema's ``schema_key``) that let an append skip the
+# notification when no tail listens to its schema. A tail holds LISTENERS shared for as long as
+# its connection: it takes it after its LISTEN, then takes and drops APPENDS exclusively, which
+# waits for every append already past its check, and only then reads the log. An append that
+# sends no notification after its COMMIT holds APPENDS shared until it commits (appends never
+# wait on each other for it) and then tests LISTENERS, taking it exclusively and dropping it
+# within one expression: refused, a tail listens, and the append notifies inside its
+# transaction. So every commit either notifies a tail that listens or lands before that tail's
+# first read: no event is left unread.
+LISTENERS_CLASS = 0x63_6C_6C  # "cll"
+APPENDS_CLASS = 0x63_6C_61  # "cla"
 
 # Version 4: the one-call append also starts a session, and notifies only when a tail listens.
 # ``key`` is the session key's parts as the JSON object stored in ``streams.key``: a stream that
@@ -370,8 +371,11 @@ BEGIN
         RETURN QUERY SELECT 'conflict'::text, head.version, NULL::bigint, NULL::boolean;
         RETURN;
     END IF;
-    listening := NOT pg_try_advisory_xact_lock(@LISTENERS@ + floor(random() * @SLOTS@)::integer,
-                                               listen_key);
+    IF notify IS NOT NULL THEN
+        PERFORM pg_advisory_xact_lock_shared(@APPENDS@, listen_key);
+    END IF;
+    listening := CASE WHEN pg_try_advisory_lock(@LISTENERS@, listen_key)
+                      THEN NOT pg_advisory_unlock(@LISTENERS@, listen_key) ELSE true END;
     IF listening AND notify IS NOT NULL THEN
         PERFORM pg_notify('@CHANNEL@', notify);
     END IF;
@@ -415,7 +419,7 @@ BEGIN
     RETURN QUERY SELECT 'ok'::text, v, xid << 20, listening;
 END
 $$;
-""".replace("@LISTENERS@", str(LISTENERS_CLASS)).replace("@SLOTS@", str(LISTEN_SLOTS)) \
+""".replace("@APPENDS@", str(APPENDS_CLASS)).replace("@LISTENERS@", str(LISTENERS_CLASS)) \
     .replace("@CHANNEL@", CHANNEL)
 
 # (version, script): applied in order, each in its own transaction with its migrations row.
@@ -508,12 +512,10 @@ WHERE stream_id = %s
 """
 INSERT_KEY_PART = "INSERT INTO stream_keys (name, value, stream_id) VALUES (%s, %s, %s)"
 NOTIFY = "SELECT pg_notify(%s, %s)"
-# A tail's registration, after its LISTEN and before its first read (see LISTENERS_CLASS):
-# the slots in order, each shared, until the connection closes.
-LISTENING = f"""
-SELECT count(pg_advisory_lock_shared(c, %s))
-FROM generate_series({LISTENERS_CLASS}, {LISTENERS_CLASS + LISTEN_SLOTS - 1}) AS c
-"""
+# A tail's registration, after its LISTEN and before its first read (see LISTENERS_CLASS).
+LISTENING = "SELECT pg_advisory_lock_shared(%s, %s)"
+AWAIT_APPENDS = "SELECT pg_advisory_lock(%s, %s)"
+RELEASE_APPENDS = "SELECT pg_advisory_unlock(%s, %s)"
 
 # -- the history projection ----------------------------------------------------------------
 INSERT_HISTORY = "INSERT INTO history (stream_id, version, idx, message) VALUES (%s, %s, %s, %s)"

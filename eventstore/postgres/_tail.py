@@ -2,9 +2,9 @@
 
 Appends notify (``NOTIFY chatledger_events``, payload: the schema's name) only while a tail
 listens to their schema; the common case of no tail costs no notification. A tail uses its own
-connection: it LISTENs, registers (``SQL.LISTENING``: shared advisory locks held as long as the
-connection, whose taking waits for the appends in flight that saw no tail), then reads every
-event after its position, and only then waits. Every append either finds the registration and
+connection: it LISTENs, registers (``SQL.LISTENING``: a shared advisory lock held as long as
+the connection), waits for the appends in flight that saw no tail to commit
+(``SQL.AWAIT_APPENDS``), then reads every event after its position, and only then waits. Every append either finds the registration and
 notifies, or commits before that first read (see ``SQL.LISTENERS_CLASS``); any commit the read
 missed has therefore queued its notification, and the wait returns at once: no event is ever
 left unread.
@@ -111,9 +111,11 @@ def subscribe(target: PostgresTarget, schema: str, after_position: int = 0, *,
 
 
 def _registration(schema: str) -> list[tuple[str, tuple[int, ...]]]:
-    """A tail's first statements, in order: LISTEN, then register (which waits for the
-    appends in flight that saw no tail)."""
-    return [(SQL.LISTEN, ()), (SQL.LISTENING, (SQL.schema_key(schema),))]
+    """A tail's first statements, in order: LISTEN, register, wait for appends in flight."""
+    key = SQL.schema_key(schema)
+    return [(SQL.LISTEN, ()), (SQL.LISTENING, (SQL.LISTENERS_CLASS, key)),
+            (SQL.AWAIT_APPENDS, (SQL.APPENDS_CLASS, key)),
+            (SQL.RELEASE_APPENDS, (SQL.APPENDS_CLASS, key))]
 
 
 class _Pacer:

@@ -1,7 +1,7 @@
 """PostgreSQL: appends notify only while a tail listens, and a tail never misses a commit.
 
-A tail registers after its LISTEN (shared advisory locks on every slot), which waits for the
-appends holding a slot to commit, before its first read. An append that finds no tail sends no
+A tail registers after its LISTEN (a shared advisory lock) and waits for the appends already
+past their check to commit before its first read. An append that finds no tail sends no
 notification; one that finds a tail notifies, and its store sends the notification after the
 COMMIT from then on, until an append finds no tail again.
 """
@@ -52,14 +52,12 @@ class Tail:
 def _registered(schema: str) -> int:
     """How many connections hold the schema's tail registration now."""
     with psycopg.connect(postgres_url(), autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT count(DISTINCT pid), count(*) FROM pg_locks WHERE locktype = 'advisory' "
-            "AND classid::bigint BETWEEN %s AND %s AND objid::bigint = (%s::bigint & 4294967295) "
-            "AND granted", (SQL.LISTENERS_CLASS, SQL.LISTENERS_CLASS + SQL.LISTEN_SLOTS - 1,
-                            SQL.schema_key(schema))).fetchone()
+        row = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND "
+                           "classid = %s AND objid::bigint = (%s::bigint & 4294967295) "
+                           "AND granted", (SQL.LISTENERS_CLASS, SQL.schema_key(schema))
+                           ).fetchone()
     assert row is not None
-    tails, slots = int(row[0]), int(row[1])
-    return tails if slots == tails * SQL.LISTEN_SLOTS else -1  # -1: a tail still registering
+    return int(row[0])
 
 
 def _wait_until(check: Any, seconds: float = 10) -> None:
@@ -126,7 +124,8 @@ def test_a_tail_registering_while_an_append_is_in_flight_reads_it_after_its_comm
         row = psycopg.ClientCursor(writer).execute(call, query.params).fetchone()
         assert row is not None and row[0] == "ok" and row[3] is False  # no tail: no NOTIFY
         tail = Tail(pg, 0, timeout=3)
-        time.sleep(0.5)
+        _wait_until(lambda: _registered(pg.schema) == 1)
+        time.sleep(0.3)
         assert tail.got == []  # held at its registration until the append commits
         writer.execute("COMMIT")
     tail.join()
