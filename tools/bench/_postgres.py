@@ -103,6 +103,7 @@ def run(bench: Bench) -> None:
                               "server_cpu_us": _round(middle[1].server)},
                              rate, unit="turns/s", samples=len(samples))
     _one_writer_targets(bench, one, ours_writer)
+    _tailed(bench, store)
     _targets(bench, rates, cpu, ours_writer)
     _processes(bench, url, lc_schema, rates)
     growth_target(bench, GROUP, "PostgreSQL", *session_growth(bench, store, "postgres"))
@@ -262,6 +263,56 @@ def _one_writer_targets(bench: Bench, one: dict[tuple[str, int], OneWriter],
                  langchain=f"floor {fmt(floor.wall, 'us')} ({_cpu_text(floor.cpu)})",
                  goal="≤ 1.3x the floor", actual=ratio(ours.wall / floor.wall),
                  ok=ours.wall / floor.wall <= 1.3, profile=profile)
+
+
+def _tailed(bench: Bench, store: EventStore) -> None:
+    """One writer at a session of 10 messages while a tail listens (its store then notifies
+    after each COMMIT), rounds alternating with no tail. The tail runs in a thread of this
+    process and reads every event it is woken for: its work shares the two cores too."""
+    progress("one writer while a tail listens")
+    keys = [f"tail-{i}" for i in range(bench.size(20, 4))]
+    for key in keys:
+        store.append(key, message_events(10))
+    human, ai = turn(0)
+    events = [MessageAppended(message=human), MessageAppended(message=ai)]
+    calls = bench.size(200, 40)
+    rounds: dict[str, list[tuple[float, Cpu]]] = {"tail": [], "none": []}
+
+    def follow() -> None:
+        for _ in store.subscribe(after_position=store.last_position(), timeout=0.5):
+            pass
+
+    for _ in range(bench.size(5, 2)):
+        for mode in rounds:
+            tail = None
+            if mode == "tail":
+                tail = threading.Thread(target=follow, daemon=True)
+                tail.start()
+                deadline = time.monotonic() + 5
+                while not getattr(store, "_tails", False):  # until an append finds the tail
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("the tail never registered")
+                    store.append(keys[0], events)
+            meter = _Meter()
+            for i in range(calls):
+                store.append(keys[i % len(keys)], events)
+            rounds[mode].append(meter.per_turn(calls))
+            if tail is not None:
+                tail.join(10)
+    seen = {}
+    for mode, measured in rounds.items():
+        wall, cpu = sorted(measured, key=lambda r: r[0])[len(measured) // 2]
+        seen[mode] = OneWriter(wall * 1e6, cpu)
+        bench.record("postgres.one_writer_turn_tail", "chatledger",
+                     {"session_messages": 10, "tail": mode == "tail", "calls": calls,
+                      "client_cpu_us": round(cpu.client, 1), "server_cpu_us": _round(cpu.server)},
+                     wall * 1e6, unit="us", samples=len(measured))
+    with_tail, without = seen["tail"], seen["none"]
+    bench.target(GROUP, "one turn, 1 writer, session of 10, while a tail in this process "
+                        "reads each event (vs no tail)",
+                 chatledger=f"{fmt(with_tail.wall, 'us')} ({_cpu_text(with_tail.cpu)}); "
+                            f"no tail {fmt(without.wall, 'us')}",
+                 goal="—", actual=f"{(with_tail.wall / without.wall - 1) * 100:+.1f}%", ok=None)
 
 
 def _throughput(writers: list[Writer], seconds: float) -> tuple[float, Cpu]:
