@@ -231,9 +231,10 @@ def prepare(
     fresh = _codec.new_ids_and_salts(len(events))
     out = []
     for i, event in enumerate(events):
-        if isinstance(event, MessageAppended) and isinstance(event.message, AIMessageChunk):
-            event = MessageAppended(message=normalise_message(event.message))
-        if isinstance(event, MessageRedacted) and not erasing:
+        if isinstance(event, MessageAppended):
+            if isinstance(event.message, AIMessageChunk):
+                event = MessageAppended(message=normalise_message(event.message))
+        elif isinstance(event, MessageRedacted) and not erasing:
             # A redaction without its erasure would hide a message whose payload is still
             # stored; only erase() writes both together.
             raise InvalidInputError("MessageRedacted is written by erase(), not by append()")

@@ -13,13 +13,19 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
 from chatledger.eventstore._errors import InvalidInputError, StoreError
-from chatledger.eventstore._events import AnyEvent, Event, PayloadErased
-from chatledger.eventstore._messages import AnyMessage, Message
+from chatledger.eventstore._events import AnyEvent, Event, MessageAppended, PayloadErased
+from chatledger.eventstore._messages import (
+    AIMessage,
+    AnyMessage,
+    HumanMessage,
+    Message,
+    SystemMessage,
+)
 
 __all__ = [
     "GENESIS",
@@ -83,7 +89,8 @@ def encode_event(event: Event) -> bytes:
         InvalidInputError: The event holds a value JSON cannot carry, or a field of the wrong
             type (it would not decode back).
     """
-    if not isinstance(event, Event) or isinstance(event, PayloadErased):
+    plain = _plain_text(event)
+    if not plain and (not isinstance(event, Event) or isinstance(event, PayloadErased)):
         raise InvalidInputError(f"expected an event such as MessageAppended, got {event!r}")
     name = type(event).__name__
     try:
@@ -94,7 +101,9 @@ def encode_event(event: Event) -> bytes:
         raise InvalidInputError(f"{name} cannot be encoded: {e}") from e
     # msgspec does not check field types on construction, so e.g. MessageAppended(message="hi")
     # encodes fine; decoding it back here keeps a malformed event from poisoning the stream,
-    # where every later read would fail on it.
+    # where every later read would fail on it. A plain text message is known to read back.
+    if plain:
+        return data
     try:
         back = _event_decoder.decode(data)
     except RecursionError:
@@ -108,12 +117,47 @@ def encode_event(event: Event) -> bytes:
     return data
 
 
+# Message types whose decoding (``__post_init__`` included) checks nothing beyond what
+# ``_plain_text`` checks; a test holds their fields and checks to that.
+_TEXT_MESSAGES = frozenset({HumanMessage, AIMessage, SystemMessage})
+
+
+def _plain_text(event: Event) -> bool:
+    """True for the common event whose encoding is known to read back equal without
+    decoding it: a ``MessageAppended`` of a text message (exact types, as the decoder would
+    make them) whose other fields hold their defaults, and whose name and id are text or None.
+
+    A str encodes to JSON text that decodes to the same str (one that cannot be encoded,
+    such as a lone surrogate, was refused by the encoder already); the defaults are omitted
+    from the JSON and come back as themselves. Anything else (a subclass, a dict or list
+    with content, a value of another type) takes the decode-back check.
+    """
+    if type(event) is not MessageAppended:
+        return False
+    m = event.message
+    kind = type(m)
+    if (kind not in _TEXT_MESSAGES or type(m.content) is not str
+            or type(m.additional_kwargs) is not dict or m.additional_kwargs
+            or type(m.response_metadata) is not dict or m.response_metadata
+            or (m.name is not None and type(m.name) is not str)
+            or (m.id is not None and type(m.id) is not str)):
+        return False
+    if kind is AIMessage:
+        ai = cast(AIMessage, m)
+        return (type(ai.tool_calls) is list and not ai.tool_calls
+                and type(ai.invalid_tool_calls) is list and not ai.invalid_tool_calls
+                and ai.usage_metadata is None)
+    return True
+
+
 def encode_meta(meta: dict[str, Any]) -> str:
     """Encode an append's ``meta`` object, refusing what would not read back equal.
 
     Raises:
         InvalidInputError: A value JSON cannot carry, or one that would change on the way.
     """
+    if type(meta) is dict and not meta:
+        return "{}"  # most appends carry none
     try:
         data = _encoder.encode(meta)
         back = _json_decoder.decode(data)
@@ -225,9 +269,7 @@ def payload_digest(data: bytes, salt: str | None = None) -> str:
     erasure cannot be matched against guesses of the erased text. Events written before salts
     existed have none (``salt=None``): their digest is of the payload alone.
     """
-    h = hashlib.sha256(salt.encode()) if salt is not None else hashlib.sha256()
-    h.update(data)
-    return h.hexdigest()
+    return hashlib.sha256(data if salt is None else salt.encode() + data).hexdigest()
 
 
 def digest_of(

@@ -1,12 +1,103 @@
-"""The append's shortcuts give what the long ways give: ids and salts keep their form, and
+"""The append's shortcuts give what the long ways give: a plain text message skips the
+decode-back check only where it must read back equal, ids and salts keep their form, and
 the time keeps its format."""
 
 from __future__ import annotations
 
 import re
 import uuid
+from collections import OrderedDict
+from typing import Any
 
-from chatledger.eventstore import _codec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chatledger.eventstore import (
+    AIMessage,
+    ChatMessage,
+    Event,
+    FunctionMessage,
+    HumanMessage,
+    InvalidInputError,
+    Message,
+    MessageAppended,
+    SystemMessage,
+    ToolMessage,
+    _codec,
+)
+from tests.strategies import OPT_TEXT, TEXT
+
+SETTINGS = settings(max_examples=75, deadline=None)
+
+TEXT_MESSAGES = st.one_of(
+    st.builds(cls, content=TEXT, name=OPT_TEXT, id=OPT_TEXT)
+    for cls in (HumanMessage, AIMessage, SystemMessage)
+)
+
+
+@SETTINGS
+@given(TEXT_MESSAGES)
+def test_a_plain_text_message_reads_back_equal_without_the_check(message: Any) -> None:
+    """Every message the shortcut accepts decodes back equal, as the full check would prove."""
+    event = MessageAppended(message=message)
+    assert _codec._plain_text(event)
+    data = _codec.encode_event(event)
+    assert _codec.decode_event("message_appended", data) == event
+
+
+def test_the_shortcut_knows_every_field_of_the_messages_it_accepts() -> None:
+    """A field added to a text message type must be added to the shortcut's checks too."""
+    common = {"content", "additional_kwargs", "response_metadata", "name", "id"}
+    expected = {HumanMessage: common, SystemMessage: common,
+                AIMessage: common | {"tool_calls", "invalid_tool_calls", "usage_metadata"}}
+    assert set(_codec._TEXT_MESSAGES) == set(expected)
+    for cls, fields in expected.items():
+        assert set(cls.__struct_fields__) == fields, cls
+    # nor may their decoding check more than the shortcut does (FunctionMessage needs a name)
+    assert HumanMessage.__post_init__ is SystemMessage.__post_init__ is Message.__post_init__
+    assert AIMessage.__post_init__.__qualname__ == "AIMessage.__post_init__"
+
+
+class Shout(HumanMessage, tag="shout"):
+    """A message type the codec's union does not know."""
+
+
+@pytest.mark.parametrize("event", [
+    MessageAppended(message=HumanMessage("x", additional_kwargs={"k": 1})),
+    MessageAppended(message=HumanMessage("x", additional_kwargs=OrderedDict())),
+    MessageAppended(message=HumanMessage("x", response_metadata={"model": "m"})),
+    MessageAppended(message=HumanMessage(["block"])),
+    MessageAppended(message=AIMessage("x", tool_calls=[{"name": "f", "args": {}}])),
+    MessageAppended(message=AIMessage("x", usage_metadata={"input_tokens": 1})),
+    MessageAppended(message=ToolMessage("x", tool_call_id="1")),
+    MessageAppended(message=ChatMessage("x", role="r")),
+    MessageAppended(message=FunctionMessage("x", name="f")),
+    MessageAppended(message=Shout("x")),
+])
+def test_anything_else_takes_the_decode_back_check(event: Event) -> None:
+    """Fields off their defaults, other message types and subclasses are decoded back."""
+    assert not _codec._plain_text(event)
+
+
+def unnamed_function_message() -> FunctionMessage:
+    """A FunctionMessage whose name was taken away after it was made (messages are mutable):
+    it would not decode."""
+    message = FunctionMessage("x", name="f")
+    message.name = None
+    return message
+
+
+@pytest.mark.parametrize("message", [
+    Shout("a subclass the decoder would not make"),
+    AIMessage("x", usage_metadata=[]),  # type: ignore[arg-type]
+    HumanMessage("x", additional_kwargs={"score": float("nan")}),
+    unnamed_function_message(),
+])
+def test_what_would_not_read_back_is_still_refused(message: Any) -> None:
+    """The full check still refuses, naming the event, what the shortcut leaves to it."""
+    with pytest.raises(InvalidInputError, match="MessageAppended"):
+        _codec.encode_event(MessageAppended(message=message))
 
 
 def test_ids_are_uuid7_and_salts_are_16_random_bytes() -> None:
