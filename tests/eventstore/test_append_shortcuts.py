@@ -1,6 +1,6 @@
 """The append's shortcuts give what the long ways give: a plain text message skips the
-decode-back check only where it must read back equal, ids and salts keep their form, and
-the time keeps its format."""
+decode-back check only where it must read back equal, ids and salts keep their form, the
+time keeps its format, and a turn's history rows are the ones the projection's fold makes."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import uuid
 from collections import OrderedDict
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -26,7 +27,14 @@ from chatledger.eventstore import (
     ToolMessage,
     _codec,
 )
-from tests.strategies import OPT_TEXT, TEXT
+from chatledger.eventstore._append import prepare
+from chatledger.eventstore._projection import (
+    InsertRows,
+    appended_rows,
+    prepared_steps,
+    projection_ops,
+)
+from tests.strategies import EVENTS, MESSAGES, OPT_TEXT, SMALL_EVENTS, TEXT
 
 SETTINGS = settings(max_examples=75, deadline=None)
 
@@ -120,3 +128,34 @@ def test_now_text_is_format_time_of_now() -> None:
     text = _codec.now_text()
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", text)
     assert _codec.format_time(_codec.parse_time(text)) == text
+
+
+@SETTINGS
+@given(st.lists(SMALL_EVENTS | EVENTS.filter(lambda e: e.__struct_config__.tag
+                                             != "message_redacted"), max_size=5),
+       st.integers(0, 100))
+def test_a_turns_rows_are_the_folds_rows(events: list[Event], version: int) -> None:
+    """When an append only adds messages, its rows are what projection_ops would insert."""
+    try:
+        prepared, _ = prepare(events, None, None)
+    except InvalidInputError:
+        return
+    rows = appended_rows("s", prepared, version + 1)
+    ops, added = projection_ops("s", prepared_steps(prepared, version + 1))
+    if rows is not None:
+        assert ops == ([InsertRows(rows)] if rows else [])
+        assert added == len(rows)
+        for row in rows:
+            msgspec.json.decode(row[3])
+    else:
+        assert any(p.type != "message_appended" for p in prepared)
+
+
+@SETTINGS
+@given(st.lists(st.builds(MessageAppended, message=MESSAGES), min_size=1, max_size=3))
+def test_messages_of_any_kind_make_the_folds_rows(events: list[Event]) -> None:
+    """Messages of every type and shape give the rows of the fold."""
+    prepared, _ = prepare(events, None, None)
+    rows = appended_rows("s", prepared, 1)
+    ops, _ = projection_ops("s", prepared_steps(prepared, 1))
+    assert rows is not None and ops == [InsertRows(rows)]
