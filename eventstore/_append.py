@@ -228,23 +228,23 @@ def prepare(
     if meta is not None and not isinstance(meta, dict):
         raise InvalidInputError(f"meta must be a dict, got {type(meta).__name__}")
     meta_text = _codec.encode_meta(meta or {})
+    fresh = _codec.new_ids_and_salts(len(events))
     out = []
     for i, event in enumerate(events):
-        if isinstance(event, MessageAppended) and isinstance(event.message, AIMessageChunk):
-            event = MessageAppended(message=normalise_message(event.message))
-        if isinstance(event, MessageRedacted) and not erasing:
+        if isinstance(event, MessageAppended):
+            if isinstance(event.message, AIMessageChunk):
+                event = MessageAppended(message=normalise_message(event.message))
+        elif isinstance(event, MessageRedacted) and not erasing:
             # A redaction without its erasure would hide a message whose payload is still
             # stored; only erase() writes both together.
             raise InvalidInputError("MessageRedacted is written by erase(), not by append()")
         data = _codec.encode_event(event)
-        if event_ids is None:
-            eid = _codec.new_event_id()
-        else:
+        eid, salt = fresh[i]
+        if event_ids is not None:
             try:
                 eid = str(uuid.UUID(str(event_ids[i])))
             except ValueError as e:
                 raise InvalidInputError(f"event id {event_ids[i]!r} is not a UUID") from e
-        salt = _codec.new_salt()
         out.append(Prepared(event, _tag(event), data.decode(), _codec.payload_digest(data, salt),
                             eid, salt))
     return out, meta_text

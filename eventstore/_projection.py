@@ -44,6 +44,7 @@ __all__ = [
     "ProjectionStep",
     "Statement",
     "TableWrites",
+    "appended_rows",
     "apply",
     "fold",
     "merge_tags",
@@ -127,6 +128,27 @@ def prepared_steps(prepared: Sequence[Prepared],
             step = projection_step(p.event)
         out.append((first_version + i, step))
     return out
+
+
+def appended_rows(stream_id: str, prepared: Sequence[Prepared],
+                  first_version: int) -> list[HistoryRow] | None:
+    """The history rows of an append that only adds messages (and events the history does
+    not hold), as ``projection_ops`` would insert them; None for any other append.
+
+    Each message's row is the slice of its stored payload that ``stored_step`` takes, so a
+    turn's projection costs no step, operation or statement objects.
+    """
+    rows: list[HistoryRow] = []
+    cut = len(APPENDED_PREFIX)
+    for i, p in enumerate(prepared):
+        if p.type == "message_appended":
+            data = p.data
+            if not (data.startswith(APPENDED_PREFIX) and data[-1] == "}"):
+                return None
+            rows.append((stream_id, first_version + i, 0, data[cut:-1]))
+        elif p.type not in _NO_HISTORY:
+            return None
+    return rows
 
 
 # -- the fold in memory --------------------------------------------------------------------

@@ -40,6 +40,7 @@ from chatledger.eventstore._log import get_logger, logging_enabled
 from chatledger.eventstore._merkle import MerkleTree
 from chatledger.eventstore._messages import Message
 from chatledger.eventstore._projection import (
+    appended_rows,
     prepared_steps,
     sessions_query,
 )
@@ -260,7 +261,12 @@ class SQLiteStore(EventStore):
                 # the catalog row must exist before a clear or tag in this append touches it
                 self._insert_stream(conn, key, 0, _codec.GENESIS, now)
                 new_stream = False
-            added = project(conn, sid, prepared_steps(prepared, version + 1))
+            rows = appended_rows(sid, prepared, version + 1)
+            if rows is None:
+                added = project(conn, sid, prepared_steps(prepared, version + 1))
+            elif rows:
+                conn.executemany(SQL.INSERT_HISTORY, rows)
+                added = len(rows)
         if new_stream:
             self._insert_stream(conn, key, stamped.version, stamped.chain, now)
         else:
