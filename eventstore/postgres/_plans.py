@@ -41,6 +41,7 @@ from chatledger.eventstore._projection import (
     InsertRows,
     ProjectionOp,
     ProjectionStep,
+    appended_rows,
     prepared_steps,
     projection_ops,
     stored_step,
@@ -205,16 +206,19 @@ def fast_append(key: SessionKey, prepared: list[Prepared], meta_text: str,
     finds a tail listening, and the common case of no tail costs no notification at all.
     """
     sid = key.stream_id
-    history: list[tuple[int, int, str]] = []
+    rows: list[dict[str, Any]] = []
     if project:
-        ops, _ = projection_ops(sid, prepared_steps(prepared, 1))
-        for op in ops:
-            if not isinstance(op, InsertRows):
-                return None
-            history += [(r[1], r[2], r[3]) for r in op.rows]
+        history = appended_rows(sid, prepared, 1)  # versions relative to the head
+        if history is None:
+            ops, _ = projection_ops(sid, prepared_steps(prepared, 1))
+            history = []
+            for op in ops:
+                if not isinstance(op, InsertRows):
+                    return None
+                history += op.rows
+        rows = [{"v": r[1], "k": r[2], "m": r[3]} for r in history]
     events = [{"i": p.event_id, "t": p.type, "d": p.data, "p": p.payload_digest, "s": p.salt}
               for p in prepared]
-    rows = [{"v": v, "k": k, "m": m} for v, k, m in history]
     params = (lock_key(schema, sid), sid, -1 if expected_version is None else expected_version,
               project, meta_text, _codec.encode(events).decode(), _codec.encode(rows).decode(),
               _codec.encode(key.parts).decode(), SQL.schema_key(schema),
