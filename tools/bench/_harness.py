@@ -319,7 +319,7 @@ class Bench:
 
         if name in self._profiles:
             return self._profiles[name]
-        profiler = Profiler(interval=0.0001)
+        profiler = Profiler(interval=0.001)  # finer sampling made the rendering of long runs take hours
         calls = 0
         profiler.start()
         deadline = time.perf_counter() + seconds
