@@ -258,8 +258,9 @@ def decode_json(data: bytes | str) -> Any:
 
 
 def new_salt() -> str:
-    """A fresh per-event salt: 16 random bytes as hex text."""
-    return new_ids_and_salts(1)[0][1]
+    """A fresh per-event salt: 16 random bytes as hex text (``prepare`` takes an append's
+    salts with its ids from ``new_ids_and_salts``)."""
+    return os.urandom(16).hex()
 
 
 def payload_digest(data: bytes, salt: str | None = None) -> str:
