@@ -4,10 +4,10 @@ Appends notify (``NOTIFY chatledger_events``, payload: the schema's name) only w
 listens to their schema; the common case of no tail costs no notification. A tail uses its own
 connection: it LISTENs, registers (``SQL.LISTENING``: a shared advisory lock held as long as
 the connection), waits for the appends in flight that saw no tail to commit
-(``SQL.AWAIT_APPENDS``), then reads every event after its position, and only then waits. Every append either finds the registration and
-notifies, or commits before that first read (see ``SQL.LISTENERS_CLASS``); any commit the read
-missed has therefore queued its notification, and the wait returns at once: no event is ever
-left unread.
+(``SQL.AWAIT_APPENDS``), then reads every event after its position, and only then waits.
+Every append either finds the registration and notifies, or commits before that first read
+(see ``SQL.LISTENERS_CLASS``); any commit the read missed has therefore queued its
+notification, and the wait returns at once: no event is ever left unread.
 
 Reads stop at the horizon (see PostgresStore): committed events can sit above it while an
 older transaction is still running. Such a transaction may not be chatledger's and so may end
