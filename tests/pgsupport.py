@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -82,3 +84,24 @@ def drop_postgres_schemas() -> None:
         while _postgres_schemas:
             name = _postgres_schemas.pop()
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+
+
+def at_once(work: Callable[[int], object], n: int, *, timeout: float = 60) -> list[BaseException]:
+    """Run ``work(0)`` .. ``work(n - 1)`` in ``n`` threads released together; return what
+    they raised (an empty list when every call succeeded)."""
+    start = threading.Barrier(n)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            start.wait(10)
+            work(i)
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    return errors

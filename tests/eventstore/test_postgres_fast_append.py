@@ -7,7 +7,6 @@ write the same rows, and every digest must be the one the client's formula gives
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
@@ -27,6 +26,7 @@ from chatledger.eventstore import (
 from chatledger.eventstore._append import Prepared, stamp
 from chatledger.eventstore._projection import InsertRows, prepared_steps, projection_ops
 from chatledger.eventstore.postgres import PostgresStore
+from tests.pgsupport import at_once
 
 pytestmark = pytest.mark.postgres
 
@@ -267,21 +267,7 @@ def test_first_appends_racing_on_one_new_session_all_land_once(url: str) -> None
     with open_store(url, create=True):
         pass
     stores = [open_store(url) for _ in range(n)]
-    start = threading.Barrier(n)
-    errors: list[BaseException] = []
-
-    def first(i: int) -> None:
-        try:
-            start.wait(10)
-            stores[i].append(key, _turn(i, f"w{i}"))
-        except BaseException as e:
-            errors.append(e)
-
-    threads = [threading.Thread(target=first, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    errors = at_once(lambda i: stores[i].append(key, _turn(i, f"w{i}")), n)
     try:
         assert errors == []
         store = stores[0]

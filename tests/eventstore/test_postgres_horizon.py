@@ -30,7 +30,7 @@ from chatledger.eventstore._projection import InsertRows, projection_ops
 from chatledger.eventstore.postgres import PostgresStore
 from chatledger.eventstore.postgres import _sql as SQL
 from chatledger.eventstore.postgres._plans import Plan
-from tests.pgsupport import postgres_schema_url, postgres_test_schema, postgres_url
+from tests.pgsupport import at_once, postgres_schema_url, postgres_test_schema, postgres_url
 
 pytestmark = pytest.mark.postgres
 
@@ -246,18 +246,7 @@ def test_two_stores_migrating_at_once_apply_version_2_once(v1: tuple[str, str]) 
     version 2 is recorded once."""
     schema, url = v1
     stores: list[Any] = []
-    errors: list[BaseException] = []
-
-    def open_one() -> None:
-        try:
-            stores.append(open_store(url))
-        except BaseException as e:
-            errors.append(e)
-    threads = [threading.Thread(target=open_one) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    errors = at_once(lambda _: stores.append(open_store(url)), 2, timeout=30)
     try:
         assert errors == []
         assert [s.load_history("old")[0] for s in stores] == [3, 3]

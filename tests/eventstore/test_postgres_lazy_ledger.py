@@ -29,6 +29,7 @@ from chatledger.eventstore import (
 )
 from chatledger.eventstore.postgres import PostgresStore
 from tests.pgsupport import (
+    at_once,
     postgres_empty_schema_url,
     postgres_schema_url,
     postgres_test_schema,
@@ -302,21 +303,8 @@ def test_concurrent_first_appends_all_succeed_and_create_the_ledger_once(
     url = postgres_schema_url(schema)
     n = 8
     stores = [open_store(url)] if shared else [open_store(url) for _ in range(n)]
-    start = threading.Barrier(n)
-    errors: list[BaseException] = []
-
-    def first_append(i: int) -> None:
-        try:
-            start.wait(10)
-            stores[i % len(stores)].append(f"s{i}", HI, expected_version=0)
-        except BaseException as e:
-            errors.append(e)
-
-    threads = [threading.Thread(target=first_append, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    errors = at_once(lambda i: stores[i % len(stores)].append(f"s{i}", HI, expected_version=0),
+                     n)
     try:
         assert errors == []
         assert versions(admin, schema) == [1, 2, 3, 4]
