@@ -419,8 +419,9 @@ def run_sync(conn: psycopg.Connection[Any], plan: Plan[T], schema: str = "") -> 
 
     BEGIN travels with the first batch. A batch whose results the plan does not read costs
     no round trip of its own, so a plan's last writes, its COMMIT and (when it stored events)
-    the notification reach the server together: a plain append is two round trips in all. Statements run on one cursor, except those whose rows
-    the plan reads back, which get their own.
+    the notification reach the server together: a plain append is two round trips in all.
+    Statements run on one cursor, except those whose rows the plan reads back, which get
+    their own.
 
     Raises:
         OutcomeUnknownError: The connection was lost once COMMIT had been sent.

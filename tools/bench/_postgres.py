@@ -94,7 +94,7 @@ def run(bench: Bench) -> None:
                                 for _ in range(writers)]
                     samples.append(_throughput([make(s) for s in sessions], seconds))
                     close_opened()  # a connection per LangChain writer: never pile them up
-                middle = sorted(samples, key=lambda sample: sample[0])[len(samples) // 2]
+                middle = _middle(samples)
                 rate, cpu[(system, sharing, writers)] = middle
                 rates[(system, sharing, writers)] = rate
                 bench.record("postgres.turns_per_s", system,
@@ -160,6 +160,12 @@ class _Meter:
             ticks = sum(t - self.server.get(pid, 0) for pid, t in server.items())
             busy = ticks / os.sysconf("SC_CLK_TCK") / turns * 1e6
         return wall, Cpu(client, busy)
+
+
+def _middle(rounds: list[tuple[float, Cpu]]) -> tuple[float, Cpu]:
+    """The median round by its first figure (wall time per turn, or turns per second), with
+    that round's CPU."""
+    return sorted(rounds, key=lambda r: r[0])[len(rounds) // 2]
 
 
 def _round(value: float | None) -> float | None:
@@ -230,7 +236,7 @@ def _one_writer(bench: Bench, store: EventStore,
             seen[name].append(meter.per_turn(calls))
     out = {}
     for name, rounds in seen.items():
-        wall, cpu = sorted(rounds, key=lambda r: r[0])[len(rounds) // 2]
+        wall, cpu = _middle(rounds)
         out[name] = OneWriter(wall * 1e6, cpu)
         system, size = name
         bench.record("postgres.one_writer_turn", "psycopg" if system == "floor" else system,
@@ -301,7 +307,7 @@ def _tailed(bench: Bench, store: EventStore) -> None:
                 tail.join(10)
     seen = {}
     for mode, measured in rounds.items():
-        wall, cpu = sorted(measured, key=lambda r: r[0])[len(measured) // 2]
+        wall, cpu = _middle(measured)
         seen[mode] = OneWriter(wall * 1e6, cpu)
         bench.record("postgres.one_writer_turn_tail", "chatledger",
                      {"session_messages": 10, "tail": mode == "tail", "calls": calls,
