@@ -213,8 +213,8 @@ def prepare(
     ``limit`` caps the events of one append (checked before anything is encoded).
 
     Raises:
-        InvalidInputError: An item is not an event, an id is not a UUID, the counts differ,
-            or there are more events than ``limit``.
+        InvalidInputError: An item is not an event, an id is not a UUID or repeats another,
+            the counts differ, or there are more events than ``limit``.
     """
     if isinstance(events, (Event, Message)) or not isinstance(events, Sequence):
         raise InvalidInputError("events must be a list of events, e.g. [MessageAppended(...)]")
@@ -247,6 +247,13 @@ def prepare(
                 raise InvalidInputError(f"event id {event_ids[i]!r} is not a UUID") from e
         out.append(Prepared(event, _tag(event), data.decode(), _codec.payload_digest(data, salt),
                             eid, salt))
+    if event_ids is not None:
+        seen: set[str] = set()
+        for p in out:
+            if p.event_id in seen:
+                raise InvalidInputError(f"event_ids repeat {p.event_id}: give each event of an "
+                                        "append its own id")
+            seen.add(p.event_id)
     return out, meta_text
 
 

@@ -161,14 +161,19 @@ def check_time(moment: datetime | None, name: str) -> None:
         raise InvalidInputError(f"{name} must be timezone-aware (e.g. datetime.now(timezone.utc))")
 
 
-def check_version(value: int | None, name: str) -> None:
-    """Reject versions that are not non-negative ints.
+def check_version(value: int | None, name: str, *, optional: bool = True) -> None:
+    """Reject versions that are not non-negative ints (None passes where ``optional``: an
+    ``expected_version`` or ``until_version`` that says "any"; a start such as
+    ``after_version`` must be an int, 0 for the beginning, never None).
 
     Raises:
         InvalidInputError: ``value`` is negative or not an int.
     """
     if value is None:
-        return
+        if optional:
+            return
+        raise InvalidInputError(f"{name} must be an int from 0 to 2**63 - 1 (0 for the "
+                                "beginning), got None")
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_INT:
         raise InvalidInputError(f"{name} must be an int from 0 to 2**63 - 1, got {value!r}")
 

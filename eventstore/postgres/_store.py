@@ -204,7 +204,7 @@ class PostgresStore(Appending, EventStore):
     def _read_query(self, key: KeyLike, after_version: int, until_version: int | None,
                     until_time: datetime | None) -> tuple[str, Any]:
         key = SessionKey.coerce(key)
-        check_version(after_version, "after_version")
+        check_version(after_version, "after_version", optional=False)
         check_version(until_version, "until_version")
         check_time(until_time, "until_time")
         upper = until_version if until_version is not None else _NO_LIMIT
@@ -231,7 +231,7 @@ class PostgresStore(Appending, EventStore):
         return records_of(await self._afetch("read", sql, params))
 
     def read_all(self, after_position: int = 0, limit: int | None = None) -> list[Record]:
-        check_version(after_position, "after_position")
+        check_version(after_position, "after_position", optional=False)
         if limit is not None:
             check_limit(limit)
         if self._empty():

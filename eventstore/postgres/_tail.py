@@ -45,7 +45,7 @@ def check_tail(after_position: int, timeout: float | None) -> None:
     Raises:
         InvalidInputError: A negative position or timeout.
     """
-    check_version(after_position, "after_position")
+    check_version(after_position, "after_position", optional=False)
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
                                 or timeout < 0):
         raise InvalidInputError(f"timeout must be None or a non-negative number, got {timeout!r}")

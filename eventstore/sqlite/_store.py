@@ -334,7 +334,7 @@ class SQLiteStore(EventStore):
         until_time: datetime | None = None,
     ) -> list[Record]:
         key = SessionKey.coerce(key)
-        check_version(after_version, "after_version")
+        check_version(after_version, "after_version", optional=False)
         check_version(until_version, "until_version")
         check_time(until_time, "until_time")
         sid = key.stream_id
@@ -350,7 +350,7 @@ class SQLiteStore(EventStore):
         return result
 
     def read_all(self, after_position: int = 0, limit: int | None = None) -> list[Record]:
-        check_version(after_position, "after_position")
+        check_version(after_position, "after_position", optional=False)
         if limit is not None:
             check_limit(limit)
         rows = self._read(lambda conn: conn.execute(

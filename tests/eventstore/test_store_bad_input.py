@@ -87,6 +87,16 @@ def test_event_ids_count_mismatch_raises(seeded: EventStore) -> None:
     assert unchanged(seeded) == before
 
 
+def test_event_id_repeated_within_one_append_raises(seeded: EventStore) -> None:
+    """The same id twice in one call is the caller's mistake, named as such (not "already
+    stored"); nothing is written."""
+    before = unchanged(seeded)
+    same = str(uuid.uuid4())
+    with pytest.raises(InvalidInputError, match=f"event_ids repeat {same}"):
+        seeded.append(KEY, [said("x"), said("y")], event_ids=[same, same.upper()])
+    assert unchanged(seeded) == before
+
+
 @pytest.mark.parametrize("bad_id", ["not-a-uuid", "", "1234", 5, None])
 def test_non_uuid_event_id_raises(seeded: EventStore, bad_id: Any) -> None:
     """An event id that is not a UUID raises InvalidInputError naming it; nothing is written."""
@@ -133,6 +143,10 @@ def test_bad_expected_version_raises(seeded: EventStore, version: Any) -> None:
         (lambda s: s.read(KEY, until_version=-1), "until_version"),
         (lambda s: s.read(KEY, after_version="2"), "after_version"),
         (lambda s: s.read_all(after_position=-1), "after_position"),
+        # None is no start: it would read nothing where 0 reads everything
+        (lambda s: s.read(KEY, after_version=None), "after_version"),
+        (lambda s: s.read_all(after_position=None), "after_position"),
+        (lambda s: list(s.iter_all(after_position=None)), "after_position"),
         (lambda s: s.read_all(limit=0), "limit"),
         (lambda s: s.read_all(limit=-5), "limit"),
         (lambda s: s.load_history_at(KEY, version=-1), "version"),
