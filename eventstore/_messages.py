@@ -357,52 +357,96 @@ _OPENAI_ROLE = {"human": "user", "ai": "assistant", "AIMessageChunk": "assistant
                 "system": "system", "tool": "tool", "function": "function"}
 
 
+# LangChain's mark for a system message that OpenAI calls "developer" (kept in
+# ``additional_kwargs`` so the role survives a round trip).
+_ROLE_MARK = "__openai_role__"
+# Assistant fields whose presence means "content": null is what the server sent beside them.
+_NULL_CONTENT_WITH = ("refusal", "function_call", "audio")
+
+
+def _openai_calls(tool_calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tool calls in OpenAI's form, the arguments as ``json.dumps`` writes them."""
+    return [{"id": call.get("id"), "type": "function",
+             "function": {"name": call["name"], "arguments": json.dumps(call.get("args", {}))}}
+            for call in tool_calls]
+
+
 def to_openai(message: Message) -> dict[str, Any]:
     """Return the OpenAI Chat Completions form of a message.
+
+    Every field ``from_openai`` kept in ``additional_kwargs`` (refusal, reasoning, audio, the
+    raw tool calls, unknown ones too) goes back unchanged and in its order after role and
+    content, so ``to_openai(from_openai(item)) == item`` for what OpenAI sends and accepts.
+    Raw tool calls are used only while they still match the message's ``tool_calls`` (same
+    ids): an edited message is converted as edited.
 
     Raises:
         InvalidInputError: The message has no OpenAI role.
     """
-    role = message.role if isinstance(message, ChatMessage) else _OPENAI_ROLE.get(message.type, "")
+    extras = message.additional_kwargs
+    if isinstance(message, ChatMessage):
+        role = message.role
+    elif isinstance(message, SystemMessage) and extras.get(_ROLE_MARK) == "developer":
+        role = "developer"
+    else:
+        role = _OPENAI_ROLE.get(message.type, "")
     if not role:
         raise InvalidInputError(f"{type(message).__name__} has no OpenAI role")
     out: dict[str, Any] = {"role": role, "content": message.content}
+    tail: dict[str, Any] = {}
     if message.name is not None:
-        out["name"] = message.name
-    if isinstance(message, AIMessage) and message.tool_calls:
-        out["tool_calls"] = [
-            {
-                "id": call.get("id"),
-                "type": "function",
-                "function": {"name": call["name"], "arguments": json.dumps(call.get("args", {}))},
-            }
-            for call in message.tool_calls
-        ]
-        if message.content == "":
-            out["content"] = None
+        tail["name"] = message.name
+    keep_calls = False
+    if isinstance(message, AIMessage):
+        raw = extras.get("tool_calls")
+        ids = [call.get("id") for call in message.tool_calls]
+        keep_calls = (isinstance(raw, list) and bool(ids)
+                      and [c.get("id") if isinstance(c, Mapping) else None for c in raw] == ids)
+        if message.tool_calls and not keep_calls:
+            tail["tool_calls"] = _openai_calls(message.tool_calls)
+        if message.content == "" and (message.tool_calls
+                                      or any(k in extras for k in _NULL_CONTENT_WITH)):
+            out["content"] = None  # no text beside the calls or the refusal
     if isinstance(message, ToolMessage):
-        out["tool_call_id"] = message.tool_call_id
+        tail["tool_call_id"] = message.tool_call_id
+    for name, value in extras.items():
+        if name in ("role", "content", _ROLE_MARK) or (name == "tool_calls" and not keep_calls):
+            continue
+        out[name] = value
+        tail.pop(name, None)
+    out.update(tail)
     return out
 
 
 def from_openai(item: Mapping[str, Any]) -> Message:
-    """Build a message from an OpenAI chat message dict.
+    """Build a message from an OpenAI chat message dict, losslessly: fields beyond role,
+    content, name (and a tool message's ``tool_call_id``) are kept in ``additional_kwargs``
+    as they came (an assistant's raw ``tool_calls`` too, beside the parsed ones, where the
+    parsed ones would not give back the same bytes), and the
+    ``developer`` role is a system message marked as LangChain marks it.
 
     Raises:
         InvalidInputError: Missing or unknown role, or tool-call arguments that are not JSON.
     """
+    if not isinstance(item, Mapping):
+        raise InvalidInputError(f"expected an OpenAI message dict, got {type(item).__name__}")
     role = item.get("role")
     content = item.get("content")
     content = "" if content is None else content
     name = item.get("name")
+    extras = {k: v for k, v in item.items() if k not in ("role", "content", "name")}
     if role == "user":
-        return HumanMessage(content=content, name=name)
+        return HumanMessage(content=content, name=name, additional_kwargs=extras)
     if role in ("system", "developer"):
-        return SystemMessage(content=content, name=name)
+        if role == "developer":
+            extras = {_ROLE_MARK: "developer", **extras}
+        return SystemMessage(content=content, name=name, additional_kwargs=extras)
     if role == "tool":
-        return ToolMessage(content=content, tool_call_id=item.get("tool_call_id", ""), name=name)
+        call_id = extras.pop("tool_call_id", "")
+        return ToolMessage(content=content, tool_call_id=call_id, name=name,
+                           additional_kwargs=extras)
     if role == "function":
-        return FunctionMessage(content=content, name=name)
+        return FunctionMessage(content=content, name=name, additional_kwargs=extras)
     if role == "assistant":
         calls = []
         for call in item.get("tool_calls") or []:
@@ -414,9 +458,11 @@ def from_openai(item: Mapping[str, Any]) -> Message:
                 raise InvalidInputError(f"tool call {call.get('id')!r} arguments are not JSON: {e}") from e
             calls.append({"name": fn.get("name", ""), "args": args, "id": call.get("id"),
                           "type": "tool_call"})
-        return AIMessage(content=content, name=name, tool_calls=calls)
+        if calls and extras.get("tool_calls") == _openai_calls(calls):
+            del extras["tool_calls"]  # the parsed calls give them back exactly
+        return AIMessage(content=content, name=name, tool_calls=calls, additional_kwargs=extras)
     if isinstance(role, str) and role:
-        return ChatMessage(content=content, role=role, name=name)
+        return ChatMessage(content=content, role=role, name=name, additional_kwargs=extras)
     raise InvalidInputError(f"OpenAI message has no role: {item!r}")
 
 

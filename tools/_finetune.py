@@ -73,6 +73,8 @@ def finetune_example(messages: Sequence[Message]) -> dict[str, Any]:
         except InvalidInputError as e:
             raise InvalidExample(f"{where}: {e}") from e
         role = item["role"]
+        if role == "developer":  # a system message by its newer name
+            role = item["role"] = "system"
         if role not in ROLES:
             raise InvalidExample(f"{where} has role {role!r}; fine-tuning accepts "
                                  + ", ".join(ROLES))

@@ -27,14 +27,14 @@ __all__ = [
 
 
 def openai_message(message: Message) -> dict[str, Any]:
-    """The Chat Completions form of one message; bare strings in content lists become text parts.
+    """The Chat Completions form of one message (``to_openai``), with bare strings in content
+    lists as text parts.
 
     An assistant message read from a completion carries every field the server returned
     beyond role and content in ``additional_kwargs`` (reasoning, thinking signatures,
-    encrypted reasoning, refusal, annotations, the raw tool calls, unknown ones too); they are
-    sent back unchanged and in the server's order, so providers that require them back get
-    them byte for byte. Raw tool calls are used only while they still match the message's
-    ``tool_calls`` (same ids), so an edited message is sent as edited.
+    encrypted reasoning, refusal, annotations, the raw tool calls, unknown ones too);
+    ``to_openai`` sends them back unchanged and in the server's order, so providers that
+    require them back get them byte for byte.
 
     Raises:
         InvalidInputError: The message has no OpenAI role.
@@ -45,23 +45,7 @@ def openai_message(message: Message) -> dict[str, Any]:
         out["content"] = [
             {"type": "text", "text": part} if isinstance(part, str) else part for part in content
         ]
-    if not isinstance(message, AIMessage) or not message.additional_kwargs:
-        return out
-    extras = message.additional_kwargs
-    raw_calls = extras.get("tool_calls")
-    ids = [call.get("id") for call in message.tool_calls]
-    keep_calls = (isinstance(raw_calls, list) and bool(ids)
-                  and [c.get("id") if isinstance(c, Mapping) else None for c in raw_calls] == ids)
-    if out["content"] == "" and (keep_calls or "refusal" in extras):
-        out["content"] = None  # what the server sent: no text beside the calls or refusal
-    exact: dict[str, Any] = {"role": out.pop("role"), "content": out.pop("content")}
-    for name, value in extras.items():
-        if name in ("role", "content") or (name == "tool_calls" and not keep_calls):
-            continue
-        exact[name] = value
-        out.pop(name, None)
-    exact.update(out)
-    return exact
+    return out
 
 
 def request_body(

@@ -6,6 +6,7 @@ import itertools
 import uuid
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -87,6 +88,47 @@ def test_openai_round_trip(message: Message) -> None:
     as_openai = to_openai(message)
     assert from_openai(as_openai) == message
     assert from_openai(_codec.decode_json(_codec.encode(as_openai))) == message
+
+
+# What OpenAI sends and accepts, with the fields beyond role and content that providers add.
+_OPENAI_ITEMS = [
+    {"role": "developer", "content": "Be brief."},
+    {"role": "system", "content": "Be brief.", "name": "policy"},
+    {"role": "user", "content": [{"type": "text", "text": "hi"},
+                                 {"type": "image_url", "image_url": {"url": "data:,"}}]},
+    {"role": "assistant", "content": None, "refusal": "I can't help with that."},
+    {"role": "assistant", "content": "4", "reasoning_content": "2+2=4"},
+    {"role": "assistant", "content": None, "audio": {"id": "audio_1"}},
+    {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "add", "arguments": '{"a":1}'}}]},
+    {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"},
+         "index": 0}], "annotations": []},
+    {"role": "tool", "content": "2", "tool_call_id": "c1"},
+    {"role": "user", "content": "hi", "x_provider_field": {"nested": [1, 2]}},
+]
+
+
+@pytest.mark.parametrize("item", _OPENAI_ITEMS, ids=lambda item: str(item)[:60])
+def test_openai_items_round_trip(item: dict[str, Any]) -> None:
+    """An OpenAI message comes back from a message exactly: the developer role, a refusal,
+    reasoning, audio, the tool calls' argument bytes and unknown fields are not dropped."""
+    message = from_openai(item)
+    assert to_openai(message) == item
+    stored = _codec.decode_json(_codec.encode(message))  # through the log's encoding too
+    assert to_openai(msgspec.convert(stored, type(message))) == item
+
+
+def test_openai_tool_calls_follow_an_edited_message() -> None:
+    """Raw tool calls go back only while they match the message's calls: an edited call is
+    converted as edited."""
+    item = {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "add", "arguments": '{"a":1}'}}]}
+    message = from_openai(item)
+    edited = msgspec.structs.replace(message, tool_calls=[
+        {"name": "sub", "args": {"b": 2}, "id": "c2", "type": "tool_call"}])
+    assert to_openai(edited)["tool_calls"] == [
+        {"id": "c2", "type": "function", "function": {"name": "sub", "arguments": '{"b": 2}'}}]
 
 
 # -- the log under any sequence of appends ----------------------------------------------------

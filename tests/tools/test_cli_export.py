@@ -20,6 +20,7 @@ from chatledger.eventstore import (
     MessageAppended,
     SessionKey,
     ToolMessage,
+    from_openai,
 )
 from chatledger.projections import ChatHistory
 from chatledger.tools._finetune import InvalidExample, finetune_example
@@ -229,3 +230,19 @@ def test_export_to_a_pipe_writes_in_place_and_reports_on_stderr(db: str, tmp_pat
     assert result.stdout == "" and "wrote 7 messages" in result.stderr
     assert stat.S_ISFIFO(fifo.stat().st_mode)
     assert len(received[0].decode().splitlines()) == 7
+
+
+def test_finetune_takes_provider_messages_as_fine_tuning_accepts_them() -> None:
+    """A developer message is a system message there, and provider fields kept from a reply
+    (a refusal, reasoning) stay out of the example."""
+    example = finetune_example([
+        from_openai({"role": "developer", "content": "Be brief."}),
+        HumanMessage("2+2?"),
+        from_openai({"role": "assistant", "content": "4", "reasoning_content": "2+2=4",
+                     "refusal": None}),
+    ])
+    assert example["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "2+2?"},
+        {"role": "assistant", "content": "4"},
+    ]
