@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 import msgspec
@@ -147,15 +147,19 @@ def erase_targets(
 
     Raises:
         NotFoundError: A version the stream does not have.
-        InvalidInputError: A version whose event holds no content (a clear, a redaction...).
+        InvalidInputError: ``versions`` is not a list of ints, or names a version whose event
+            holds no content (a clear, a redaction...).
     """
     by_version = {v: (t, bool(erased)) for v, t, erased, *_ in stored}
     if versions is None:
         return [v for v, (t, erased) in sorted(by_version.items())
                 if t in ERASABLE_TYPES and not erased]
+    if isinstance(versions, (str, bytes)) or not isinstance(versions, Iterable) or any(
+            not isinstance(v, int) or isinstance(v, bool) for v in versions):
+        raise InvalidInputError(f"versions must be a list of ints, e.g. [2, 3], got {versions!r}")
     targets = []
     for v in sorted(set(versions)):
-        if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= head:
+        if not 1 <= v <= head:
             raise NotFoundError(f"session {stream_id!r} has no version {v!r}")
         type_, erased = by_version[v]
         if type_ not in ERASABLE_TYPES:

@@ -373,7 +373,8 @@ class EventStore(ABC):
 
         Raises:
             NotFoundError: The session or a version does not exist.
-            InvalidInputError: A version whose event holds no content.
+            InvalidInputError: ``versions`` is not a list of ints, or names a version whose
+                event holds no content.
         """
         key = SessionKey.coerce(key)
         before = self.head()

@@ -49,13 +49,18 @@ def sqlite_path(url: str) -> str:
     """The file path (or ``:memory:``) a SQLite URL points at.
 
     Raises:
-        StoreError: The URL has no path.
+        StoreError: The URL has no path, or a query (``?mode=ro`` would otherwise become part
+            of a new file's name).
     """
     if "://" not in url:
         path = url
     else:
         rest = url.split("://", 1)[1]
         path = rest[1:] if rest.startswith("/") else rest
+        if "?" in path:
+            raise StoreError(f"SQLite URL {url!r} has a query ({path[path.index('?'):]!r}); "
+                             "SQLite URLs take none: pass open_store(url, readonly=True, "
+                             "durability=...) instead")
     if not path:
         raise StoreError(f"SQLite URL {url!r} names no file: use sqlite:///path.db")
     return path
@@ -107,10 +112,10 @@ def _schema_version(conn: sqlite3.Connection, path: str) -> int | None:
         "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
     if not conn.execute(SQL.HAS_TABLE, ("chatledger_meta",)).fetchone():
         if tables or conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+            hint = ("; its LangChain messages can be imported: `chatledger import "
+                    "langchain-sqlite PATH`" if "message_store" in tables else "")
             raise StoreError(f"{path!r} is not a chatledger database (it holds tables "
-                             f"{', '.join(tables[:5]) or 'none'}); it was left untouched (a "
-                             "LangChain database can be imported: `chatledger import "
-                             "langchain-sqlite PATH`)")
+                             f"{', '.join(tables[:5]) or 'none'}); it was left untouched{hint}")
         return None
     row = conn.execute(SQL.GET_META, ("schema_version",)).fetchone()
     version = int(row[0]) if row else 0

@@ -371,3 +371,37 @@ def test_closed_store_raises(tmp_path: Path) -> None:
         store.append(KEY, [said("x")])
     with pytest.raises(StoreError, match="closed"):
         store.read(KEY)
+
+
+@pytest.mark.parametrize("versions", ["2", [2, "3"], [True], 2])
+def test_erase_versions_must_be_ints(seeded: EventStore, versions: Any) -> None:
+    """Erasing versions that are not a list of ints raises InvalidInputError naming them (a
+    string is not read as its characters); nothing is erased."""
+    before = unchanged(seeded)
+    with pytest.raises(InvalidInputError, match="versions must be a list of ints"):
+        seeded.erase(KEY, versions=versions)
+    assert unchanged(seeded) == before
+
+
+def test_sqlite_url_with_a_query_raises_and_creates_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``?mode=ro`` is refused, naming the query, instead of becoming part of a new file's
+    name."""
+    monkeypatch.chdir(tmp_path)
+    for readonly in (False, True):
+        with pytest.raises(StoreError, match=r"has a query \('\?mode=ro'\)"):
+            open_store("sqlite:///q.db?mode=ro", readonly=readonly).append(KEY, [said("x")])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_non_ledger_hints_at_import_only_for_langchain_databases(tmp_path: Path) -> None:
+    """The import hint appears for a LangChain message_store database, not for any file."""
+    for table, hinted in (("message_store", True), ("things", False)):
+        path = tmp_path / f"{table}.db"
+        conn = sqlite3.connect(path)
+        conn.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY)")
+        conn.commit()
+        conn.close()
+        with pytest.raises(StoreError, match=table) as caught:
+            open_store(f"sqlite:///{path}").read_all()
+        assert ("chatledger import langchain-sqlite" in str(caught.value)) is hinted
