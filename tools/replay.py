@@ -46,6 +46,15 @@ from chatledger.runtime import (
     restore_chain_input,
     runnable_input,
 )
+from chatledger.runtime.models import (
+    ModelAuthenticationError,
+    ModelConnectionError,
+    ModelNotFoundError,
+    ModelRateLimitError,
+    ModelResponseError,
+    ModelServerError,
+    ModelTimeoutError,
+)
 from chatledger.tools._output import message_text, role_of
 
 __all__ = ["ReplayedRun", "load_chain", "render", "replay", "run_dict"]
@@ -82,6 +91,21 @@ class ReplayedRun(msgspec.Struct, frozen=True, kw_only=True):
     def equal(self) -> bool:
         """True when the replay said what was recorded, from the same model requests."""
         return not self.diff and not self.request_diff
+
+
+# Failures of the way to the model, not of the model: the server is down or refuses us, or
+# its reply is no Chat Completions reply at all. Nothing was said to compare, so replay stops
+# with the error instead of reporting a difference. An error status the model's side gives a
+# request (400, 422: too long, a parameter it no longer takes) stays a replay result.
+_TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
+    ModelAuthenticationError,
+    ModelConnectionError,
+    ModelNotFoundError,
+    ModelRateLimitError,
+    ModelResponseError,
+    ModelServerError,
+    ModelTimeoutError,
+)
 
 
 def load_chain(spec: str) -> Any:
@@ -200,6 +224,8 @@ def _replay_chain(chain: Any, turn: RecordedTurn, history: list[Message],
             output = inner.invoke(value)
         replayed = (_as_messages(output) if turn.run.chain_input is None
                     else output_messages(output, out_key))
+    except _TRANSPORT_ERRORS:
+        raise
     except Exception as e:  # a failing chain is a replay result, shown in the diff
         error = f"{type(e).__name__}: {e}"
     request_diff = ""
@@ -222,6 +248,8 @@ def _replay_model(model: Any, turn: RecordedTurn, history: list[Message],
     if not turn.calls:
         try:
             return list(turn.output), [model.invoke([*history, *turn.input])], None
+        except _TRANSPORT_ERRORS:
+            raise
         except Exception as e:  # a failing model is a replay result, shown in the diff
             return list(turn.output), [], f"{type(e).__name__}: {e}"
     recorded: list[Message] = []
@@ -241,6 +269,8 @@ def _replay_model(model: Any, turn: RecordedTurn, history: list[Message],
             else:
                 sender = with_parameters(dict(call.parameters))
                 replayed.append(sender.invoke(request, stop=call.parameters.get("stop")))
+        except _TRANSPORT_ERRORS:
+            raise
         except Exception as e:  # a failing model is a replay result, shown in the diff
             return recorded, replayed, f"{type(e).__name__}: {e}"
     return recorded, replayed, None
@@ -265,6 +295,9 @@ def replay(store: EventStore, key: KeyLike, chain: Any = None, *, model: Any = N
     Raises:
         InvalidInputError: Neither or both of ``chain`` and ``model``.
         NotFoundError: The session has no recorded runs, or none selected.
+        ModelError: A model could not be reached or gave no reply to compare: a connection
+            failure, a timeout, an authentication, not-found, rate-limit or server error, a
+            malformed reply. Any other failure of the chain or model is a replay result.
     """
     if (chain is None) == (model is None):
         raise InvalidInputError("replay needs a chain or a model (one of them)")
