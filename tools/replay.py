@@ -8,8 +8,8 @@ keys, or by the keys of a ``RunnableWithMessageHistory`` given as the chain) and
 
 - runs it through a chain (``chain=``): the output is compared with the recorded output, and
   the requests the chain's models received with the recorded requests; or
-- re-sends each recorded request, with its recorded parameters, to a model (``model=``): each
-  reply is compared with the recorded reply.
+- re-sends each recorded request, with its recorded parameters, to a model (``model=``),
+  streamed if it was streamed: each reply is compared with the recorded reply.
 
 Messages are compared by role, text and tool calls; ids, usage and latency differ between runs
 and are ignored. Turns recorded before chain inputs and model calls were (``partly_recorded``)
@@ -29,6 +29,7 @@ import msgspec
 
 from chatledger.eventstore import (
     AIMessage,
+    AIMessageChunk,
     ChatledgerError,
     EventStore,
     InvalidInputError,
@@ -242,12 +243,26 @@ def _replay_chain(chain: Any, turn: RecordedTurn, history: list[Message],
     return replayed, error, request_diff
 
 
+def _send(model: Any, request: list[Message], *, stream: bool, stop: Any = None) -> Message:
+    """``model``'s reply to ``request``; streamed (and its chunks added up) when ``stream``."""
+    if not stream:
+        return _as_messages(model.invoke(request) if stop is None
+                            else model.invoke(request, stop=stop))[-1]
+    chunks = list(model.stream(request) if stop is None else model.stream(request, stop=stop))
+    if not chunks:
+        raise ValueError("the model streamed no reply")
+    total = chunks[0]
+    for chunk in chunks[1:]:
+        total = total + chunk
+    return _as_messages(total.to_message() if isinstance(total, AIMessageChunk) else total)[-1]
+
+
 def _replay_model(model: Any, turn: RecordedTurn, history: list[Message],
                   notes: list[str]) -> tuple[list[Message], list[Message], str | None]:
-    """Re-send each recorded request; the recorded and the new replies."""
+    """Re-send each recorded request, streamed if it was; the recorded and the new replies."""
     if not turn.calls:
         try:
-            return list(turn.output), [model.invoke([*history, *turn.input])], None
+            return list(turn.output), [_send(model, [*history, *turn.input], stream=False)], None
         except _TRANSPORT_ERRORS:
             raise
         except Exception as e:  # a failing model is a replay result, shown in the diff
@@ -262,13 +277,13 @@ def _replay_model(model: Any, turn: RecordedTurn, history: list[Message],
             recorded.append(response)
         try:
             # A chatledger ChatModel takes the recorded parameters; any other runnable is
-            # called as it is.
+            # called as it is. A streamed call is re-sent as a stream: the request says so.
             with_parameters = getattr(model, "with_parameters", None)
             if with_parameters is None:
-                replayed.append(_as_messages(model.invoke(request))[-1])
+                replayed.append(_send(model, request, stream=call.stream))
             else:
-                sender = with_parameters(dict(call.parameters))
-                replayed.append(sender.invoke(request, stop=call.parameters.get("stop")))
+                replayed.append(_send(with_parameters(dict(call.parameters)), request,
+                                      stream=call.stream, stop=call.parameters.get("stop")))
         except _TRANSPORT_ERRORS:
             raise
         except Exception as e:  # a failing model is a replay result, shown in the diff

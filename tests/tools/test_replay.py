@@ -191,6 +191,21 @@ def served(tmp_path: Path) -> Iterator[tuple[str, OpenAIServer]]:
         yield db, server
 
 
+def test_model_replay_resends_a_streamed_turn_as_a_stream(
+        served: tuple[str, OpenAIServer]) -> None:
+    """Each re-sent request equals the recorded one, "stream" included; the chunks are diffed."""
+    db, server = served
+    server.script(Reply(body=completion("Hello Bob.")),
+                  Reply(kind="sse", events=text_stream(["Your name is ", "Robert."])))
+    result = run(["--db", db, "replay", "s", "--model", "served", "--base-url", server.base_url])
+    assert result.exit_code == 1, result.output
+    recorded, replayed = server.requests[:2], server.requests[2:]
+    assert [r.body for r in replayed] == [r.body for r in recorded]
+    assert replayed[1].body["stream_options"] == {"include_usage": True}
+    assert "turn 1: " in result.stdout and "): same" in result.stdout
+    assert "-assistant: Your name is Bob.\n+assistant: Your name is Robert." in result.stdout
+
+
 def test_model_replay_against_an_unreachable_server_is_an_error(
         served: tuple[str, OpenAIServer]) -> None:
     """A server that cannot be reached is one error line and exit 2, never a difference."""
