@@ -96,7 +96,8 @@ def replay(ctx: click.Context, ledger: Ledger, key: tuple[str, ...], chain_spec:
     --base-url, each recorded model request is re-sent exactly, with its recorded parameters,
     and the replies are diffed. Turns recorded before chain inputs were are marked "partly
     recorded" and get the history followed by the input messages. Exit status 0 when every
-    turn replayed the same, 1 when any differs.
+    turn replayed the same, 1 when any differs, 2 when a model server cannot be reached or
+    fails (no difference is reported then).
 
     \b
     Example: chatledger replay 2 --chain app:chain --turn 2

@@ -37,17 +37,21 @@ class Failure(click.ClickException):
 
 
 # The group's own options, accepted after the subcommand too (``chatledger sessions --db x``),
-# as sqlite-utils and gh accept theirs: the value-taking ones, then the flags.
+# as sqlite-utils and gh accept theirs: the value-taking ones, then the flags. The output
+# formats move too, so a format a command cannot print is refused the same way wherever it
+# was given (see ``_refuse_formats``).
 _GLOBAL_WITH_VALUE = ("--db",)
-_GLOBAL_FLAGS = re.compile(r"-v+\Z|--verbose\Z|--log-json\Z|--debug\Z")
+_GLOBAL_FLAGS = re.compile(
+    r"-v+\Z|--verbose\Z|--log-json\Z|--debug\Z|--json\Z|--nl\Z|--csv\Z|--version\Z")
 
 
 def hoist_global_options(args: Sequence[str],
                          value_options: frozenset[str] = frozenset()) -> list[str]:
     """``args`` with the group's options moved in front of the subcommand.
 
-    Nothing past ``--`` moves, nor the value of one of the subcommand's own options
-    (``value_options``), so ``--out -v`` keeps ``-v`` as the file name.
+    Nothing past ``--`` moves, nor one of the subcommand's own options that takes a value
+    (``value_options``) or that value, so ``--out -v`` keeps ``-v`` as the file name and
+    ``erase KEY --version 2`` keeps erase's ``--version``.
     """
     front: list[str] = []
     rest: list[str] = []
@@ -57,7 +61,7 @@ def hoist_global_options(args: Sequence[str],
         if arg == "--":
             rest.extend(args[i:])
             break
-        if arg in value_options and i + 1 < len(args):
+        if arg in value_options:
             rest.extend(args[i:i + 2])
             i += 2
             continue
@@ -85,12 +89,74 @@ def _value_options(command: click.Command) -> frozenset[str]:
     return frozenset(names)
 
 
+def _command_name(args: Sequence[str]) -> str | None:
+    """The subcommand named in ``args`` (the first word that is no global option or value)."""
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            return args[i + 1] if i + 1 < len(args) else None
+        if arg in _GLOBAL_WITH_VALUE:
+            i += 2
+            continue
+        if not arg.startswith("-"):
+            return arg
+        i += 1
+    return None
+
+
+# The output formats, by the parameter a command declares for each (``json_flag`` declares
+# ``as_json``, ``table_flags`` also ``nl`` and ``csv``).
+_FORMAT_PARAMETERS = {"json": "as_json", "nl": "nl", "csv": "csv"}
+
+
+def _formats(command: click.Command) -> set[str]:
+    """The output formats ``command`` (or a subcommand of it) can print."""
+    names = {p.name for p in command.params}
+    found = {fmt for fmt, name in _FORMAT_PARAMETERS.items() if name in names}
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            found |= _formats(sub)
+    return found
+
+
+def _refuse_formats(group: click.Group, ctx: click.Context, name: str,
+                    command: click.Command) -> None:
+    """Fail on an output format ``command`` cannot print, rather than ignore it.
+
+    Raises:
+        Failure: ``--json``, ``--nl`` or ``--csv`` was given for a command without that output.
+    """
+    fmt = ctx.params.get("fmt")
+    asked = (["json"] if ctx.params.get("as_json") else []) + ([fmt] if fmt else [])
+    offered = _formats(command)
+    missing = next((f for f in asked if f not in offered), None)
+    if missing == "json":
+        raise Failure(f"--json: `{name}` has no JSON output")
+    if missing is not None:
+        tables = ", ".join(sorted(n for n, c in group.commands.items() if "nl" in _formats(c)))
+        use = "; use --json" if "json" in offered else ""
+        raise Failure(f"--{missing}: `{name}` prints no table, so it has no --{missing} "
+                      f"output{use} (--nl and --csv are for {tables})")
+
+
 class LedgerGroup(click.Group):
     """A group whose errors are one line on stderr and never a traceback."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        taking = frozenset().union(*(_value_options(c) for c in self.commands.values()))
+        # Only the named command's own value options stay put; an unknown name hoists with
+        # every command's, and then fails as an unknown command.
+        named = self.commands.get(_command_name(args) or "")
+        commands = [named] if named is not None else list(self.commands.values())
+        taking = frozenset().union(*(_value_options(c) for c in commands))
         return super().parse_args(ctx, hoist_global_options(args, taking - {"--db"}))
+
+    def resolve_command(self, ctx: click.Context,
+                        args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if name is not None and command is not None:
+            _refuse_formats(self, ctx, name, command)
+        return name, command, rest
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -145,8 +211,10 @@ def _os_message(e: OSError) -> str:
               help="Database: sqlite:///path.db or postgresql://… "
                    "[default: $CHATLEDGER_URL, else ./chatledger.db]")
 @click.option("--json", "as_json", is_flag=True, help="JSON output from every read command.")
-@click.option("--nl", "fmt", flag_value="nl", help="JSON lines from the table commands.")
-@click.option("--csv", "fmt", flag_value="csv", help="CSV from the table commands.")
+@click.option("--nl", "fmt", flag_value="nl",
+              help="JSON lines from the table commands (sessions, history, log, verify, stats).")
+@click.option("--csv", "fmt", flag_value="csv",
+              help="CSV from the table commands (sessions, history, log, verify, stats).")
 @click.option("-v", "--verbose", count=True, help="Log more: -v info, -vv debug (default: warnings).")
 @click.option("--log-json", is_flag=True, help="Log lines as JSON on stderr.")
 @click.option("--debug", is_flag=True, help="Show the traceback of an unexpected error.")

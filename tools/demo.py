@@ -14,8 +14,15 @@ from collections.abc import Callable
 from operator import itemgetter
 from typing import Any
 
-from chatledger.eventstore import EventStore, HumanMessage, Message, SessionKey, redact_url
-from chatledger.projections import ChatHistory
+from chatledger.eventstore import (
+    EventStore,
+    HumanMessage,
+    Message,
+    RunRecorded,
+    SessionKey,
+    redact_url,
+)
+from chatledger.projections import ChatHistory, recorded_turns
 from chatledger.runtime import (
     ChatPromptTemplate,
     ConfigurableFieldSpec,
@@ -168,20 +175,21 @@ class _Demo:
         key = SessionKey(session_id=self.sid("1"))
         self.heading(f"6. The log of session_id={key.session_id}",
                      "Every message is an immutable event; each turn also records a "
-                     "run_recorded event",
+                     f"{RunRecorded.__struct_config__.tag} event",
                      "with the history version the model read. (chatledger log "
                      f"{key.session_id})")
         records = self.store.read(key)
         self.echo(_indent(table(["VERSION", "TYPE", "RECORDED", "DIGEST", "SUMMARY"],
                                 ([r.version, r.type, format_time(r.recorded_at), r.digest[:12],
                                   event_summary(r, 50)] for r in records))))
-        first_turn = next((r.version for r in records if r.type == "run_recorded"),
-                          records[-1].version)
-        self.heading(f"7. The history as of version {first_turn}",
+        # The version the second turn's model read, from the decoded run itself: a stored tag
+        # can change (RunRecorded's did), the event's history_version cannot.
+        seen = recorded_turns(records)[1].run.history_version
+        self.heading(f"7. The history as of version {seen}",
                      "Any earlier state can be read back: this is what the model saw before "
                      "the second turn.",
-                     f"(chatledger history {key.session_id} --as-of {first_turn})")
-        _, messages = self.store.load_history_at(key, version=first_turn)
+                     f"(chatledger history {key.session_id} --as-of {seen})")
+        _, messages = self.store.load_history_at(key, version=seen)
         self.echo(_indent(_messages_table(messages)))
         self.heading("8. Verify the log",
                      "Every event carries a digest chained to the one before; verify "

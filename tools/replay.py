@@ -8,8 +8,8 @@ keys, or by the keys of a ``RunnableWithMessageHistory`` given as the chain) and
 
 - runs it through a chain (``chain=``): the output is compared with the recorded output, and
   the requests the chain's models received with the recorded requests; or
-- re-sends each recorded request, with its recorded parameters, to a model (``model=``): each
-  reply is compared with the recorded reply.
+- re-sends each recorded request, with its recorded parameters, to a model (``model=``),
+  streamed if it was streamed: each reply is compared with the recorded reply.
 
 Messages are compared by role, text and tool calls; ids, usage and latency differ between runs
 and are ignored. Turns recorded before chain inputs and model calls were (``partly_recorded``)
@@ -29,6 +29,7 @@ import msgspec
 
 from chatledger.eventstore import (
     AIMessage,
+    AIMessageChunk,
     ChatledgerError,
     EventStore,
     InvalidInputError,
@@ -45,6 +46,15 @@ from chatledger.runtime import (
     recording,
     restore_chain_input,
     runnable_input,
+)
+from chatledger.runtime.models import (
+    ModelAuthenticationError,
+    ModelConnectionError,
+    ModelNotFoundError,
+    ModelRateLimitError,
+    ModelResponseError,
+    ModelServerError,
+    ModelTimeoutError,
 )
 from chatledger.tools._output import message_text, role_of
 
@@ -82,6 +92,21 @@ class ReplayedRun(msgspec.Struct, frozen=True, kw_only=True):
     def equal(self) -> bool:
         """True when the replay said what was recorded, from the same model requests."""
         return not self.diff and not self.request_diff
+
+
+# Failures of the way to the model, not of the model: the server is down or refuses us, or
+# its reply is no Chat Completions reply at all. Nothing was said to compare, so replay stops
+# with the error instead of reporting a difference. An error status the model's side gives a
+# request (400, 422: too long, a parameter it no longer takes) stays a replay result.
+_TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
+    ModelAuthenticationError,
+    ModelConnectionError,
+    ModelNotFoundError,
+    ModelRateLimitError,
+    ModelResponseError,
+    ModelServerError,
+    ModelTimeoutError,
+)
 
 
 def load_chain(spec: str) -> Any:
@@ -200,6 +225,8 @@ def _replay_chain(chain: Any, turn: RecordedTurn, history: list[Message],
             output = inner.invoke(value)
         replayed = (_as_messages(output) if turn.run.chain_input is None
                     else output_messages(output, out_key))
+    except _TRANSPORT_ERRORS:
+        raise
     except Exception as e:  # a failing chain is a replay result, shown in the diff
         error = f"{type(e).__name__}: {e}"
     request_diff = ""
@@ -216,12 +243,28 @@ def _replay_chain(chain: Any, turn: RecordedTurn, history: list[Message],
     return replayed, error, request_diff
 
 
+def _send(model: Any, request: list[Message], *, stream: bool, stop: Any = None) -> Message:
+    """``model``'s reply to ``request``; streamed (and its chunks added up) when ``stream``."""
+    if not stream:
+        return _as_messages(model.invoke(request) if stop is None
+                            else model.invoke(request, stop=stop))[-1]
+    chunks = list(model.stream(request) if stop is None else model.stream(request, stop=stop))
+    if not chunks:
+        raise ValueError("the model streamed no reply")
+    total = chunks[0]
+    for chunk in chunks[1:]:
+        total = total + chunk
+    return _as_messages(total.to_message() if isinstance(total, AIMessageChunk) else total)[-1]
+
+
 def _replay_model(model: Any, turn: RecordedTurn, history: list[Message],
                   notes: list[str]) -> tuple[list[Message], list[Message], str | None]:
-    """Re-send each recorded request; the recorded and the new replies."""
+    """Re-send each recorded request, streamed if it was; the recorded and the new replies."""
     if not turn.calls:
         try:
-            return list(turn.output), [model.invoke([*history, *turn.input])], None
+            return list(turn.output), [_send(model, [*history, *turn.input], stream=False)], None
+        except _TRANSPORT_ERRORS:
+            raise
         except Exception as e:  # a failing model is a replay result, shown in the diff
             return list(turn.output), [], f"{type(e).__name__}: {e}"
     recorded: list[Message] = []
@@ -234,13 +277,15 @@ def _replay_model(model: Any, turn: RecordedTurn, history: list[Message],
             recorded.append(response)
         try:
             # A chatledger ChatModel takes the recorded parameters; any other runnable is
-            # called as it is.
+            # called as it is. A streamed call is re-sent as a stream: the request says so.
             with_parameters = getattr(model, "with_parameters", None)
             if with_parameters is None:
-                replayed.append(_as_messages(model.invoke(request))[-1])
+                replayed.append(_send(model, request, stream=call.stream))
             else:
-                sender = with_parameters(dict(call.parameters))
-                replayed.append(sender.invoke(request, stop=call.parameters.get("stop")))
+                replayed.append(_send(with_parameters(dict(call.parameters)), request,
+                                      stream=call.stream, stop=call.parameters.get("stop")))
+        except _TRANSPORT_ERRORS:
+            raise
         except Exception as e:  # a failing model is a replay result, shown in the diff
             return recorded, replayed, f"{type(e).__name__}: {e}"
     return recorded, replayed, None
@@ -265,6 +310,9 @@ def replay(store: EventStore, key: KeyLike, chain: Any = None, *, model: Any = N
     Raises:
         InvalidInputError: Neither or both of ``chain`` and ``model``.
         NotFoundError: The session has no recorded runs, or none selected.
+        ModelError: A model could not be reached or gave no reply to compare: a connection
+            failure, a timeout, an authentication, not-found, rate-limit or server error, a
+            malformed reply. Any other failure of the chain or model is a replay result.
     """
     if (chain is None) == (model is None):
         raise InvalidInputError("replay needs a chain or a model (one of them)")

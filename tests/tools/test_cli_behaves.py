@@ -293,6 +293,31 @@ def test_nl_prints_one_json_object_per_row(db: str, args: list[str]) -> None:
             assert rows
 
 
+@pytest.mark.parametrize(("args", "option"), [
+    (["head"], "--nl"), (["prove", "1"], "--csv"), (["replay", "bob", "--chain", "x:y"], "--csv"),
+    (["demo"], "--json"), (["demo"], "--nl"), (["import", "langchain-sqlite", "m.db"], "--nl"),
+])
+def test_a_format_a_command_cannot_print_is_refused_before_or_after_it(
+        db: str, args: list[str], option: str) -> None:
+    """--json, --nl or --csv on a command without that output is one error line, either side."""
+    messages = set()
+    for where in ([option, *args], [*args, option]):
+        result = run(["--db", db, *where])
+        assert_one_line_error(result, f"{option}: `{args[0]}`")
+        assert result.stdout == ""
+        messages.add(result.stderr)
+    assert len(messages) == 1
+
+
+def test_version_works_after_the_subcommand_too(db: str) -> None:
+    """``chatledger sessions --version`` prints the version, as ``chatledger --version`` does."""
+    before, after = run(["--version"]), run(["--db", db, "sessions", "--version"])
+    assert after.exit_code == 0 and after.stdout == before.stdout
+    assert after.stdout.startswith("chatledger, version ")
+    assert hoist_global_options(["erase", "k", "--version", "2"], frozenset({"--version"})) == [
+        "erase", "k", "--version", "2"]
+
+
 def test_csv_prints_a_header_and_quoted_rows(db: str) -> None:
     """--csv prints a header and one row per message, commas and quotes quoted."""
     import csv

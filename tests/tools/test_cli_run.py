@@ -50,6 +50,29 @@ def test_demo_runs_twice_on_one_database(tmp_path: Path) -> None:
         assert len(store.sessions(limit=100)) == 20
 
 
+def test_demo_step_7_shows_the_history_the_second_turn_read(tmp_path: Path) -> None:
+    """Step 7 reads back the history version the second turn's model read, and shows it."""
+    result = run(["demo"])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    tag = re.search(r"run tag: (\w+)", out)
+    assert tag is not None
+    key = SessionKey(session_id=f"{tag[1]}-1")
+    with open_store(f"sqlite:///{tmp_path / 'chatledger.db'}") as store:
+        runs = [r.event for r in store.read(key) if isinstance(r.event, RunRecorded)]
+        assert len(runs) == 2
+        read = runs[1].history_version
+        _, seen = store.load_history_at(key, version=read)
+    step = out.split("== 7. ", 1)[1].split("== 8. ", 1)[0]
+    assert step.startswith(f"The history as of version {read} ==")
+    assert f"--as-of {read})" in step
+    rows = [line.split(None, 2) for line in step.splitlines()
+            if re.match(r"\s+\d+\s", line)]
+    assert [(row[1], row[2].strip()) for row in rows] == [
+        ("user" if m.type == "human" else "assistant", m.text) for m in seen]
+    assert len(rows) == 2
+
+
 def test_chat_remembers_within_the_session_and_serves_slash_commands(tmp_path: Path) -> None:
     """Piped lines become turns; /history and /as-of show the log; /quit stops reading."""
     db = f"sqlite:///{tmp_path / 'chat.db'}"

@@ -8,12 +8,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 
-from chatledger.eventstore import InvalidInputError, NotFoundError, open_store
-from chatledger.runtime.models import FakeChatModel
+from chatledger.eventstore import HumanMessage, InvalidInputError, NotFoundError, open_store
+from chatledger.projections import ChatHistory
+from chatledger.runtime import RunnableWithMessageHistory
+from chatledger.runtime.models import FakeChatModel, ModelConnectionError, OpenAIChatModel
 from chatledger.tools.replay import load_chain, replay
 from tests.projections.test_turns import FIXTURE
-from tests.runtime.openai_server import OpenAIServer, Reply, completion, running
+from tests.runtime.openai_server import (
+    OpenAIServer,
+    Reply,
+    closed_port,
+    completion,
+    running,
+    text_stream,
+)
 from tests.tools.cli_support import assert_one_line_error, run
 
 APP = '''
@@ -150,3 +160,88 @@ def test_library_model_replay_sends_each_recorded_request(app: tuple[str, Path])
     system = README_SYSTEM.format(language="italian")
     assert [[m.text for m in call] for call in model.calls] == [
         [system, "hi im bob!"], [system, *[m.text for m in history], "whats my name?"]]
+
+
+def assert_stopped(result: Result, needle: str) -> None:
+    """Exit 2, nothing on stdout, and the error as stderr's last line (retries log before it)."""
+    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: ") and needle in last, last
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, OpenAIServer]]:
+    """A session with a plain and a streamed turn recorded from a scripted OpenAI server."""
+    db = f"sqlite:///{tmp_path / 'served.db'}"
+    with running() as server:
+        server.script(Reply(body=completion("Hello Bob.")),
+                      Reply(kind="sse", events=text_stream(["Your name ", "is Bob."],
+                                                           usage={"prompt_tokens": 9,
+                                                                  "completion_tokens": 4,
+                                                                  "total_tokens": 13})))
+        model = OpenAIChatModel("served", base_url=server.base_url, temperature=0.3,
+                                max_retries=0)
+        chain = RunnableWithMessageHistory(model, lambda sid: ChatHistory(sid, db))
+        config = {"configurable": {"session_id": "s"}}
+        chain.invoke([HumanMessage("hi im bob")], config)
+        for _ in chain.stream([HumanMessage("whats my name?")], config):
+            pass
+        assert server.requests[1].body["stream"] is True
+        yield db, server
+
+
+def test_model_replay_resends_a_streamed_turn_as_a_stream(
+        served: tuple[str, OpenAIServer]) -> None:
+    """Each re-sent request equals the recorded one, "stream" included; the chunks are diffed."""
+    db, server = served
+    server.script(Reply(body=completion("Hello Bob.")),
+                  Reply(kind="sse", events=text_stream(["Your name is ", "Robert."])))
+    result = run(["--db", db, "replay", "s", "--model", "served", "--base-url", server.base_url])
+    assert result.exit_code == 1, result.output
+    recorded, replayed = server.requests[:2], server.requests[2:]
+    assert [r.body for r in replayed] == [r.body for r in recorded]
+    assert replayed[1].body["stream_options"] == {"include_usage": True}
+    assert "turn 1: " in result.stdout and "): same" in result.stdout
+    assert "-assistant: Your name is Bob.\n+assistant: Your name is Robert." in result.stdout
+
+
+def test_model_replay_against_an_unreachable_server_is_an_error(
+        served: tuple[str, OpenAIServer]) -> None:
+    """A server that cannot be reached is one error line and exit 2, never a difference."""
+    db, _ = served
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    for args in (["replay", "s", "--model", "served", "--base-url", url],
+                 ["replay", "s", "--model", "served", "--base-url", url, "--json"]):
+        result = run(["--db", db, *args])
+        assert_stopped(result, "cannot reach the model server")
+    with open_store(db) as store, pytest.raises(ModelConnectionError):
+        replay(store, "s", model=OpenAIChatModel("served", base_url=url, max_retries=0))
+
+
+def test_server_errors_stop_replay_but_a_refused_request_is_a_result(
+        served: tuple[str, OpenAIServer]) -> None:
+    """A 5xx or 401 stops replay (exit 2); a 400 for the request is the model's answer (exit 1)."""
+    db, server = served
+    args = ["--db", db, "replay", "s", "--turn", "1", "--model", "served",
+            "--base-url", server.base_url]
+    for status in (401, 503):
+        server.script(Reply(status=status, body={"error": {"message": "nope"}}),
+                      default=Reply(status=status, body={"error": {"message": "nope"}}))
+        assert_stopped(run(args), str(status))
+    server.script(Reply(status=400, body={"error": {"message": "temperature not supported"}}))
+    result = run(args)
+    assert result.exit_code == 1, result.output
+    assert "+error: ModelHTTPError" in result.stdout and "DIFFERENT" in result.stdout
+
+
+def test_chain_replay_against_an_unreachable_server_is_an_error(
+        served: tuple[str, OpenAIServer]) -> None:
+    """The app's chain failing to reach its server raises; the chain's other errors are results."""
+    db, _ = served
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    with open_store(db) as store:
+        with pytest.raises(ModelConnectionError):
+            replay(store, "s", OpenAIChatModel("served", base_url=url, max_retries=0))
+        broken = replay(store, "s", FakeChatModel([ValueError("broken")]), turn=1)
+    assert broken[0].error is not None and not broken[0].equal
