@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -216,24 +217,30 @@ class ChatHistory:
 
         A saved turn (status "ok") is appended on the version it read. If other turns were
         saved meanwhile, ``on_conflict="merge"`` appends it after them (its run still names
-        the version it read), and ``"raise"`` raises. A failed or cancelled turn appends only
-        its run, with the input and any partial output held in it.
+        the version it read), and ``"raise"`` raises. Merging retries, after a short random
+        wait, for as long as other turns keep landing, so no number of concurrent turns makes
+        it give up. A failed or cancelled turn appends only its run, with the input and any
+        partial output held in it.
 
         Raises:
-            ConcurrencyError: ``on_conflict="raise"`` and the session moved on; nothing saved.
+            ConcurrencyError: ``on_conflict="raise"`` and the session moved on; or the store
+                reported conflicts without its version moving for ``MERGE_STALL_SECONDS``;
+                nothing saved.
             InvalidInputError: An input or output item is not a message; nothing saved.
             StoreError: The database failed; nothing saved.
         """
         _check_messages([*turn.input, *turn.output])
         head = 0 if turn.history_version is not None or turn.status != "ok" else self.version
         plan = turn_appends(turn, head, on_conflict)
-        events, expected = next(plan)
+        wait, events, expected = next(plan)
         while True:
+            if wait:
+                time.sleep(wait)
             try:
                 return self.store.append(self.key, events, expected_version=expected,
                                          meta=turn_meta(turn))
             except ConcurrencyError as e:
-                events, expected = plan.send(e)
+                wait, events, expected = plan.send(e)
 
     def fork(self, new_key: KeyLike, *, at_version: int | None = None) -> ChatHistory:
         """Start a new session whose history is this one's as of ``at_version`` (default: now).
@@ -289,13 +296,15 @@ class ChatHistory:
         head = (0 if turn.history_version is not None or turn.status != "ok"
                 else await self.aversion())
         plan = turn_appends(turn, head, on_conflict)
-        events, expected = next(plan)
+        wait, events, expected = next(plan)
         while True:
+            if wait:
+                await asyncio.sleep(wait)
             try:
                 return await self.store.aappend(self.key, events, expected_version=expected,
                                                 meta=turn_meta(turn))
             except ConcurrencyError as e:
-                events, expected = plan.send(e)
+                wait, events, expected = plan.send(e)
 
     async def aclear(self, *, reason: str | None = None) -> AppendResult:
         """``clear`` without blocking the event loop."""
