@@ -159,7 +159,9 @@ class ChatHistory:
     ) -> list[Message]:
         """The most recent messages within ``last`` messages and/or ``max_tokens`` tokens.
 
-        Never separates an AI message's tool calls from their results.
+        Never separates an AI message's tool calls from their results: a tool result whose
+        call would fall outside the window is left out, and the window shrinks to start after
+        it (see ``projections.window``).
 
         Raises:
             InvalidInputError: No limit, or a limit that is not a positive int.
