@@ -31,6 +31,12 @@ from chatledger.eventstore import (
     redact_url,
 )
 from chatledger.projections._cache import history_cache
+from chatledger.projections._coerce import (
+    as_message,
+    from_langchain_object,
+    is_langchain_message,
+    type_name,
+)
 from chatledger.projections._turns import OnConflict, Turn, turn_appends, turn_meta
 from chatledger.projections._window import window as _window
 
@@ -63,19 +69,31 @@ class HistoryView(msgspec.Struct, frozen=True):
     messages: list[Message]
 
 
-def _check_messages(messages: Sequence[Any]) -> list[AnyMessage]:
-    if isinstance(messages, (Message, str)) or not isinstance(messages, Sequence):
+def _check_messages(messages: Sequence[Any], what: str = "item") -> list[AnyMessage]:
+    if isinstance(messages, (Message, str)) or is_langchain_message(messages) or not isinstance(
+            messages, Sequence):
         raise InvalidInputError(
-            f"add_messages takes a list of messages, got {type(messages).__name__}"
+            f"add_messages takes a list of messages, got {type_name(messages)}"
         )
     out = []
     for i, message in enumerate(messages):
-        if not isinstance(message, Message):
-            raise InvalidInputError(
-                f"item {i} is a {type(message).__name__}, not a message; nothing was saved"
-            )
-        out.append(message)  # a streamed chunk becomes a whole message in the store's append
+        try:
+            # a LangChain message is converted; a streamed chunk becomes a whole message in
+            # the store's append
+            out.append(as_message(message, f"{what} {i}"))
+        except InvalidInputError as e:
+            raise InvalidInputError(f"{e}; nothing was saved") from e
     return out  # type: ignore[return-value]
+
+
+def _checked_turn(turn: Turn) -> Turn:
+    """``turn`` with its messages checked, and LangChain ones converted."""
+    inputs = _check_messages(turn.input, "input item")
+    outputs = _check_messages(turn.output, "output item")
+    if (all(a is b for a, b in zip(inputs, turn.input, strict=True))
+            and all(a is b for a, b in zip(outputs, turn.output, strict=True))):
+        return turn
+    return msgspec.structs.replace(turn, input=inputs, output=outputs)
 
 
 class ChatHistory:
@@ -187,8 +205,11 @@ class ChatHistory:
     ) -> AppendResult:
         """Append messages as one atomic append (one event per message).
 
+        LangChain message objects (``langchain_core.messages``) are converted to chatledger's.
+
         Raises:
-            InvalidInputError: An item is not a message; nothing is saved.
+            InvalidInputError: An item is not a message, or a LangChain message chatledger
+                cannot keep losslessly; nothing is saved.
             ConcurrencyError: ``expected_version`` is stale; nothing is saved.
             StoreError: The database failed; nothing is saved.
         """
@@ -202,11 +223,15 @@ class ChatHistory:
 
     def add_user_message(self, message: HumanMessage | str) -> AppendResult:
         """Append a human message (a string becomes ``HumanMessage(content=...)``)."""
+        if is_langchain_message(message):
+            message = from_langchain_object(message)  # type: ignore[assignment]
         return self.add_message(message if isinstance(message, HumanMessage)
                                 else HumanMessage(content=message))
 
     def add_ai_message(self, message: AIMessage | str) -> AppendResult:
         """Append an AI message (a string becomes ``AIMessage(content=...)``)."""
+        if is_langchain_message(message):
+            message = from_langchain_object(message)  # type: ignore[assignment]
         return self.add_message(message if isinstance(message, AIMessage)
                                 else AIMessage(content=message))
 
@@ -231,7 +256,7 @@ class ChatHistory:
             InvalidInputError: An input or output item is not a message; nothing saved.
             StoreError: The database failed; nothing saved.
         """
-        _check_messages([*turn.input, *turn.output])
+        turn = _checked_turn(turn)
         head = 0 if turn.history_version is not None or turn.status != "ok" else self.version
         plan = turn_appends(turn, head, on_conflict)
         wait, events, expected = next(plan)
@@ -294,7 +319,7 @@ class ChatHistory:
     async def arecord_turn(self, turn: Turn, *,
                            on_conflict: OnConflict = "merge") -> AppendResult:
         """``record_turn`` without blocking the event loop."""
-        _check_messages([*turn.input, *turn.output])
+        turn = _checked_turn(turn)
         head = (0 if turn.history_version is not None or turn.status != "ok"
                 else await self.aversion())
         plan = turn_appends(turn, head, on_conflict)
