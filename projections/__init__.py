@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from chatledger.eventstore import HistoryState, apply, fold, messages_of
 from chatledger.projections._cache import HistoryCache, history_cache
+from chatledger.projections._coerce import (
+    as_message,
+    from_langchain_object,
+    is_langchain_message,
+    type_name,
+)
 from chatledger.projections._history import ChatHistory, HistoryView, shared_store
 from chatledger.projections._memory import InMemoryChatMessageHistory
 from chatledger.projections._turns import (
@@ -27,12 +33,16 @@ __all__ = [
     "Turn",
     "apply",
     "approximate_tokens",
+    "as_message",
     "fold",
+    "from_langchain_object",
     "history_cache",
+    "is_langchain_message",
     "messages_of",
     "recorded_turns",
     "resolve_call",
     "shared_store",
     "turn_events",
+    "type_name",
     "window",
 ]

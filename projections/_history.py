@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -30,6 +31,12 @@ from chatledger.eventstore import (
     redact_url,
 )
 from chatledger.projections._cache import history_cache
+from chatledger.projections._coerce import (
+    as_message,
+    from_langchain_object,
+    is_langchain_message,
+    type_name,
+)
 from chatledger.projections._turns import OnConflict, Turn, turn_appends, turn_meta
 from chatledger.projections._window import window as _window
 
@@ -62,19 +69,31 @@ class HistoryView(msgspec.Struct, frozen=True):
     messages: list[Message]
 
 
-def _check_messages(messages: Sequence[Any]) -> list[AnyMessage]:
-    if isinstance(messages, (Message, str)) or not isinstance(messages, Sequence):
+def _check_messages(messages: Sequence[Any], what: str = "item") -> list[AnyMessage]:
+    if isinstance(messages, (Message, str)) or is_langchain_message(messages) or not isinstance(
+            messages, Sequence):
         raise InvalidInputError(
-            f"add_messages takes a list of messages, got {type(messages).__name__}"
+            f"add_messages takes a list of messages, got {type_name(messages)}"
         )
     out = []
     for i, message in enumerate(messages):
-        if not isinstance(message, Message):
-            raise InvalidInputError(
-                f"item {i} is a {type(message).__name__}, not a message; nothing was saved"
-            )
-        out.append(message)  # a streamed chunk becomes a whole message in the store's append
+        try:
+            # a LangChain message is converted; a streamed chunk becomes a whole message in
+            # the store's append
+            out.append(as_message(message, f"{what} {i}"))
+        except InvalidInputError as e:
+            raise InvalidInputError(f"{e}; nothing was saved") from e
     return out  # type: ignore[return-value]
+
+
+def _checked_turn(turn: Turn) -> Turn:
+    """``turn`` with its messages checked, and LangChain ones converted."""
+    inputs = _check_messages(turn.input, "input item")
+    outputs = _check_messages(turn.output, "output item")
+    if (all(a is b for a, b in zip(inputs, turn.input, strict=True))
+            and all(a is b for a, b in zip(outputs, turn.output, strict=True))):
+        return turn
+    return msgspec.structs.replace(turn, input=inputs, output=outputs)
 
 
 class ChatHistory:
@@ -158,7 +177,9 @@ class ChatHistory:
     ) -> list[Message]:
         """The most recent messages within ``last`` messages and/or ``max_tokens`` tokens.
 
-        Never separates an AI message's tool calls from their results.
+        Never separates an AI message's tool calls from their results: a tool result whose
+        call would fall outside the window is left out, and the window shrinks to start after
+        it (see ``projections.window``).
 
         Raises:
             InvalidInputError: No limit, or a limit that is not a positive int.
@@ -184,8 +205,11 @@ class ChatHistory:
     ) -> AppendResult:
         """Append messages as one atomic append (one event per message).
 
+        LangChain message objects (``langchain_core.messages``) are converted to chatledger's.
+
         Raises:
-            InvalidInputError: An item is not a message; nothing is saved.
+            InvalidInputError: An item is not a message, or a LangChain message chatledger
+                cannot keep losslessly; nothing is saved.
             ConcurrencyError: ``expected_version`` is stale; nothing is saved.
             StoreError: The database failed; nothing is saved.
         """
@@ -199,11 +223,15 @@ class ChatHistory:
 
     def add_user_message(self, message: HumanMessage | str) -> AppendResult:
         """Append a human message (a string becomes ``HumanMessage(content=...)``)."""
+        if is_langchain_message(message):
+            message = from_langchain_object(message)  # type: ignore[assignment]
         return self.add_message(message if isinstance(message, HumanMessage)
                                 else HumanMessage(content=message))
 
     def add_ai_message(self, message: AIMessage | str) -> AppendResult:
         """Append an AI message (a string becomes ``AIMessage(content=...)``)."""
+        if is_langchain_message(message):
+            message = from_langchain_object(message)  # type: ignore[assignment]
         return self.add_message(message if isinstance(message, AIMessage)
                                 else AIMessage(content=message))
 
@@ -216,24 +244,30 @@ class ChatHistory:
 
         A saved turn (status "ok") is appended on the version it read. If other turns were
         saved meanwhile, ``on_conflict="merge"`` appends it after them (its run still names
-        the version it read), and ``"raise"`` raises. A failed or cancelled turn appends only
-        its run, with the input and any partial output held in it.
+        the version it read), and ``"raise"`` raises. Merging retries, after a short random
+        wait, for as long as other turns keep landing, so no number of concurrent turns makes
+        it give up. A failed or cancelled turn appends only its run, with the input and any
+        partial output held in it.
 
         Raises:
-            ConcurrencyError: ``on_conflict="raise"`` and the session moved on; nothing saved.
+            ConcurrencyError: ``on_conflict="raise"`` and the session moved on; or the store
+                reported conflicts without its version moving for ``MERGE_STALL_SECONDS``;
+                nothing saved.
             InvalidInputError: An input or output item is not a message; nothing saved.
             StoreError: The database failed; nothing saved.
         """
-        _check_messages([*turn.input, *turn.output])
+        turn = _checked_turn(turn)
         head = 0 if turn.history_version is not None or turn.status != "ok" else self.version
         plan = turn_appends(turn, head, on_conflict)
-        events, expected = next(plan)
+        wait, events, expected = next(plan)
         while True:
+            if wait:
+                time.sleep(wait)
             try:
                 return self.store.append(self.key, events, expected_version=expected,
                                          meta=turn_meta(turn))
             except ConcurrencyError as e:
-                events, expected = plan.send(e)
+                wait, events, expected = plan.send(e)
 
     def fork(self, new_key: KeyLike, *, at_version: int | None = None) -> ChatHistory:
         """Start a new session whose history is this one's as of ``at_version`` (default: now).
@@ -285,17 +319,19 @@ class ChatHistory:
     async def arecord_turn(self, turn: Turn, *,
                            on_conflict: OnConflict = "merge") -> AppendResult:
         """``record_turn`` without blocking the event loop."""
-        _check_messages([*turn.input, *turn.output])
+        turn = _checked_turn(turn)
         head = (0 if turn.history_version is not None or turn.status != "ok"
                 else await self.aversion())
         plan = turn_appends(turn, head, on_conflict)
-        events, expected = next(plan)
+        wait, events, expected = next(plan)
         while True:
+            if wait:
+                await asyncio.sleep(wait)
             try:
                 return await self.store.aappend(self.key, events, expected_version=expected,
                                                 meta=turn_meta(turn))
             except ConcurrencyError as e:
-                events, expected = plan.send(e)
+                wait, events, expected = plan.send(e)
 
     async def aclear(self, *, reason: str | None = None) -> AppendResult:
         """``clear`` without blocking the event loop."""

@@ -8,7 +8,9 @@ then holds the input and any partial output itself) and its model calls.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable, Sequence
+import random
+import time
+from collections.abc import Callable, Generator, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Literal, Union
 
@@ -40,12 +42,19 @@ __all__ = [
 
 OnConflict = Literal["merge", "raise"]
 
-# How often a merging turn re-appends after other turns on its session got in first.
-MERGE_TRIES = 8
+# A merging turn retries for as long as the session keeps moving: each lost race means another
+# append landed, so the session makes progress and the turn's chance comes. It backs off by a
+# random wait (full jitter, doubling up to the cap) so that turns piled on one session spread
+# out instead of colliding in lockstep. It gives up only when the store reports conflicts
+# without moving on for MERGE_STALL_SECONDS: a store that is stuck, not a busy session.
+MERGE_BACKOFF_SECONDS = 0.002
+MERGE_BACKOFF_CAP_SECONDS = 0.1
+MERGE_STALL_SECONDS = 30.0
 
-TurnAppends = Generator[tuple[list[Event], Union[int, None]], ConcurrencyError, None]
-"""Yields the appends that record a turn: (events, expected_version). After one of them fails
-with ``ConcurrencyError``, send the error in: the plan yields the next try or raises it."""
+TurnAppends = Generator[tuple[float, list[Event], Union[int, None]], ConcurrencyError, None]
+"""Yields the appends that record a turn: (wait, events, expected_version), where ``wait`` is
+how many seconds to sleep before trying. After one of them fails with ``ConcurrencyError``,
+send the error in: the plan yields the next try or raises."""
 
 
 class Turn(msgspec.Struct, frozen=True, kw_only=True):
@@ -105,26 +114,57 @@ def turn_events(turn: Turn, base_version: int) -> list[Event]:
             *calls]
 
 
-def turn_appends(turn: Turn, head: int, on_conflict: OnConflict) -> TurnAppends:
+def turn_appends(turn: Turn, head: int, on_conflict: OnConflict, *,
+                 clock: Callable[[], float] = time.monotonic,
+                 jitter: Callable[[float, float], float] = random.uniform) -> TurnAppends:
     """The appends that record ``turn`` (I/O-free: ``record_turn`` and ``arecord_turn`` drive it).
 
-    A saved turn is appended on the version it read (``head`` when it read none); when other
-    turns got in first, "merge" appends it after them and "raise" gives up. A failed or
-    cancelled turn's run is appended unconditionally.
+    A saved turn is appended on the version it read (``head`` when it read none), because its
+    ``RunRecorded`` names its messages by the versions they get in that append. When other
+    turns got in first, "raise" gives up; "merge" appends it after them, after a short random
+    wait, as often as it takes while the session moves on. A failed or cancelled turn's run
+    names no versions and is appended unconditionally.
+
+    Args:
+        turn: The turn to record.
+        head: The session's version, used when the turn read none.
+        on_conflict: "merge" or "raise".
+        clock: Seconds, monotonic (for the stall deadline).
+        jitter: ``random.uniform``-shaped: a wait between its two bounds.
 
     Raises:
-        ConcurrencyError: "raise" and the session moved on, or "merge" lost ``MERGE_TRIES``
-            races in a row.
+        ConcurrencyError: "raise" and the session moved on; or "merge" and the store kept
+            reporting conflicts without its version moving for ``MERGE_STALL_SECONDS``.
     """
     if turn.status != "ok":
-        yield turn_events(turn, 0), None
+        yield 0.0, turn_events(turn, 0), None
         return
     base = turn.history_version if turn.history_version is not None else head
-    for attempt in range(MERGE_TRIES):
-        conflict = yield turn_events(turn, base), base
-        if on_conflict == "raise" or attempt == MERGE_TRIES - 1:
-            raise conflict
+    conflict = yield 0.0, turn_events(turn, base), base
+    if on_conflict == "raise":
+        raise conflict
+    seen, moved_at, tries = base, clock(), 1
+    while True:
+        if conflict.actual_version > seen:
+            seen, moved_at = conflict.actual_version, clock()
+        elif clock() - moved_at >= MERGE_STALL_SECONDS:
+            raise _stalled(conflict, tries) from conflict
         base = conflict.actual_version
+        ceiling = min(MERGE_BACKOFF_CAP_SECONDS, MERGE_BACKOFF_SECONDS * 2 ** min(tries, 16))
+        wait = jitter(0.0, ceiling)
+        tries += 1
+        conflict = yield wait, turn_events(turn, base), base
+
+
+def _stalled(conflict: ConcurrencyError, tries: int) -> ConcurrencyError:
+    error = ConcurrencyError(conflict.stream_id, conflict.expected_version,
+                             conflict.actual_version)
+    # Same class and attributes as the store's error, so callers catch one thing; the text says
+    # why merging stopped.
+    error.args = (f"{error.args[0]}: gave up merging the turn after {tries} tries, the store "
+                  f"reported conflicts without moving past version {conflict.actual_version} "
+                  f"for {MERGE_STALL_SECONDS:g}s (MERGE_STALL_SECONDS)",)
+    return error
 
 
 def turn_meta(turn: Turn) -> dict[str, Any]:

@@ -24,11 +24,13 @@ def window(
     max_tokens: int | None = None,
     counter: Callable[[Message], int] | None = None,
 ) -> list[Message]:
-    """The longest suffix of ``messages`` within the limits, starting at a whole tool exchange.
+    """The longest suffix of ``messages`` within the limits that holds no orphaned tool result.
 
-    A suffix always keeps an AI message together with the tool results after it; a tool result
-    whose AI message would fall outside the window is dropped rather than sent orphaned, so the
-    window never exceeds its budget.
+    A tool result belongs to the latest AI message before it whose ``tool_calls`` include its
+    ``tool_call_id``. When that AI message would fall outside the window (or there is none),
+    the window shrinks instead of growing: it starts after that tool result, wherever in the
+    window it stands, so the window never exceeds its limits and never holds a result without
+    its call. (A suffix that holds an AI message holds the results after it.)
 
     Raises:
         InvalidInputError: No limit given, or a limit that is not a positive int.
@@ -38,7 +40,6 @@ def window(
     for name, value in (("last", last), ("max_tokens", max_tokens)):
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
             raise InvalidInputError(f"window {name} must be a positive int, got {value!r}")
-    start = len(messages)
     start = max(0, len(messages) - last) if last is not None else 0
     if max_tokens is not None:
         count = counter or approximate_tokens
@@ -51,6 +52,29 @@ def window(
             total += cost
             cut -= 1
         start = cut
-    while start < len(messages) and isinstance(messages[start], ToolMessage):
-        start += 1
-    return list(messages[start:])
+    return list(messages[_whole_exchanges_from(messages, start):])
+
+
+def _whole_exchanges_from(messages: Sequence[Message], start: int) -> int:
+    """The first index at or after ``start`` from which no tool result lacks its call."""
+    # caller[i]: where the AI message that called tool result i stands (-1: before ``start``,
+    # or nowhere). Only calls within the candidate suffix count.
+    called_at: dict[str, int] = {}
+    caller: dict[int, int] = {}
+    for i in range(start, len(messages)):
+        message = messages[i]
+        if isinstance(message, AIMessage):
+            for call in message.tool_calls:
+                if call.get("id") is not None:
+                    called_at[str(call["id"])] = i
+        elif isinstance(message, ToolMessage):
+            caller[i] = called_at.get(message.tool_call_id, -1)
+    # A suffix from s is whole when every tool result in it was called at or after s.
+    best = len(messages)
+    earliest_call = len(messages)
+    for s in range(len(messages) - 1, start - 1, -1):
+        if s in caller:
+            earliest_call = min(earliest_call, caller[s])
+        if earliest_call >= s:
+            best = s
+    return best

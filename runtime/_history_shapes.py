@@ -17,6 +17,7 @@ from chatledger.eventstore import (
     InvalidInputError,
     Message,
 )
+from chatledger.projections import as_message, is_langchain_message, type_name
 from chatledger.runtime._config import ConfigurableFieldSpec
 
 __all__ = [
@@ -59,11 +60,10 @@ def _pick(value: Mapping[str, Any], key: str | None, fallback: str, what: str) -
 def _message_list(items: Sequence[Any], what: str) -> list[Message]:
     out = []
     for i, item in enumerate(items):
-        if not isinstance(item, Message):
-            raise InvalidInputError(
-                f"{what} item {i} is a {type(item).__name__}, not a message; nothing was saved"
-            )
-        out.append(whole(item))
+        try:
+            out.append(whole(as_message(item, f"{what} item {i}")))
+        except InvalidInputError as e:
+            raise InvalidInputError(f"{e}; nothing was saved") from e
     return out
 
 
@@ -72,7 +72,7 @@ def input_messages(value: Any, input_messages_key: str | None) -> list[Message]:
 
     A dict gives the value under ``input_messages_key``, its only key, or ``"input"``. A string
     is one human message; a message is itself; a list (or a one-item list of lists) is its
-    messages.
+    messages. LangChain messages are converted to chatledger's.
 
     Raises:
         InvalidInputError: A missing key, a non-message item, or another type.
@@ -81,8 +81,8 @@ def input_messages(value: Any, input_messages_key: str | None) -> list[Message]:
         value = _pick(value, input_messages_key, "input", "input")
     if isinstance(value, str):
         return [HumanMessage(content=value)]
-    if isinstance(value, Message):
-        return [whole(value)]
+    if isinstance(value, Message) or is_langchain_message(value):
+        return _message_list([value], "input")
     if isinstance(value, (list, tuple)):
         if value and isinstance(value[0], list):
             if len(value) != 1:
@@ -90,7 +90,8 @@ def input_messages(value: Any, input_messages_key: str | None) -> list[Message]:
             value = value[0]
         return _message_list(value, "input")
     raise InvalidInputError(
-        f"expected str, a message, or a list or tuple of messages as input, got {value!r}"
+        f"expected str, a message, or a list or tuple of messages as input, got a "
+        f"{type_name(value)}: {value!r}"
     )
 
 
@@ -115,7 +116,7 @@ def output_messages(value: Any, output_messages_key: str | None) -> list[Message
 
     A dict gives the value under ``output_messages_key``, its only key, or ``"output"``. A
     string is one AI message; a message is itself (a chunk becomes the whole message); a list
-    or tuple is its messages.
+    or tuple is its messages. LangChain messages are converted to chatledger's.
 
     Raises:
         InvalidInputError: A missing key, a non-message item, or another type.
@@ -124,12 +125,13 @@ def output_messages(value: Any, output_messages_key: str | None) -> list[Message
         value = _pick(value, output_messages_key, "output", "output")
     if isinstance(value, str):
         return [AIMessage(content=value)]
-    if isinstance(value, Message):
-        return [whole(value)]
+    if isinstance(value, Message) or is_langchain_message(value):
+        return _message_list([value], "output")
     if isinstance(value, (list, tuple)):
         return _message_list(value, "output")
     raise InvalidInputError(
-        f"expected str, a message, or a list or tuple of messages as output, got {value!r}"
+        f"expected str, a message, or a list or tuple of messages as output, got a "
+        f"{type_name(value)}: {value!r}"
     )
 
 

@@ -13,6 +13,7 @@ from chatledger.eventstore import (
     Message,
     SystemMessage,
 )
+from chatledger.projections import as_message, is_langchain_message, type_name
 
 __all__ = ["coerce_messages", "message_from_role"]
 
@@ -43,8 +44,9 @@ def message_from_role(role: str, content: Any) -> Message:
 def coerce_messages(value: Any) -> list[Message]:
     """Turn a model input into a list of messages.
 
-    Accepts a string (one human message), a message, a prompt value with ``to_messages()``, or
-    a list of messages, strings and ``(role, content)`` pairs.
+    Accepts a string (one human message), a message (chatledger's, or LangChain's, converted),
+    a prompt value with ``to_messages()``, or a list of messages, strings and ``(role,
+    content)`` pairs.
 
     Raises:
         InvalidInputError: Anything else, naming what was given.
@@ -53,6 +55,8 @@ def coerce_messages(value: Any) -> list[Message]:
         return [HumanMessage(content=value)]
     if isinstance(value, Message):
         return [value]
+    if is_langchain_message(value):
+        return [as_message(value, "model input")]
     to_messages = getattr(value, "to_messages", None)
     if callable(to_messages):
         return coerce_messages(list(to_messages()))
@@ -69,13 +73,15 @@ def coerce_messages(value: Any) -> list[Message]:
                 out.append(HumanMessage(content=item))
             elif isinstance(item, (tuple, list)) and len(item) == 2:
                 out.append(message_from_role(item[0], item[1]))
+            elif is_langchain_message(item):
+                out.append(as_message(item, f"model input item {i}"))
             else:
                 raise InvalidInputError(
-                    f"model input item {i} is a {type(item).__name__}; expected a message, "
-                    "a string or a (role, content) pair"
+                    f"model input item {i} is a {type_name(item)}; expected a message "
+                    "(chatledger's or LangChain's), a string or a (role, content) pair"
                 )
         return out
     raise InvalidInputError(
         f"a chat model takes a string, a message, a list of messages or a prompt value, "
-        f"got {type(value).__name__}"
+        f"got {type_name(value)}"
     )

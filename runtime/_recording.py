@@ -23,7 +23,8 @@ from typing import Any, Union
 
 import msgspec
 
-from chatledger.eventstore import AnyMessage, Message, MessageRef, ModelCalled
+from chatledger.eventstore import AnyMessage, InvalidInputError, Message, MessageRef, ModelCalled
+from chatledger.projections import from_langchain_object, is_langchain_message
 
 __all__ = [
     "INPUT_REF",
@@ -184,7 +185,7 @@ def model_called_events(calls: Sequence[ModelCall], *, run_id: str,
 def _form(value: Any) -> str:
     if isinstance(value, str):
         return "text"
-    if isinstance(value, Message):
+    if isinstance(value, Message) or is_langchain_message(value):
         return "message"
     if isinstance(value, (list, tuple)) and value and isinstance(value[0], list):
         return "nested"
@@ -196,6 +197,11 @@ def _json(value: Any) -> Any:
         return value
     if isinstance(value, Message):
         return {_MESSAGE: msgspec.to_builtins(value)}
+    if is_langchain_message(value):
+        try:
+            return {_MESSAGE: msgspec.to_builtins(from_langchain_object(value))}
+        except InvalidInputError:
+            return {_REPR: repr(value)}  # as for any other value that is not JSON
     if isinstance(value, Mapping):
         return {str(k): _json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -147,7 +147,8 @@ class RunnableWithMessageHistory(Runnable[Any, Any]):
             unset, the history is prepended to the new messages.
         history_factory_config: The ``configurable`` fields the factory takes; default one
             ``session_id`` field.
-        on_conflict: ``"merge"`` (default) appends each turn whatever ran meanwhile;
+        on_conflict: ``"merge"`` (default) appends each turn after whatever ran meanwhile,
+            retrying for as long as the session moves (see ``ChatHistory.record_turn``);
             ``"raise"`` appends only if the session is still at the version the turn read,
             else raises ``ConcurrencyError`` and saves nothing of the turn.
 

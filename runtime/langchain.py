@@ -31,7 +31,6 @@ try:
     from langchain_core.messages import (
         BaseMessage,
         message_chunk_to_message,
-        message_to_dict,
         messages_from_dict,
     )
     from langchain_core.prompt_values import ChatPromptValue as LCChatPromptValue
@@ -47,10 +46,9 @@ from chatledger.eventstore import (
     KeyLike,
     Message,
     SessionKey,
-    from_langchain_dict,
     to_langchain_dict,
 )
-from chatledger.projections import ChatHistory, OnConflict, Turn
+from chatledger.projections import ChatHistory, OnConflict, Turn, from_langchain_object
 from chatledger.runtime._config import RunnableConfig
 from chatledger.runtime._histories import TurnHistory
 from chatledger.runtime._prompts import ChatPromptValue
@@ -87,8 +85,7 @@ def from_langchain_message(message: BaseMessage) -> Message:
         raise InvalidInputError(
             f"expected a LangChain message, got {type(message).__name__}; nothing was saved"
         )
-    whole = message_chunk_to_message(message)
-    return from_langchain_dict(message_to_dict(whole))
+    return from_langchain_object(message_chunk_to_message(message))
 
 
 def from_langchain_messages(messages: Iterable[BaseMessage]) -> list[Message]:
@@ -237,7 +234,7 @@ def from_langchain_value(value: Any) -> Any:
         InvalidInputError: A message chatledger cannot hold losslessly (the error names it).
     """
     if isinstance(value, BaseMessage):
-        return from_langchain_dict(message_to_dict(value))
+        return from_langchain_object(value)
     if isinstance(value, LCChatPromptValue):
         return ChatPromptValue([from_langchain_value(m) for m in value.messages])
     if isinstance(value, LCPromptValue):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -30,6 +31,7 @@ from chatledger.eventstore import (
 from chatledger.projections import (
     ChatHistory,
     HistoryView,
+    Turn,
     approximate_tokens,
     fold,
     messages_of,
@@ -185,6 +187,32 @@ def test_add_message_and_typed_helpers(store: EventStore) -> None:
             "input_tokens": 3, "output_tokens": 2, "total_tokens": 5}),
     ]
     assert history.version == 5
+
+
+def test_langchain_messages_are_converted_on_the_way_in(store: EventStore) -> None:
+    """LangChain message objects given to add_messages, add_message, the typed helpers,
+    aadd_messages or record_turn are saved as chatledger's, every field kept."""
+    from langchain_core import messages as lc
+
+    history = ChatHistory("s", store)
+    history.add_messages([
+        lc.HumanMessage("weather?", id="h1", name="ann"),
+        lc.AIMessage("", tool_calls=[{"name": "f", "args": {"c": "P"}, "id": "z"}],
+                     usage_metadata={"input_tokens": 3, "output_tokens": 2, "total_tokens": 5}),
+        lc.ToolMessage("sunny", tool_call_id="z")])
+    history.add_message(lc.SystemMessage("note"))
+    history.add_user_message(lc.HumanMessage("user"))  # type: ignore[arg-type]
+    history.add_ai_message(lc.AIMessageChunk("ch") + lc.AIMessageChunk("unk"))  # type: ignore[arg-type]
+    asyncio.run(history.aadd_messages([lc.HumanMessage("async")]))
+    history.record_turn(Turn(run_id="r", input=[lc.HumanMessage("turn")],  # type: ignore[list-item]
+                             output=[lc.AIMessage("reply")], history_version=None))  # type: ignore[list-item]
+    assert history.messages == [
+        HumanMessage("weather?", id="h1", name="ann"),
+        AIMessage("", tool_calls=[{"name": "f", "args": {"c": "P"}, "id": "z",
+                                   "type": "tool_call"}],
+                  usage_metadata={"input_tokens": 3, "output_tokens": 2, "total_tokens": 5}),
+        ToolMessage("sunny", tool_call_id="z"), SystemMessage("note"), HumanMessage("user"),
+        AIMessage("chunk"), HumanMessage("async"), HumanMessage("turn"), AIMessage("reply")]
 
 
 def test_streamed_chunk_is_stored_as_a_whole_message(store: EventStore) -> None:

@@ -164,6 +164,21 @@ def test_add_message_with_a_non_message(history: ChatHistory) -> None:
     _unchanged(history)
 
 
+class AIMessage2:
+    """Neither chatledger's message nor LangChain's."""
+
+
+def test_a_foreign_item_is_named_with_its_module(history: ChatHistory) -> None:
+    """The error names the item's class with its module and says what add_messages accepts."""
+    with pytest.raises(InvalidInputError) as caught:
+        history.add_messages([HumanMessage(content="ok"), AIMessage2()])  # type: ignore[list-item]
+    text = str(caught.value)
+    assert f"item 1 is a {__name__}.AIMessage2, not a message" in text
+    assert "chatledger message" in text and "LangChain message" in text
+    assert text.endswith("nothing was saved")
+    _unchanged(history)
+
+
 def test_add_messages_with_a_stale_expected_version(history: ChatHistory) -> None:
     """A stale expected_version is a ConcurrencyError and nothing is saved."""
     with pytest.raises(ConcurrencyError) as caught:

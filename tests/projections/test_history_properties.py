@@ -34,6 +34,7 @@ from chatledger.eventstore import (
     ToolMessage,
 )
 from chatledger.projections import ChatHistory, approximate_tokens, fold, messages_of, window
+from tests.projections.test_window import expected_window_start, has_no_orphaned_results
 from tests.strategies import TEXT
 
 PROPERTY_SETTINGS = settings(
@@ -209,10 +210,9 @@ def _check_fold(store: EventStore, keys: list[SessionKey]) -> dict[SessionKey, A
 
 
 def _check_windows(history: ChatHistory) -> None:
-    """(c) windows are suffixes within budget that never start inside a tool exchange."""
+    """(c) windows are the longest suffixes within budget that hold no tool result without its
+    call."""
     messages = history.messages
-    calls_at = {call["id"]: i for i, m in enumerate(messages) if isinstance(m, AIMessage)
-                for call in m.tool_calls}
     limits: list[dict[str, Any]] = [{"last": n} for n in (1, 2, 3, 5, 8)]
     limits += [{"max_tokens": t, "counter": c} for t in (4, 9, 20, 45, 120) for c in COUNTERS]
     limits += [{"last": 3, "max_tokens": 20, "counter": "approximate"}]
@@ -230,22 +230,10 @@ def _check_windows(history: ChatHistory) -> None:
             assert sum(counter(m) for m in kept) <= limit["max_tokens"]
         if kept:
             assert not isinstance(kept[0], ToolMessage)
-        for i, message in enumerate(kept):
-            if isinstance(message, ToolMessage) and message.tool_call_id in calls_at:
-                assert calls_at[message.tool_call_id] >= start, (
-                    f"tool result {i} is in the window but its call is not")
-        # Longest such suffix: the smallest start within every limit, moved past tool results.
-        smallest = len(messages)
-        while smallest > 0:
-            candidate = messages[smallest - 1:]
-            if "last" in limit and len(candidate) > limit["last"]:
-                break
-            if "max_tokens" in limit and sum(counter(m) for m in candidate) > limit["max_tokens"]:
-                break
-            smallest -= 1
-        while smallest < len(messages) and isinstance(messages[smallest], ToolMessage):
-            smallest += 1
-        assert start == smallest
+        assert has_no_orphaned_results(kept), "a tool result is in the window but its call is not"
+        assert start == expected_window_start(messages, last=limit.get("last"),
+                                              max_tokens=limit.get("max_tokens"),
+                                              counter=counter)
 
 
 # Fewer examples here: every rebuild replays the whole log, which grows with each example.

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
 from langchain_core import messages as lc
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.output_parsers import StrOutputParser
@@ -14,8 +15,16 @@ from langchain_core.prompts import ChatPromptTemplate as LCChatPromptTemplate
 from langchain_core.runnables import RunnableLambda as LCRunnableLambda
 from langchain_core.tools import tool
 
-from chatledger.eventstore import AIMessage, AIMessageChunk, HumanMessage, SystemMessage
-from chatledger.projections import ChatHistory
+from chatledger.eventstore import (
+    AIMessage,
+    AIMessageChunk,
+    HumanMessage,
+    InvalidInputError,
+    Message,
+    SystemMessage,
+    ToolMessage,
+)
+from chatledger.projections import ChatHistory, recorded_turns
 from chatledger.runtime import (
     ChatPromptTemplate,
     MessagesPlaceholder,
@@ -110,6 +119,99 @@ def test_a_langchain_model_inside_our_wrapper_saves_our_messages(db_url: str) ->
     saved = ChatHistory("s", db_url).messages
     assert [type(m) for m in saved] == [HumanMessage, AIMessage, HumanMessage, AIMessage]
     assert [m.content for m in saved] == ["hi", "first reply", "again", "second reply"]
+
+
+LC_TOOL_TURN = [lc.HumanMessage("weather?", id="h1"),
+                lc.AIMessage("", tool_calls=[{"name": "f", "args": {"c": "P"}, "id": "z"}]),
+                lc.ToolMessage("sunny", tool_call_id="z")]
+
+
+def test_langchain_messages_as_the_wrappers_input_are_saved_as_ours(db_url: str) -> None:
+    """LangChain messages given straight to our wrapper (alone, in a list, under a key, on the
+    async path) are converted and saved as chatledger's, fields and all."""
+    seen: list[Any] = []
+
+    def reply(messages: list[Any]) -> str:
+        seen.append(messages)
+        return "ok"
+
+    def factory(session_id: str) -> ChatHistory:
+        return ChatHistory(session_id, db_url)
+
+    chain = RunnableWithMessageHistory(RunnableLambda(reply), factory)
+    chain.invoke(LC_TOOL_TURN, {"session_id": "list"})
+    chain.invoke(lc.HumanMessage("alone"), {"session_id": "one"})
+    asyncio.run(chain.ainvoke([lc.HumanMessage("async")], {"session_id": "async"}))
+    keyed = RunnableWithMessageHistory(RunnableLambda(lambda d: "ok"), factory,
+                                       input_messages_key="q")
+    keyed.invoke({"q": [lc.HumanMessage("keyed")]}, {"session_id": "keyed"})
+    assert ChatHistory("list", db_url).messages == [
+        HumanMessage("weather?", id="h1"),
+        AIMessage("", tool_calls=[{"name": "f", "args": {"c": "P"}, "id": "z",
+                                   "type": "tool_call"}]),
+        ToolMessage("sunny", tool_call_id="z"), AIMessage("ok")]
+    assert all(isinstance(m, Message) for batch in seen for m in batch)
+    for session, text in (("one", "alone"), ("async", "async"), ("keyed", "keyed")):
+        assert ChatHistory(session, db_url).messages == [HumanMessage(text), AIMessage("ok")]
+    # the run records a single message as a single message, so a replay rebuilds it as one
+    (turn,) = recorded_turns(ChatHistory("one", db_url).events())
+    assert turn.run.chain_input == {"$input": "message"}
+
+
+def test_langchain_messages_returned_by_our_runnable_are_saved_as_ours(db_url: str) -> None:
+    """A chatledger RunnableLambda that returns LangChain messages (one, a list, a streamed
+    chunk) has them saved as chatledger's; the caller still gets what it returned."""
+    def factory(session_id: str) -> ChatHistory:
+        return ChatHistory(session_id, db_url)
+
+    one = RunnableWithMessageHistory(RunnableLambda(lambda m: lc.AIMessage("x", id="a1")),
+                                     factory)
+    out = one.invoke("hi", {"session_id": "one"})
+    assert isinstance(out, lc.AIMessage)
+    many = RunnableWithMessageHistory(
+        RunnableLambda(lambda m: [lc.AIMessage("y"), lc.AIMessage("z")]), factory)
+    many.invoke("hi", {"session_id": "many"})
+
+    def chunks(messages: Any) -> Any:
+        yield lc.AIMessageChunk("stre")
+        yield lc.AIMessageChunk("amed")
+
+    list(RunnableWithMessageHistory(RunnableLambda(chunks), factory)
+         .stream("hi", {"session_id": "streamed"}))
+    assert ChatHistory("one", db_url).messages == [HumanMessage("hi"), AIMessage("x", id="a1")]
+    assert ChatHistory("many", db_url).messages == [HumanMessage("hi"), AIMessage("y"),
+                                                    AIMessage("z")]
+    assert ChatHistory("streamed", db_url).messages == [HumanMessage("hi"),
+                                                        AIMessage("streamed")]
+
+
+def test_our_chat_models_take_langchain_messages() -> None:
+    """A LangChain message list is a model input like ours."""
+    model = FakeChatModel(["ok"])
+    assert model.invoke([lc.SystemMessage("s"), lc.HumanMessage("hi")]).content == "ok"
+
+
+class HumanMessage2:
+    """Something that is not a message of either kind."""
+
+
+def test_what_cannot_be_used_is_named_with_its_module(db_url: str) -> None:
+    """An input or output item that is no message names its class with its module and says
+    what is accepted."""
+    chain = RunnableWithMessageHistory(RunnableLambda(lambda m: [HumanMessage2()]),
+                                       lambda session_id: ChatHistory(session_id, db_url))
+    qualified = f"{__name__}.HumanMessage2"
+    with pytest.raises(InvalidInputError) as caught:
+        chain.invoke([HumanMessage2()], {"session_id": "s"})
+    assert f"input item 0 is a {qualified}, not a message" in str(caught.value)
+    assert "LangChain message (langchain_core.messages.BaseMessage)" in str(caught.value)
+    with pytest.raises(InvalidInputError, match=f"output item 0 is a {qualified}"):
+        chain.invoke("hi", {"session_id": "s"})
+    with pytest.raises(InvalidInputError, match=f"got a {qualified}"):
+        RunnableWithMessageHistory(
+            RunnableLambda(lambda m: HumanMessage2()),
+            lambda session_id: ChatHistory(session_id, db_url)).invoke("hi", {"session_id": "s"})
+    assert ChatHistory("s", db_url).messages == []
 
 
 def test_importing_the_runtime_does_not_import_langchain() -> None:

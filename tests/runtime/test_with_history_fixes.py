@@ -27,6 +27,7 @@ from chatledger.eventstore import (
 from chatledger.projections import ChatHistory, recorded_turns
 from chatledger.runtime import RunnableLambda, RunnableParallel, RunnableWithMessageHistory
 from chatledger.runtime.models import FakeChatModel
+from tests.pgsupport import at_once
 
 
 @pytest.fixture
@@ -240,6 +241,47 @@ def test_concurrent_turns_on_one_session_keep_both_user_messages(ledger: EventSt
     assert texts[:2] == ["h0", "a0"]
     assert sorted(texts[2:]) == sorted(["first", "saw 3", "second", "saw 3"])
     assert [r.history_version for r in _runs(ledger, "s")] == [2, 2]
+
+
+def _check_every_turn_landed(store: EventStore, n: int) -> None:
+    texts = _texts(store, "s")
+    assert sorted(texts) == sorted([f"q{i}" for i in range(n)] + [f"r:q{i}" for i in range(n)])
+    runs = _runs(store, "s")
+    assert len(runs) == n and {r.status for r in runs} == {"ok"}
+    assert {r.history_version for r in runs} == {0}  # every turn read the empty session
+
+
+def test_many_turns_at_once_on_one_session_all_land(store: EventStore) -> None:
+    """32 turns in threads, all of which read the empty session, all save (default "merge"), on every backend."""
+    n = 32
+    loaded = threading.Barrier(n, timeout=30)
+
+    def reply(messages: list[Message]) -> str:
+        loaded.wait()
+        return f"r:{messages[-1].text}"
+
+    chain = RunnableWithMessageHistory(RunnableLambda(reply), _factory(store))
+    errors = at_once(lambda i: chain.invoke(f"q{i}", {"session_id": "s"}), n)
+    assert errors == []
+    _check_every_turn_landed(store, n)
+
+
+def test_many_async_turns_at_once_on_one_session_all_land(store: EventStore) -> None:
+    """32 ainvoke calls gathered on one session all save (default "merge")."""
+    n = 32
+
+    async def reply(messages: list[Message]) -> str:
+        await asyncio.sleep(0.05)
+        return f"r:{messages[-1].text}"
+
+    chain = RunnableWithMessageHistory(RunnableLambda(reply), _factory(store))
+
+    async def run() -> list[Any]:
+        return await asyncio.gather(*(chain.ainvoke(f"q{i}", {"session_id": "s"})
+                                      for i in range(n)), return_exceptions=True)
+
+    assert [o for o in asyncio.run(run()) if isinstance(o, BaseException)] == []
+    _check_every_turn_landed(store, n)
 
 
 def test_langchain_loses_a_user_message_in_the_same_race() -> None:
