@@ -197,6 +197,23 @@ def test_a_failed_node_matches_sqlite_saver(store: EventStore, sqlite_saver: Sql
     assert failure_outcome("sync", ChatledgerSaver(store)) == expected
 
 
+def test_a_copied_thread_keeps_the_interrupt(store: EventStore) -> None:
+    """copy_thread replays the writes in log order: the copy is paused at the same interrupt
+    with the finished sibling's write, and resumes without running it again."""
+    saver, ran = ChatledgerSaver(store), {"other": 0}
+    app = interrupting(saver, ran)
+    app.invoke({"messages": [("user", "do it")]}, T)
+    saver.copy_thread("t", "t2")
+    t2: RunnableConfig = {"configurable": {"thread_id": "t2", "checkpoint_ns": ""}}
+    state, tup = app.get_state(t2), saver.get_tuple(t2)
+    assert [i.value for i in state.interrupts] == ["approve?"] and state.next == ("ask",)
+    assert tup is not None
+    assert sorted(c for _, c, _ in tup.pending_writes) == ["__interrupt__", "messages"]
+    out = app.invoke(Command(resume="yes"), t2)
+    assert ran["other"] == 1
+    assert sorted(contents(out["messages"])) == ["approved: yes", "do it", "other done"]
+
+
 # -- the saver's calls in the order that loses writes ----------------------------------------
 def _pending(saver: BaseCheckpointSaver[Any], config: RunnableConfig) -> list[tuple[str, Any]]:
     tup = saver.get_tuple(config)
