@@ -84,7 +84,9 @@ class ThreadIndex:
                 self.checkpoints.pop(cid, None)  # a re-put moves it to its new version
                 self.checkpoints[cid] = SavedCheckpoint(version, event)
                 self.hidden.discard(cid)
-                self.writes.pop(cid, None)
+                # its writes stay, whichever came first: LangGraph stores a task's writes
+                # while the put of their checkpoint may still be under way, and a re-put of
+                # the same id keeps them (as SqliteSaver's and PostgresSaver's upserts do)
                 if messages:
                     self.history_version = version
             case CheckpointWritesSaved(checkpoint_id=cid, task_id=task_id, task_path=path):
