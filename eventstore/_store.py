@@ -17,7 +17,7 @@ import msgspec
 
 from chatledger.eventstore import _codec
 from chatledger.eventstore._errors import InvalidInputError
-from chatledger.eventstore._events import Event, Record
+from chatledger.eventstore._events import Event, HistoryCleared, Record
 from chatledger.eventstore._heads import HeadCache, InclusionProof, LogHead
 from chatledger.eventstore._keys import KeyLike, SessionKey
 from chatledger.eventstore._messages import Message
@@ -37,6 +37,10 @@ __all__ = [
     "check_time",
     "check_version",
 ]
+
+# A fork's copy holds the parent's messages after its last clear (see ``_fork_copied``).
+_CLEARED = HistoryCleared.__struct_config__.tag
+
 
 class AppendResult(msgspec.Struct, frozen=True):
     """What an append wrote: the stream's new version and each event's global position.
@@ -386,7 +390,7 @@ class EventStore(ABC):
             if not done:
                 continue
             for fork_sid, fork_version, parent_version in self._forks_of(sid):
-                if min(done) <= parent_version:
+                if self._fork_copied(sid, done, parent_version):
                     more, copies = self._erase_one(
                         SessionKey.from_stream_id(fork_sid), [fork_version],
                         f"{reason} (a copy of {sid})")
@@ -397,6 +401,17 @@ class EventStore(ABC):
         return ErasureReceipt(stream_id=key.stream_id, version=result.version,
                               positions=positions, erased=erased, before=before,
                               after=self.head(), purged=purged)
+
+    def _fork_copied(self, sid: str, versions: Sequence[int], parent_version: int) -> bool:
+        """Whether a fork of ``sid`` taken at ``parent_version`` carries a copy of the
+        payload of any of ``versions``: its ``SessionForked`` holds ``sid``'s history at that
+        version, the messages brought in after the last clear before it."""
+        if not any(v <= parent_version for v in versions):
+            return False
+        cleared = max((r.version for r in self.read(SessionKey.from_stream_id(sid),
+                                                    until_version=parent_version)
+                       if r.type == _CLEARED), default=0)
+        return any(cleared < v <= parent_version for v in versions)
 
     @abstractmethod
     def _erase_one(self, key: SessionKey, versions: Sequence[int] | None,

@@ -95,6 +95,29 @@ def test_a_fork_taken_before_the_erased_version_is_left_alone(store: EventStore)
     assert fork.messages == [HumanMessage("keep")]
 
 
+def test_a_fork_taken_after_a_clear_holds_no_copy_and_is_left_alone(store: EventStore) -> None:
+    """A fork copies the history after the parent's last clear: erasing a message from
+    before that clear leaves the fork (and its own forks) whole, while a fork taken before
+    the clear, which does carry the message, loses its copy."""
+    parent = ChatHistory(KEY, store)
+    parent.add_messages([HumanMessage(f"born {BIRTHDAY}"), HumanMessage("noted")])
+    before = parent.fork(SessionKey(user_id="123", conversation_id="before"))
+    parent.clear()
+    parent.add_messages([HumanMessage("new topic"), HumanMessage("sure")])
+    after = parent.fork(SessionKey(user_id="123", conversation_id="after"))
+    after.add_messages([HumanMessage("echo")])
+    after_after = after.fork(SessionKey(user_id="123", conversation_id="after-after"))
+    receipt = store.erase(KEY, versions=[1])
+    assert {e.stream_id for e in receipt.erased} == {KEY.stream_id, before.key.stream_id}
+    assert after.messages == [HumanMessage("new topic"), HumanMessage("sure"),
+                              HumanMessage("echo")]
+    assert after_after.messages == after.messages
+    assert before.messages == []
+    for key in (KEY, before.key):
+        assert all(BIRTHDAY not in _codec.encode(r.event).decode() for r in store.read(key))
+    assert store.verify().ok
+
+
 def test_a_retried_append_is_still_recognised_under_a_new_salt(store: EventStore) -> None:
     """Re-appending the same event ids returns the original result, although the retry draws
     a fresh salt."""
