@@ -8,7 +8,7 @@ given positionally or by keyword, and messages compare equal field by field, lik
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Union
 
 import msgspec
@@ -29,6 +29,7 @@ __all__ = [
     "from_langchain_dict",
     "from_openai",
     "get_buffer_string",
+    "openai_tool_calls",
     "to_langchain_dict",
     "to_openai",
 ]
@@ -364,11 +365,43 @@ _ROLE_MARK = "__openai_role__"
 _NULL_CONTENT_WITH = ("refusal", "function_call", "audio")
 
 
-def _openai_calls(tool_calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Tool calls in OpenAI's form, the arguments as ``json.dumps`` writes them."""
+def _openai_calls(tool_calls: Sequence[dict[str, Any]],
+                  invalid: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+    """Tool calls in OpenAI's form, the arguments as ``json.dumps`` writes them; invalid ones
+    with their arguments' text as it came."""
     return [{"id": call.get("id"), "type": "function",
              "function": {"name": call["name"], "arguments": json.dumps(call.get("args", {}))}}
-            for call in tool_calls]
+            for call in tool_calls] + [
+            {"id": call.get("id"), "type": "function",
+             "function": {"name": call.get("name") or "", "arguments": call.get("args") or ""}}
+            for call in invalid]
+
+
+def openai_tool_calls(raw: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """OpenAI ``tool_calls`` as LangChain's ``(tool_calls, invalid_tool_calls)``: arguments
+    that are not a JSON object make an invalid call (with the text and the error) rather than
+    an error, as in LangChain, so the model can be shown its mistake."""
+    calls: list[dict[str, Any]] = []
+    invalid: list[dict[str, Any]] = []
+    for call in raw or []:
+        if not isinstance(call, Mapping):
+            continue
+        function = call.get("function") or {}
+        name = function.get("name") or ""
+        arguments = function.get("arguments")
+        try:
+            if isinstance(arguments, Mapping):
+                args = dict(arguments)
+            else:
+                args = json.loads(arguments) if arguments else {}
+            if not isinstance(args, dict):
+                raise ValueError("arguments are not a JSON object")
+        except ValueError as e:
+            invalid.append({"type": "invalid_tool_call", "id": call.get("id"), "name": name,
+                            "args": arguments, "error": str(e)})
+            continue
+        calls.append({"name": name, "args": args, "id": call.get("id"), "type": "tool_call"})
+    return calls, invalid
 
 
 def to_openai(message: Message) -> dict[str, Any]:
@@ -399,13 +432,14 @@ def to_openai(message: Message) -> dict[str, Any]:
     keep_calls = False
     if isinstance(message, AIMessage):
         raw = extras.get("tool_calls")
-        ids = [call.get("id") for call in message.tool_calls]
+        every = [*message.tool_calls, *message.invalid_tool_calls]
+        ids = sorted(str(call.get("id")) for call in every)
         keep_calls = (isinstance(raw, list) and bool(ids)
-                      and [c.get("id") if isinstance(c, Mapping) else None for c in raw] == ids)
-        if message.tool_calls and not keep_calls:
-            tail["tool_calls"] = _openai_calls(message.tool_calls)
-        if message.content == "" and (message.tool_calls
-                                      or any(k in extras for k in _NULL_CONTENT_WITH)):
+                      and sorted(str(c.get("id")) if isinstance(c, Mapping) else "" for c in raw)
+                      == ids)
+        if every and not keep_calls:
+            tail["tool_calls"] = _openai_calls(message.tool_calls, message.invalid_tool_calls)
+        if message.content == "" and (every or any(k in extras for k in _NULL_CONTENT_WITH)):
             out["content"] = None  # no text beside the calls or the refusal
     if isinstance(message, ToolMessage):
         tail["tool_call_id"] = message.tool_call_id
@@ -425,8 +459,11 @@ def from_openai(item: Mapping[str, Any]) -> Message:
     parsed ones would not give back the same bytes), and the
     ``developer`` role is a system message marked as LangChain marks it.
 
+    Tool-call arguments that are not a JSON object make ``invalid_tool_calls``, as in
+    LangChain (and as a model's reply is read).
+
     Raises:
-        InvalidInputError: Missing or unknown role, or tool-call arguments that are not JSON.
+        InvalidInputError: Not a dict, or no role.
     """
     if not isinstance(item, Mapping):
         raise InvalidInputError(f"expected an OpenAI message dict, got {type(item).__name__}")
@@ -448,19 +485,11 @@ def from_openai(item: Mapping[str, Any]) -> Message:
     if role == "function":
         return FunctionMessage(content=content, name=name, additional_kwargs=extras)
     if role == "assistant":
-        calls = []
-        for call in item.get("tool_calls") or []:
-            fn = call.get("function", {})
-            raw = fn.get("arguments") or "{}"
-            try:
-                args = json.loads(raw) if isinstance(raw, str) else raw
-            except ValueError as e:
-                raise InvalidInputError(f"tool call {call.get('id')!r} arguments are not JSON: {e}") from e
-            calls.append({"name": fn.get("name", ""), "args": args, "id": call.get("id"),
-                          "type": "tool_call"})
-        if calls and extras.get("tool_calls") == _openai_calls(calls):
+        calls, invalid = openai_tool_calls(item.get("tool_calls"))
+        if (calls or invalid) and extras.get("tool_calls") == _openai_calls(calls, invalid):
             del extras["tool_calls"]  # the parsed calls give them back exactly
-        return AIMessage(content=content, name=name, tool_calls=calls, additional_kwargs=extras)
+        return AIMessage(content=content, name=name, tool_calls=calls,
+                         invalid_tool_calls=invalid, additional_kwargs=extras)
     if isinstance(role, str) and role:
         return ChatMessage(content=content, role=role, name=name, additional_kwargs=extras)
     raise InvalidInputError(f"OpenAI message has no role: {item!r}")

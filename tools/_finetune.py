@@ -7,6 +7,7 @@ earlier assistant message; and at least one assistant message is there to learn 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -53,13 +54,21 @@ def _user_blocks(blocks: list[Any], where: str) -> list[dict[str, Any]]:
     return out
 
 
+def _json_object(text: Any) -> bool:
+    try:
+        return isinstance(text, str) and isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
+
+
 def finetune_example(messages: Sequence[Message]) -> dict[str, Any]:
     """Convert a history into one fine-tuning example, checking it on the way.
 
     Raises:
         InvalidExample: A role fine-tuning does not accept, a tool message answering no earlier
-            tool call, a tool call without an id, content blocks it cannot carry, or no
-            assistant message.
+            tool call, a tool call without an id or whose arguments are not a JSON object,
+            content blocks it cannot carry, a refusal or other message without content, or
+            no assistant message.
     """
     if not messages:
         raise InvalidExample("no messages")
@@ -83,12 +92,19 @@ def finetune_example(messages: Sequence[Message]) -> dict[str, Any]:
             item["content"] = (_user_blocks(content, where) if role == "user"
                                else _text_only(content, where))
         elif content is None and not (role == "assistant" and item.get("tool_calls")):
+            if item.get("refusal"):
+                raise InvalidExample(f"{where} is a refusal with no content "
+                                     f"({item['refusal']!r}); fine-tuning takes assistant "
+                                     "text or tool calls")
             raise InvalidExample(f"{where} has no content")
         if role == "assistant":
             assistants += 1
             for call in item.get("tool_calls", []):
                 if not isinstance(call.get("id"), str) or not call["id"]:
                     raise InvalidExample(f"{where} has a tool call without an id")
+                if not _json_object(call.get("function", {}).get("arguments")):
+                    raise InvalidExample(f"{where} has tool call {call['id']!r} whose arguments "
+                                         "are not a JSON object")
                 open_calls.add(call["id"])
         if role == "tool":
             answered = item.get("tool_call_id")

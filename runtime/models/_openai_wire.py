@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chatledger.eventstore import AIMessage, AIMessageChunk, InvalidInputError, Message, to_openai
+from chatledger.eventstore._messages import openai_tool_calls
 from chatledger.runtime.models._errors import ModelResponseError
 
 __all__ = [
@@ -135,30 +136,6 @@ def _preview(value: Any, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _tool_calls(raw: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    calls: list[dict[str, Any]] = []
-    invalid: list[dict[str, Any]] = []
-    for call in raw or []:
-        if not isinstance(call, Mapping):
-            continue
-        function = call.get("function") or {}
-        name = function.get("name") or ""
-        arguments = function.get("arguments")
-        try:
-            if isinstance(arguments, Mapping):
-                args = dict(arguments)
-            else:
-                args = json.loads(arguments) if arguments else {}
-            if not isinstance(args, dict):
-                raise ValueError("arguments are not a JSON object")
-        except ValueError as e:
-            invalid.append({"type": "invalid_tool_call", "id": call.get("id"), "name": name,
-                            "args": arguments, "error": str(e)})
-            continue
-        calls.append({"name": name, "args": args, "id": call.get("id"), "type": "tool_call"})
-    return calls, invalid
-
-
 def _metadata(data: Mapping[str, Any], finish_reason: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if isinstance(data.get("model"), str):
@@ -197,7 +174,7 @@ def message_from_completion(data: Any, *, base_url: str) -> AIMessage:
         raise ModelResponseError(
             f"{base_url}: the reply's content is a {type(content).__name__}", base_url=base_url
         )
-    calls, invalid = _tool_calls(message.get("tool_calls"))
+    calls, invalid = openai_tool_calls(message.get("tool_calls"))
     # Every field beyond role and content, unknown ones included, as the server sent it:
     # ``openai_message`` sends them back unchanged on later requests.
     extra = {k: v for k, v in message.items() if k not in ("role", "content")}

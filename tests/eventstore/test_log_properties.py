@@ -20,6 +20,7 @@ from hypothesis.stateful import (
 )
 
 from chatledger.eventstore import (
+    AIMessage,
     ConcurrencyError,
     Event,
     EventStore,
@@ -104,6 +105,11 @@ _OPENAI_ITEMS = [
     {"role": "assistant", "content": None, "tool_calls": [
         {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"},
          "index": 0}], "annotations": []},
+    {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "w", "arguments": "{city: Paris"}}]},
+    {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "w", "arguments": '{"a": 1}'}},
+        {"id": "c2", "type": "function", "function": {"name": "w", "arguments": "[1]"}}]},
     {"role": "tool", "content": "2", "tool_call_id": "c1"},
     {"role": "user", "content": "hi", "x_provider_field": {"nested": [1, 2]}},
 ]
@@ -117,6 +123,18 @@ def test_openai_items_round_trip(item: dict[str, Any]) -> None:
     assert to_openai(message) == item
     stored = _codec.decode_json(_codec.encode(message))  # through the log's encoding too
     assert to_openai(msgspec.convert(stored, type(message))) == item
+
+
+def test_openai_invalid_tool_calls_are_kept_and_sent_back() -> None:
+    """Arguments that are not a JSON object make an invalid tool call (as in LangChain), which
+    goes back to the model with its text, so the tool result after it still answers a call."""
+    message = from_openai({"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "w", "arguments": "{city: Paris"}}]})
+    assert isinstance(message, AIMessage) and message.tool_calls == []
+    assert [(c["id"], c["args"]) for c in message.invalid_tool_calls] == [("c1", "{city: Paris")]
+    built = AIMessage("", invalid_tool_calls=message.invalid_tool_calls)  # no raw calls kept
+    assert to_openai(built) == {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "w", "arguments": "{city: Paris"}}]}
 
 
 def test_openai_tool_calls_follow_an_edited_message() -> None:

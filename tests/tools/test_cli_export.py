@@ -183,6 +183,12 @@ def test_parquet_export_round_trips(db: str, tmp_path: Path) -> None:
      "tool call without an id"),
     ([HumanMessage(content=[{"type": "audio", "data": "x"}]), AIMessage(content="ok")],
      "'audio' content block"),
+    ([HumanMessage(content="hi"), from_openai({"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "w", "arguments": "{city: P"}}]})],
+     "tool call 'c1' whose arguments are not a JSON object"),
+    ([HumanMessage(content="hi"),
+      from_openai({"role": "assistant", "content": None, "refusal": "I can't help."})],
+     "refusal with no content .\"I can't help.\""),
 ])
 def test_finetune_validation_names_the_first_problem(messages: list[Any], reason: str) -> None:
     """Each way a history can fail fine-tuning's rules is named."""
