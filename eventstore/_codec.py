@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 import msgspec
 
@@ -78,6 +78,10 @@ def _run_recorded_v1(data: dict[str, Any], version: int) -> dict[str, Any]:
 UPCASTERS: dict[str, Callable[[dict[str, Any], int], dict[str, Any]]] = {
     "run_recorded": _run_recorded_v1,
 }
+
+# Every tag a stored event may carry: the current events' and the retired ones upcast on read.
+KNOWN_TYPES = frozenset([*(cls.__struct_config__.tag for cls in get_args(AnyEvent)),
+                         *UPCASTERS])
 
 GENESIS = "0" * 64
 

@@ -19,10 +19,15 @@ from chatledger.eventstore._errors import InvalidInputError, NotFoundError
 
 __all__ = ["HeadCache", "InclusionProof", "LogHead", "leaf_of", "verify_proof"]
 
+_MAX = 2**63 - 1  # positions and sizes are SQLite and PostgreSQL 64-bit integers
 
-def leaf_of(digest: str) -> bytes:
+
+def leaf_of(digest: object) -> bytes:
     """The tree's leaf for an event: its digest's 32 bytes (a digest that is not 64 hex digits,
-    which verify reports as altered, is hashed instead, so it still makes one leaf)."""
+    or not text at all, which verify reports as altered, is hashed instead, so it still makes
+    one leaf)."""
+    if not isinstance(digest, str):
+        return hashlib.sha256(repr(digest).encode()).digest()
     try:
         raw = bytes.fromhex(digest)
     except ValueError:
@@ -44,6 +49,17 @@ class LogHead(msgspec.Struct, frozen=True):
     position: int
     recorded_at: Union[datetime, None]
 
+    def __post_init__(self) -> None:
+        for name in ("size", "position"):
+            value = getattr(self, name)
+            if type(value) is not int or not 0 <= value <= _MAX:
+                raise InvalidInputError(f"not a chatledger log head: {name} must be an int "
+                                        f"from 0 to 2**63 - 1, got {value!r}")
+        if not isinstance(self.root, str) or len(self.root) != 64 or any(
+                c not in "0123456789abcdef" for c in self.root):
+            raise InvalidInputError("not a chatledger log head: root must be 64 lowercase hex "
+                                    "digits")
+
     def to_json(self) -> str:
         """The head as one line of JSON (what ``chatledger head --out`` writes)."""
         return _codec.encode(self).decode()
@@ -56,13 +72,11 @@ class LogHead(msgspec.Struct, frozen=True):
             InvalidInputError: The text is not a log head.
         """
         try:
-            head = msgspec.json.decode(text, type=cls)
+            head: LogHead = msgspec.json.decode(text, type=cls)
         except msgspec.DecodeError as e:
-            raise InvalidInputError(f"not a chatledger log head: {e}") from e
-        if head.size < 0 or len(head.root) != 64 or any(c not in "0123456789abcdef"
-                                                         for c in head.root):
-            raise InvalidInputError("not a chatledger log head: size must be >= 0 and root "
-                                    "64 lowercase hex digits")
+            text = str(e)
+            raise InvalidInputError(text if text.startswith("not a chatledger log head")
+                                    else f"not a chatledger log head: {text}") from e
         return head
 
 

@@ -158,59 +158,73 @@ def verify_log(
         events += 1
         if progress is not None and events % PROGRESS_EVERY == 0:
             progress(PROGRESS_EVERY)
-        if stream_id is not None and sid != stream_id:
-            problems.append(Problem(sid, version, position, "altered",
-                                    f"row found under stream {stream_id!r} names another stream"))
-            continue
-        if gapless and position > previous + 1:
-            problems.append(Problem("", 0, previous + 1, "missing",
-                                    f"positions {previous + 1}..{position - 1} are missing"))
-        previous = max(previous, position)
-        state = streams.get(sid)
-        if state is None:
-            state = streams[sid] = _Stream(at)
-        if version > state.next:
-            problems.append(Problem(sid, state.next, None, "missing",
-                                    f"versions {state.next}..{version - 1} are missing"))
-        elif version < state.next:
-            problems.append(Problem(sid, version, position, "reordered",
-                                    f"version {version} comes after version {state.next - 1}"))
-        if data is None:
-            state.erased[version] = (position, salt is not None)
-        elif (sha256((salt + data).encode()) if salt is not None
-              else sha256(data.encode())).hexdigest() != pdigest:
-            problems.append(Problem(sid, version, position, "altered",
-                                    "payload does not match its digest"))
-            state.tainted = True  # its projection rows now differ too: one problem is enough
-        elif type_ == "message_redacted":
-            try:
-                state.redacted.add(int(_codec.decode_json(data)["version"]))
-            except (msgspec.DecodeError, KeyError, TypeError, ValueError):
-                pass  # the digest check above already vouched for this payload
-        if sha256(f"{position}\x1f{sid}\x1f{version}\x1f{event_id}\x1f{type_}\x1f{at}\x1f"
-                  f"{pdigest}\x1f{meta}".encode()).hexdigest() != digest:
-            problems.append(Problem(sid, version, position, "altered",
-                                    "envelope does not match its digest"))
-        if sha256(f"{state.chain}{digest}".encode()).hexdigest() != chain:
-            problems.append(Problem(sid, version, position, "reordered",
-                                    "chain link does not follow from the previous event"))
-        if checkpoint is not None and position > checkpoint:
-            pass  # not applied to the projection yet (a store opened without projections)
-        elif type_ == "message_appended" and data is not None and data.startswith(_APPENDED) \
-                and data[-1] == "}":
-            # the common event, inline: one message, its JSON a slice of the payload
-            state.history[0] = (state.history[0] + hash((version, 0, data[skip:-1]))) % _MOD
-            state.history[1] += 1
-            state.count += 1
-        else:
-            _fold(state, version, type_, data)
-        state.chain = chain
-        if version >= state.next:
-            state.next = version + 1
-        if at > state.last_at:
-            state.last_at = at
+        state = None
         if tree is not None:
             tree.append(_merkle.leaf_hash(leaf_of(digest)))
+        try:
+            if type_ not in _codec.KNOWN_TYPES:
+                problems.append(Problem(sid, version, position, "unknown",
+                                        f"event type {type_!r} is not one this chatledger knows "
+                                        "(written by a newer release, or altered)"))
+            if stream_id is not None and sid != stream_id:
+                problems.append(Problem(sid, version, position, "altered",
+                                        f"row found under stream {stream_id!r} names another stream"))
+                continue
+            if gapless and position > previous + 1:
+                problems.append(Problem("", 0, previous + 1, "missing",
+                                        f"positions {previous + 1}..{position - 1} are missing"))
+            previous = max(previous, position)
+            state = streams.get(sid)
+            if state is None:
+                state = streams[sid] = _Stream(at)
+            if version > state.next:
+                problems.append(Problem(sid, state.next, None, "missing",
+                                        f"versions {state.next}..{version - 1} are missing"))
+            elif version < state.next:
+                problems.append(Problem(sid, version, position, "reordered",
+                                        f"version {version} comes after version {state.next - 1}"))
+            if data is None:
+                state.erased[version] = (position, salt is not None)
+            elif (sha256((salt + data).encode()) if salt is not None
+                  else sha256(data.encode())).hexdigest() != pdigest:
+                problems.append(Problem(sid, version, position, "altered",
+                                        "payload does not match its digest"))
+                state.tainted = True  # its projection rows now differ too: one problem is enough
+            elif type_ == "message_redacted":
+                try:
+                    state.redacted.add(int(_codec.decode_json(data)["version"]))
+                except (msgspec.DecodeError, KeyError, TypeError, ValueError):
+                    pass  # the digest check above already vouched for this payload
+            if sha256(f"{position}\x1f{sid}\x1f{version}\x1f{event_id}\x1f{type_}\x1f{at}\x1f"
+                      f"{pdigest}\x1f{meta}".encode()).hexdigest() != digest:
+                problems.append(Problem(sid, version, position, "altered",
+                                        "envelope does not match its digest"))
+            if sha256(f"{state.chain}{digest}".encode()).hexdigest() != chain:
+                problems.append(Problem(sid, version, position, "reordered",
+                                        "chain link does not follow from the previous event"))
+            if checkpoint is not None and position > checkpoint:
+                pass  # not applied to the projection yet (a store opened without projections)
+            elif type_ == "message_appended" and data is not None and data.startswith(_APPENDED) \
+                    and data[-1] == "}":
+                # the common event, inline: one message, its JSON a slice of the payload
+                state.history[0] = (state.history[0] + hash((version, 0, data[skip:-1]))) % _MOD
+                state.history[1] += 1
+                state.count += 1
+            else:
+                _fold(state, version, type_, data)
+            state.chain = chain
+            if version >= state.next:
+                state.next = version + 1
+            if at > state.last_at:
+                state.last_at = at
+        except (TypeError, AttributeError, ValueError) as e:
+            # a column holding a value of the wrong storage class (SQLite lets an attacker
+            # with the file past STRICT): one problem, and the pass goes on
+            problems.append(Problem(str(sid), version if type(version) is int else 0,
+                                    position if type(position) is int else None, "altered",
+                                    f"a column holds a value of the wrong type ({e})"))
+            if type(version) is int and state is not None:
+                state.tainted = True
     if progress is not None and events % PROGRESS_EVERY:
         progress(events % PROGRESS_EVERY)
     if gapless and last_position is not None and previous != last_position:
@@ -241,11 +255,21 @@ def _check_tables(problems: list[Problem], streams: dict[str, _Stream], tables: 
         sid = row.stream_id
         seen.add(sid)
         state = streams.get(sid)
+        if type(row.version) is not int or type(row.message_count) is not int \
+                or type(row.cleared_version) is not int or not all(
+                    type(v) is str for v in (row.chain, row.created_at, row.updated_at, row.key,
+                                             row.tags)):
+            problems.append(Problem(str(sid), 0, None, "catalog",
+                                    "the catalog row holds a value of the wrong type"))
+            continue
         if state is None:
             if row.version > 0:
                 problems.append(Problem(sid, row.version, None, "missing",
                                         f"stream head is version {row.version} but no events "
                                         "are stored"))
+            else:
+                problems.append(Problem(sid, 0, None, "catalog",
+                                        "a catalog row for a session with no events"))
             continue
         if row.version != state.next - 1 or row.chain != state.chain:
             problems.append(Problem(sid, row.version, None, "missing",

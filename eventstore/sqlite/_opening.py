@@ -118,7 +118,11 @@ def _schema_version(conn: sqlite3.Connection, path: str) -> int | None:
                              f"{', '.join(tables[:5]) or 'none'}); it was left untouched{hint}")
         return None
     row = conn.execute(SQL.GET_META, ("schema_version",)).fetchone()
-    version = int(row[0]) if row else 0
+    try:
+        version = int(row[0]) if row else 0
+    except (TypeError, ValueError):
+        raise StoreError(f"{path!r} has a damaged schema version ({row[0]!r} in "
+                         "chatledger_meta); it was left untouched") from None
     if version > SQL.SCHEMA_VERSION:
         raise StoreError(f"{path!r} has schema version {version}; this chatledger knows up to "
                          f"{SQL.SCHEMA_VERSION}: upgrade chatledger")

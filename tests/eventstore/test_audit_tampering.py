@@ -17,9 +17,11 @@ import pytest
 from chatledger.eventstore import (
     AIMessage,
     HumanMessage,
+    InvalidInputError,
     LogHead,
     MessageAppended,
     SessionKey,
+    StoreError,
     VerifyReport,
     _codec,
     open_store,
@@ -214,3 +216,92 @@ def test_a_flipped_byte_in_a_rows_stream_id_is_found(tmp_path: Path) -> None:
     bad = [p for p in report.problems if p.stream_id == "conversation_id=1/user_id=alicx"]
     assert bad and {p.kind for p in bad} >= {"altered"}
     assert any(p.stream_id == ALICE.stream_id and p.kind == "missing" for p in report.problems)
+
+
+def test_a_catalog_row_for_a_session_without_events_is_found(ledger: Ledger) -> None:
+    """A made-up session in the catalog (no events behind it, version 0) is a problem, not an
+    intact log that lists a session nobody wrote."""
+    ghost = SessionKey(user_id="alice", conversation_id="ghost")
+    ledger.sql("INSERT INTO streams (stream_id, key, version, chain, created_at, updated_at, "
+               "message_count, tags) VALUES (?, ?, 0, ?, '2030-01-01T00:00:00.000000Z', "
+               "'2030-01-01T00:00:00.000000Z', 42, '[\"vip\"]')",
+               (ghost.stream_id, _codec.encode(ghost.parts).decode(), _codec.GENESIS))
+    for name, value in ghost.parts.items():
+        ledger.sql("INSERT INTO stream_keys (name, value, stream_id) VALUES (?, ?, ?)",
+                   (name, value, ghost.stream_id))
+    report = ledger.verify()
+    assert [(p.stream_id, p.kind) for p in report.problems] == [(ghost.stream_id, "catalog")]
+
+
+def test_an_event_of_an_unknown_type_is_named(ledger: Ledger) -> None:
+    """An event whose type this release does not know, with every digest recomputed, is
+    named by verify (as every reader refuses it) instead of passing as intact."""
+    sid = ALICE.stream_id
+    rows = ledger.sql("SELECT version, position, event_id, type, recorded_at, data, meta, salt "
+                      "FROM events WHERE stream_id = ? ORDER BY version", (sid,))
+    chain = _codec.GENESIS
+    for v, position, event_id, type_, at, data, meta, salt in rows:
+        if v == 2:
+            type_, data = "session_annotated", '{"type":"session_annotated","note":"x"}'
+            ledger.sql("DELETE FROM history WHERE stream_id = ? AND version = 2", (sid,))
+        pdigest = _codec.payload_digest(data.encode(), salt)
+        digest = _codec.digest_of(position, sid, v, event_id, type_, at, pdigest, meta)
+        chain = _codec.chain_of(chain, digest)
+        ledger.sql("UPDATE events SET type = ?, data = ?, payload_digest = ?, digest = ?, "
+                   "chain = ? WHERE stream_id = ? AND version = ?",
+                   (type_, data, pdigest, digest, chain, sid, v))
+    ledger.sql("UPDATE streams SET chain = ?, message_count = message_count - 1 "
+               "WHERE stream_id = ?", (chain, sid))
+    report = ledger.verify()
+    assert (sid, 2, "unknown") in {(p.stream_id, p.version, p.kind) for p in report.problems}
+
+
+@pytest.mark.parametrize(("column", "value"), [("version", "abc"), ("data", b"\x00{}"),
+                                               ("digest", None), ("recorded_at", 7)])
+def test_values_of_the_wrong_storage_class_are_reported_not_crashed_on(
+        tmp_path: Path, column: str, value: Any) -> None:
+    """SQLite lets whoever has the file past STRICT (writable_schema): a column of the wrong
+    type is a problem verify names, and head() still answers."""
+    path = tmp_path / "log.db"
+    _fill(f"sqlite:///{path}")
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA writable_schema = ON")
+    conn.execute("UPDATE sqlite_master SET sql = replace(replace(sql, ') STRICT', ')'), "
+                 "'digest TEXT NOT NULL', 'digest TEXT') WHERE name = 'events'")
+    conn.close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("DROP TRIGGER events_no_update")
+    conn.execute(f"UPDATE events SET {column} = ? WHERE position = 3", (value,))
+    conn.close()
+    with SQLiteStore(f"sqlite:///{path}", projections=False) as store:
+        report = store.verify()
+        head = store.head()
+    assert not report.ok
+    assert "altered" in {p.kind for p in report.problems}
+    assert head.size == 8
+
+
+def test_a_damaged_schema_version_is_a_store_error(tmp_path: Path) -> None:
+    """A schema version that is not a number makes opening fail with a StoreError naming it,
+    not a bare ValueError."""
+    path = tmp_path / "log.db"
+    _fill(f"sqlite:///{path}")
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("UPDATE chatledger_meta SET value = 'abc' WHERE name = 'schema_version'")
+    conn.close()
+    for readonly in (True, False):
+        with pytest.raises(StoreError, match=r"damaged schema version \('abc'"):
+            open_store(f"sqlite:///{path}", readonly=readonly).read_all()
+
+
+@pytest.mark.parametrize("text", [
+    '{"size": 99999999999999999999999, "root": "%s", "position": 1, "recorded_at": null}',
+    '{"size": 1, "root": "%s", "position": -1, "recorded_at": null}',
+])
+def test_a_head_out_of_range_is_refused(text: str) -> None:
+    """A head whose size or position no database can hold is not a log head (it used to make
+    verify(against=...) fail with OverflowError)."""
+    with pytest.raises(InvalidInputError, match="not a chatledger log head"):
+        LogHead.from_json(text % ("a" * 64))
+    with pytest.raises(InvalidInputError, match="size must be an int"):
+        LogHead(size=2**63, root="a" * 64, position=1, recorded_at=None)
