@@ -36,7 +36,7 @@ from chatledger.eventstore._errors import (
 )
 from chatledger.eventstore._events import AnyEvent, Event, MessageRedacted
 from chatledger.eventstore._keys import SessionKey
-from chatledger.eventstore._log import get_logger
+from chatledger.eventstore._log import get_logger, logging_enabled
 from chatledger.eventstore._projection import (
     InsertRows,
     ProjectionOp,
@@ -404,7 +404,8 @@ def committed(commit: psycopg.Cursor[Any] | psycopg.AsyncCursor[Any] | None) -> 
 
 def _notify_lost(e: BaseException) -> None:
     # The append committed; only its notification was lost (a cut connection, a full queue).
-    log.warning("notify_failed", error=" ".join(str(e).split()))
+    if logging_enabled():
+        log.warning("notify_failed", error=" ".join(str(e).split()))
 
 
 def _rollback(conn: psycopg.Connection[Any]) -> None:

@@ -362,9 +362,11 @@ class PostgresStore(Appending, EventStore):
         WAL segments already archived and backups still hold what they held.
 
         Raises:
-            StoreError: The database refused (e.g. the user does not own the tables).
+            StoreError: The store is read-only, or the database refused (e.g. the user does
+                not own the tables).
         """
         self._check_open()
+        self._check_writable()
         if self._empty():
             return True  # no ledger yet: nothing to purge, and nothing is created
         with self._connection("purge") as conn:
@@ -383,6 +385,7 @@ class PostgresStore(Appending, EventStore):
             return 0, []
         rows = self._fetch("read", SQL.LOAD_CURRENT, (sid,))
         if rows and rows[0][2]:
+            self._check_catch_up(sid)
             self._run("catch-up", catch_up_plan(self.schema, [sid]))
             rows = self._fetch("read", SQL.LOAD_CURRENT, (sid,))
         return _current(rows)
@@ -394,6 +397,7 @@ class PostgresStore(Appending, EventStore):
             return 0, []
         rows = await self._afetch("read", SQL.LOAD_CURRENT, (sid,))
         if rows and rows[0][2]:
+            self._check_catch_up(sid)
             await self._acatch_up_stream(sid)
             rows = await self._afetch("read", SQL.LOAD_CURRENT, (sid,))
         return _current(rows)
@@ -414,6 +418,7 @@ class PostgresStore(Appending, EventStore):
             return _at(params, [_no_stream_at(params)])
         rows = self._fetch("read", sql, params)
         if rows[0][3]:
+            self._check_catch_up(params["sid"])
             self._run("catch-up", catch_up_plan(self.schema, [params["sid"]]))
             rows = self._fetch("read", sql, params)
         return _at(params, rows)
@@ -426,9 +431,24 @@ class PostgresStore(Appending, EventStore):
             return _at(params, [_no_stream_at(params)])
         rows = await self._afetch("read", sql, params)
         if rows[0][3]:
+            self._check_catch_up(params["sid"])
             await self._acatch_up_stream(params["sid"])
             rows = await self._afetch("read", sql, params)
         return _at(params, rows)
+
+    def _check_catch_up(self, sid: str | None) -> None:
+        """Catching up writes: on a read-only store, say so instead of letting the server
+        refuse the INSERT in a read-only transaction.
+
+        Raises:
+            StoreError: The store is read-only.
+        """
+        if self.readonly:
+            what = f"session {sid!r}'s" if sid is not None else "the"
+            raise StoreError(f"{what} history projection lags the log on "
+                             f"{self._target.redacted} (appends by a projections=False store), "
+                             "and this store is opened read-only: open it for writing once to "
+                             "bring it up to date; nothing was written")
 
     async def _acatch_up_stream(self, sid: str) -> int:
         async with self._aconnection("catch-up") as conn:
@@ -442,6 +462,7 @@ class PostgresStore(Appending, EventStore):
             return 0
         if not self._fetch("catch-up", SQL.ANY_UNPROJECTED)[0][0]:
             return 0  # the common case (already current) takes no lock
+        self._check_catch_up(None)
         n, after = 0, ""
         while sids := self._unprojected(after):
             n += int(self._run("catch-up", catch_up_plan(self.schema, sids)))

@@ -9,6 +9,7 @@ import structlog
 from structlog.testing import capture_logs
 
 from chatledger.eventstore import EventStore, HumanMessage, MessageAppended, SessionKey
+from chatledger.eventstore.postgres._plans import _notify_lost
 
 
 @pytest.fixture(autouse=True)
@@ -59,3 +60,15 @@ def test_unconfigured_structlog_prints_nothing(store: EventStore,
     store.verify()
     captured = capsys.readouterr()
     assert (captured.out, captured.err) == ("", "")
+
+
+def test_a_lost_notification_is_logged_only_where_logging_is_configured(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The warning for an append whose notification was lost after its COMMIT follows the
+    same rule as every other log line: nothing printed while structlog is unconfigured."""
+    _notify_lost(OSError("server closed the connection unexpectedly"))
+    assert capsys.readouterr() == ("", "")
+    with capture_logs() as logs:
+        _notify_lost(OSError("server closed the connection\n unexpectedly"))
+    assert [(e["event"], e["log_level"], e["error"]) for e in logs] == [
+        ("notify_failed", "warning", "server closed the connection unexpectedly")]

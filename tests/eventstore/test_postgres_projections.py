@@ -23,6 +23,7 @@ from chatledger.eventstore import (
     SessionForked,
     SessionKey,
     SessionTagged,
+    StoreError,
     open_store,
 )
 
@@ -178,3 +179,23 @@ def test_history_as_of_a_recorded_time_is_the_last_version_by_then(pg: EventStor
         assert pg.read(key, until_time=record.recorded_at) == records[:version]
     earliest = records[0].recorded_at.replace(year=2000)
     assert pg.load_history_at(key, time=earliest) == (0, [])
+
+
+def test_a_read_only_store_names_a_lagging_projection_and_writes_nothing(url: str) -> None:
+    """A read-only store cannot catch a lagging projection up: every history read says so (as
+    SQLite's does) instead of the server refusing an INSERT, and purge() is refused too."""
+    key = SessionKey(session_id="ro-lag")
+    with open_store(url, projections=False) as raw:
+        raw.append(key, [MessageAppended(message=HumanMessage("one"))])
+    with open_store(url, readonly=True) as ro:
+        calls = [lambda: ro.load_history(key), lambda: ro.load_history_at(key, version=1),
+                 lambda: asyncio.run(ro.aload_history(key)),
+                 lambda: asyncio.run(ro.aload_history_at(key, version=1)), ro.catch_up]
+        for call in calls:
+            with pytest.raises(StoreError, match=r"lags the log .* opened read-only: open it "
+                                                 r"for writing once"):
+                call()
+        with pytest.raises(StoreError, match="read-only"):
+            ro.purge()
+    with open_store(url) as writer:
+        assert writer.load_history(key) == (1, [HumanMessage("one")])
