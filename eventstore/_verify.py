@@ -305,9 +305,18 @@ def _check_tables(problems: list[Problem], streams: dict[str, _Stream], tables: 
         acc[1] += 1
     # A stream already reported (a row altered, missing or erased) has projection rows that
     # differ as a consequence: the first problem is the one to act on.
-    flagged = {p.stream_id for p in problems}
+    flagged: dict[str, set[int]] = {}
+    for p in problems:
+        flagged.setdefault(p.stream_id, set()).add(p.version)
     for sid in set(streams) | set(history) | set(clears):
         if sid in flagged:
+            # ... but a projection row edited apart from them is a problem of its own
+            if tables.stream is not None and 0 not in flagged[sid]:
+                where = _locate(tables.stream(sid), checkpoint, projected.get(sid),
+                                skip=flagged[sid])
+                if where is not None:
+                    problems.append(Problem(sid, where[0], where[1], "projection",
+                                            f"{where[2]} differ from the log"))
             continue
         state = streams.get(sid)
         want_h = state.history if state is not None else [0, 0]
@@ -333,9 +342,10 @@ def _check_tables(problems: list[Problem], streams: dict[str, _Stream], tables: 
                                     f"log ({got} history rows for {want_h[1]} messages): {what}"))
 
 
-def _locate(tables: StreamTables, checkpoint: int | None,
-            projected: int | None) -> tuple[int, int | None, str] | None:
-    """The first version of one stream whose history rows or clear differ from its events."""
+def _locate(tables: StreamTables, checkpoint: int | None, projected: int | None,
+            skip: set[int] | None = None) -> tuple[int, int | None, str] | None:
+    """The first version of one stream (``skip`` aside: versions already reported) whose
+    history rows or clear differ from its events."""
     events, history, clears = tables
     want: dict[int, list[tuple[int, str]]] = {}
     want_clears: set[int] = set()
@@ -347,8 +357,8 @@ def _locate(tables: StreamTables, checkpoint: int | None,
             continue
         try:
             step = stored_step(type_, data)
-        except ChatledgerError:
-            continue
+        except (ChatledgerError, TypeError, AttributeError):
+            continue  # undecodable, or not text at all: reported as altered
         want[version] = [(i, m if isinstance(m, str) else _codec.encode(m).decode())
                          for i, m in enumerate(step.messages)]
         if step.clears:
@@ -358,6 +368,8 @@ def _locate(tables: StreamTables, checkpoint: int | None,
         got.setdefault(version, []).append((idx, message))
     got_clears = {version for (version,) in clears}
     for version in sorted(set(want) | set(got) | want_clears | got_clears):
+        if skip is not None and version in skip:
+            continue
         if sorted(want.get(version, [])) != sorted(got.get(version, [])):
             return version, positions.get(version), f"the history rows of version {version}"
         if (version in want_clears) != (version in got_clears):

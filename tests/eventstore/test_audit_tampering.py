@@ -305,3 +305,15 @@ def test_a_head_out_of_range_is_refused(text: str) -> None:
         LogHead.from_json(text % ("a" * 64))
     with pytest.raises(InvalidInputError, match="size must be an int"):
         LogHead(size=2**63, root="a" * 64, position=1, recorded_at=None)
+
+
+def test_an_edited_history_row_is_named_beside_an_altered_event_of_its_session(
+        ledger: Ledger) -> None:
+    """One altered payload does not hide a history row rewritten elsewhere in its session:
+    verify names both."""
+    sid = ALICE.stream_id
+    ledger.sql("UPDATE events SET data = '{bad' WHERE stream_id = ? AND version = 1", (sid,))
+    ledger.sql("UPDATE history SET message = ? WHERE stream_id = ? AND version = 4",
+               (_codec.encode(AIMessage("EVIL rewritten answer")).decode(), sid))
+    found = {(p.stream_id, p.version, p.kind) for p in ledger.verify().problems}
+    assert {(sid, 1, "altered"), (sid, 4, "projection")} <= found
