@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing
 from typing import Any
 
@@ -24,6 +24,7 @@ from chatledger.runtime import (
     ChatPromptTemplate,
     MessagesPlaceholder,
     RunnableLambda,
+    RunnablePassthrough,
     RunnableWithMessageHistory,
 )
 from chatledger.runtime.models import FakeChatModel, OfflineChatModel
@@ -160,6 +161,95 @@ def test_async_cancelled_stream_records_the_call(ledger: EventStore) -> None:
     asyncio.run(run())
     [call] = _calls(ledger, "s")
     assert call.error == "cancelled"
+
+
+def _prompt() -> ChatPromptTemplate:
+    return ChatPromptTemplate.from_messages([("system", "sys"), MessagesPlaceholder("history"),
+                                             ("human", "{input}")])
+
+
+async def _echo_chunks(chunks: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for chunk in chunks:
+        yield chunk
+
+
+COMPOSITIONS = {
+    "prompt | model": lambda model: _prompt() | model,
+    "prompt | model | passthrough": lambda model: _prompt() | model | RunnablePassthrough(),
+    "prompt | model | async generator": lambda model: _prompt() | model | _echo_chunks,
+    "prompt | bound model": lambda model: _prompt() | model.with_config(tags=["t"]),
+    "prompt | {key: model}": lambda model: _prompt() | {"reply": model},
+}
+
+
+def _composed(ledger: EventStore, shape: str) -> RunnableWithMessageHistory:
+    model = FakeChatModel(["one two three four five"])
+    return RunnableWithMessageHistory(
+        COMPOSITIONS[shape](model), lambda session_id: ChatHistory(session_id, ledger),
+        input_messages_key="input", history_messages_key="history",
+        output_messages_key="reply" if "{" in shape else None)
+
+
+def _one_cancelled_call(ledger: EventStore, *, ran_ahead: bool = False) -> ModelCalled:
+    """The session's one run: cancelled, with its one call, both in one append.
+
+    ``ran_ahead``: the model streams in a task of its own (a ``RunnableParallel`` step) and may
+    have finished before the stream was closed.
+    """
+    [turn] = recorded_turns(ledger.read("s"))
+    assert turn.run.status == "cancelled"
+    [call] = turn.calls
+    assert call.error == "cancelled" or (ran_ahead and call.error is None)
+    assert call.stream
+    assert len({r.position for r in ledger.read("s")}) == 2  # run and call, one append
+    return call
+
+
+@pytest.mark.parametrize("shape", COMPOSITIONS)
+def test_async_stream_closed_early_records_the_call_inside_a_composition(
+        ledger: EventStore, shape: str) -> None:
+    """aclose() after the first chunk records the model's call as cancelled, wherever it sits."""
+    chain = _composed(ledger, shape)
+
+    async def run() -> None:
+        stream = chain.astream({"input": "x"}, CFG)
+        await anext(stream)
+        await stream.aclose()
+        # recorded by the time aclose returns, not later by the event loop
+        assert [type(r.event) for r in ledger.read("s")] == [RunRecorded, ModelCalled]
+
+    asyncio.run(run())
+    _one_cancelled_call(ledger, ran_ahead="{" in shape)
+
+
+@pytest.mark.parametrize("shape", [s for s in COMPOSITIONS if "async" not in s])
+def test_sync_stream_closed_early_records_the_call_inside_a_composition(
+        ledger: EventStore, shape: str) -> None:
+    """close() after the first chunk records the model's call as cancelled, wherever it sits."""
+    stream = _composed(ledger, shape).stream({"input": "x"}, CFG)
+    next(stream)
+    stream.close()
+    _one_cancelled_call(ledger)
+
+
+def test_cancelled_consumer_task_records_the_call(ledger: EventStore) -> None:
+    """Cancelling the task that iterates an astream (between chunks) records the call."""
+    chain = _composed(ledger, "prompt | model")
+
+    async def consume() -> None:
+        async for _ in chain.astream({"input": "x"}, CFG):
+            await asyncio.sleep(3600)
+
+    async def run() -> None:
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.2)  # the loop closes the abandoned stream meanwhile
+
+    asyncio.run(run())
+    _one_cancelled_call(ledger)
 
 
 def test_no_recording_outside_a_turn(ledger: EventStore) -> None:
