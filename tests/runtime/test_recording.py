@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing
 from typing import Any
@@ -163,6 +165,18 @@ def test_async_cancelled_stream_records_the_call(ledger: EventStore) -> None:
     assert call.error == "cancelled"
 
 
+class _SlowToRecord(ChatHistory):
+    """A ledger history whose writes take a while, so a second cancel can land during one."""
+
+    def record_turn(self, turn: Any, **options: Any) -> Any:
+        time.sleep(0.2)
+        return super().record_turn(turn, **options)
+
+    async def arecord_turn(self, turn: Any, **options: Any) -> Any:
+        await asyncio.sleep(0.2)
+        return await super().arecord_turn(turn, **options)
+
+
 def _prompt() -> ChatPromptTemplate:
     return ChatPromptTemplate.from_messages([("system", "sys"), MessagesPlaceholder("history"),
                                              ("human", "{input}")])
@@ -182,10 +196,11 @@ COMPOSITIONS = {
 }
 
 
-def _composed(ledger: EventStore, shape: str) -> RunnableWithMessageHistory:
+def _composed(ledger: EventStore, shape: str,
+              history: type[ChatHistory] = ChatHistory) -> RunnableWithMessageHistory:
     model = FakeChatModel(["one two three four five"])
     return RunnableWithMessageHistory(
-        COMPOSITIONS[shape](model), lambda session_id: ChatHistory(session_id, ledger),
+        COMPOSITIONS[shape](model), lambda session_id: history(session_id, ledger),
         input_messages_key="input", history_messages_key="history",
         output_messages_key="reply" if "{" in shape else None)
 
@@ -249,6 +264,77 @@ def test_cancelled_consumer_task_records_the_call(ledger: EventStore) -> None:
         await asyncio.sleep(0.2)  # the loop closes the abandoned stream meanwhile
 
     asyncio.run(run())
+    _one_cancelled_call(ledger)
+
+
+def test_stream_abandoned_at_event_loop_shutdown_is_recorded(ledger: EventStore) -> None:
+    """A cancelled consumer whose stream asyncio closes only while shutting down still records.
+
+    ``asyncio.run`` cancels the tasks left over when the main coroutine returns, the one
+    closing the stream included; recording the cancelled run (slow here, so the cancel surely
+    lands during it) is not cut short by that.
+    """
+    chain = _composed(ledger, "prompt | model", _SlowToRecord)
+
+    async def consume() -> None:
+        async for _ in chain.astream({"input": "x"}, CFG):
+            await asyncio.sleep(3600)
+
+    async def run() -> None:
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # return at once: the stream is closed by asyncio.run's shutdown
+
+    asyncio.run(run())
+    _one_cancelled_call(ledger)
+
+
+def test_cancelled_run_is_recorded_through_a_second_cancel(ledger: EventStore) -> None:
+    """A cancel that arrives while the cancelled run is being recorded waits for the record."""
+    started = asyncio.Event()
+
+    async def slow(_: Any) -> str:
+        started.set()
+        await asyncio.sleep(3600)
+        return "never"
+
+    chain = RunnableWithMessageHistory(RunnableLambda(slow),
+                                       lambda session_id: _SlowToRecord(session_id, ledger))
+
+    async def run() -> None:
+        task = asyncio.create_task(chain.ainvoke("hi", CFG))
+        await started.wait()
+        task.cancel()
+        await asyncio.sleep(0.05)  # recording the cancelled run has begun
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run())
+    assert [t.run.status for t in recorded_turns(ledger.read("s"))] == ["cancelled"]
+
+
+def test_stream_still_open_at_event_loop_shutdown_is_recorded(
+        ledger: EventStore, caplog: pytest.LogCaptureFixture) -> None:
+    """A stream left open (and referenced) when ``asyncio.run`` returns is closed and recorded.
+
+    ``asyncio.run`` closes every async generator still open, the chain's inner ones among them
+    and in any order; the turn is recorded once, with its call, and nothing errs.
+    """
+    chain = _composed(ledger, "prompt | model")
+    kept: list[Any] = []
+
+    async def run() -> None:
+        stream = chain.astream({"input": "x"}, CFG)
+        kept.append(stream)
+        await anext(stream)
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        asyncio.run(run())
+    assert not caplog.records
     _one_cancelled_call(ledger)
 
 
