@@ -159,11 +159,19 @@ class _Turn:
 
     def record(self, status: str, output: list[Message], model: str | None,
                error: str | None = None) -> Turn:
-        """This turn as ``record_turn`` takes it."""
-        calls = (model_called_events(self.recorder.calls, run_id=self.run_id,
-                                     history=self.loaded, inputs=self.new_input, outputs=output,
+        """This turn as ``record_turn`` takes it.
+
+        ``model`` is the composition's chat model; when it shows none (a model called inside
+        a function), the run names the model of the turn's last recorded call, the one that
+        usually gave the output.
+        """
+        recorded = self.recorder.calls if self.recorder is not None else []
+        calls = (model_called_events(recorded, run_id=self.run_id, history=self.loaded,
+                                     inputs=self.new_input, outputs=output,
                                      started=self.started)
-                 if self.recorder is not None and self.recorder.calls else [])
+                 if recorded else [])
+        if model is None and recorded:
+            model = recorded[-1].model
         return Turn(run_id=self.run_id, input=self.new_input, output=output, status=status,
                     history_version=self.version, model=model,
                     latency_ms=(time.perf_counter() - self.started) * 1000.0, error=error,
@@ -189,6 +197,11 @@ class RunnableWithMessageHistory(Runnable[Any, Any]):
             retrying for as long as the session moves (see ``ChatHistory.record_turn``);
             ``"raise"`` appends only if the session is still at the version the turn read,
             else raises ``ConcurrencyError`` and saves nothing of the turn.
+
+    Attributes:
+        model_name: The ``model_name`` of the first chat model in the composition (breadth
+            first), recorded as each run's ``RunRecorded.model``; None when the composition
+            shows none, and then each run names the model of its last recorded call.
 
     Raises:
         InvalidInputError: ``on_conflict`` is not "merge" or "raise", or the factory is not

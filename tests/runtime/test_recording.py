@@ -123,6 +123,37 @@ def test_several_calls_anywhere_in_a_composition(ledger: EventStore) -> None:
     assert second[1] == turn.output[0]
 
 
+def test_run_names_the_model_called_inside_a_lambda(ledger: EventStore) -> None:
+    """A model the composition does not show (called inside a lambda) still names the run."""
+    model = OfflineChatModel()
+    chain = RunnableWithMessageHistory(RunnableLambda(lambda messages: model.invoke(messages)),
+                                       lambda session_id: ChatHistory(session_id, ledger))
+    chain.invoke([HumanMessage("hi")], CFG)
+    [turn] = recorded_turns(ledger.read("s"))
+    assert [c.model for c in turn.calls] == ["offline"]
+    assert turn.run.model == "offline"
+
+
+def test_run_names_the_last_model_called_when_the_composition_shows_none(
+        ledger: EventStore) -> None:
+    """With several hidden models, the run names the last one called; with none, no model."""
+    drafter = FakeChatModel(["draft"], model_name="drafter")
+    critic = FakeChatModel(["final"], model_name="critic")
+    chain = RunnableWithMessageHistory(
+        RunnableLambda(lambda messages: critic.invoke([drafter.invoke(messages)])),
+        lambda session_id: ChatHistory(session_id, ledger))
+    chain.invoke("topic", CFG)
+    plain = RunnableWithMessageHistory(RunnableLambda(lambda messages: AIMessage("no model")),
+                                       lambda session_id: ChatHistory(session_id, ledger))
+    plain.invoke("topic", CFG)
+    shown = RunnableWithMessageHistory(
+        FakeChatModel(["r"], model_name="shown")
+        | RunnableLambda(lambda m: critic.invoke([m])),
+        lambda session_id: ChatHistory(session_id, ledger))
+    shown.invoke("topic", CFG)
+    assert [t.run.model for t in recorded_turns(ledger.read("s"))] == ["critic", None, "shown"]
+
+
 def test_failed_call_is_recorded_with_its_error(ledger: EventStore) -> None:
     """A model that raises leaves a failed run and a call naming the error."""
     chain = RunnableWithMessageHistory(FakeChatModel([RuntimeError("boom")]),
