@@ -96,6 +96,17 @@ def _checked_turn(turn: Turn) -> Turn:
     return msgspec.structs.replace(turn, input=inputs, output=outputs)
 
 
+def _fork_target_exists(source: SessionKey, conflict: ConcurrencyError) -> ConcurrencyError:
+    """The store's conflict on a fork's first append, said as what it means."""
+    error = ConcurrencyError(conflict.stream_id, conflict.expected_version,
+                             conflict.actual_version)
+    # Same class and attributes as the store's error, so callers catch one thing; the text
+    # names the session that is in the way.
+    error.args = (f"cannot fork {source.stream_id!r} onto {conflict.stream_id!r}: that session "
+                  f"already exists (at version {conflict.actual_version}); nothing was written",)
+    return error
+
+
 class ChatHistory:
     """The history of one session, shaped like LangChain's ``BaseChatMessageHistory``.
 
@@ -275,7 +286,9 @@ class ChatHistory:
         The new stream begins with ``SessionForked``; this session is untouched.
 
         Raises:
-            ConcurrencyError: The new session already has events.
+            ConcurrencyError: The new session already exists (has events); the message names
+                it, and nothing is written.
+            InvalidInputError: ``new_key`` is this session's own key.
             NotFoundError: ``at_version`` is beyond this session's version.
         """
         target = SessionKey.coerce(new_key)
@@ -286,8 +299,12 @@ class ChatHistory:
         else:
             version, messages = self.store.load_history_at(self.key, version=at_version)
         inherited: list[AnyMessage] = messages  # type: ignore[assignment]
-        self.store.append(target, [SessionForked(parent=self.key.parts, parent_version=version,
-                                                 messages=inherited)], expected_version=0)
+        try:
+            self.store.append(target, [SessionForked(parent=self.key.parts,
+                                                     parent_version=version,
+                                                     messages=inherited)], expected_version=0)
+        except ConcurrencyError as e:
+            raise _fork_target_exists(self.key, e) from e
         return ChatHistory(target, self.store)
 
     # -- async twins -----------------------------------------------------------------------

@@ -22,6 +22,7 @@ from chatledger.runtime._runnable import (
     register_coercion,
     step_specs,
 )
+from chatledger.runtime._streams import closing_stream
 
 __all__ = ["RunnableParallel"]
 
@@ -113,8 +114,9 @@ class RunnableParallel(Runnable[Any, dict[str, Any]]):
 
         async def pump(key: str, step: Runnable[Any, Any]) -> None:
             try:
-                async for chunk in step.astream(input, inner):
-                    await out.put((key, chunk, None, False))
+                async with closing_stream(step.astream(input, inner)) as stream:
+                    async for chunk in stream:
+                        await out.put((key, chunk, None, False))
             except Exception as e:
                 await out.put((key, None, e, True))
                 return

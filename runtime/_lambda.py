@@ -9,7 +9,7 @@ from typing import Any
 from chatledger.eventstore import InvalidInputError
 from chatledger.runtime._config import RunnableConfig, child_config, ensure_config
 from chatledger.runtime._runnable import Input, Output, Runnable, register_coercion
-from chatledger.runtime._streams import aggregate, aiter_thread
+from chatledger.runtime._streams import aggregate, aiter_thread, closing_stream
 
 __all__ = ["RunnableGenerator", "RunnableLambda", "accepts_config"]
 
@@ -93,10 +93,8 @@ class RunnableLambda(Runnable[Input, Output]):
             return await super().ainvoke(input, config)
         config = ensure_config(config)
         if inspect.isasyncgenfunction(self.afunc):
-            total: list[Any] = []
-            async for chunk in self._call(self.afunc, input, config):
-                total.append(chunk)
-            return aggregate(total)
+            async with closing_stream(self._call(self.afunc, input, config)) as stream:
+                return aggregate([chunk async for chunk in stream])
         output = await self._call(self.afunc, input, config)
         if isinstance(output, Runnable):
             return await output.ainvoke(input, child_config(config))
@@ -114,11 +112,13 @@ class RunnableLambda(Runnable[Input, Output]):
         """Async ``stream``; a sync generator function runs in a worker thread."""
         config = ensure_config(config)
         if self.afunc is not None and inspect.isasyncgenfunction(self.afunc):
-            async for chunk in self._call(self.afunc, input, config):
-                yield chunk
+            async with closing_stream(self._call(self.afunc, input, config)) as stream:
+                async for chunk in stream:
+                    yield chunk
         elif self.afunc is None and self.func is not None and inspect.isgeneratorfunction(self.func):
-            async for chunk in aiter_thread(self._call(self.func, input, config)):
-                yield chunk
+            async with closing_stream(aiter_thread(self._call(self.func, input, config))) as stream:
+                async for chunk in stream:
+                    yield chunk
         else:
             yield await self.ainvoke(input, config)
 
@@ -185,12 +185,15 @@ class RunnableGenerator(Runnable[Input, Output]):
         if self._afn is not None:
             gen = (self._afn(inputs, config=child_config(config)) if accepts_config(self._afn)
                    else self._afn(inputs))
-            async for chunk in gen:
-                yield chunk
+            # The function may stop without closing its input stream; close both.
+            async with closing_stream(inputs), closing_stream(gen):
+                async for chunk in gen:
+                    yield chunk
             return
         items = [item async for item in inputs]
-        async for chunk in aiter_thread(self.transform(iter(items), config)):
-            yield chunk
+        async with closing_stream(aiter_thread(self.transform(iter(items), config))) as stream:
+            async for chunk in stream:
+                yield chunk
 
     async def astream(self, input: Any, config: RunnableConfig | None = None) -> AsyncIterator[Any]:
         """``atransform`` over a one-chunk input."""
@@ -198,12 +201,14 @@ class RunnableGenerator(Runnable[Input, Output]):
         async def one() -> AsyncIterator[Any]:
             yield input
 
-        async for chunk in self.atransform(one(), config):
-            yield chunk
+        async with closing_stream(self.atransform(one(), config)) as stream:
+            async for chunk in stream:
+                yield chunk
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None) -> Any:
         """The sum of what ``astream`` yields."""
-        return aggregate([chunk async for chunk in self.astream(input, config)])
+        async with closing_stream(self.astream(input, config)) as stream:
+            return aggregate([chunk async for chunk in stream])
 
 
 register_coercion(lambda thing: inspect.isgeneratorfunction(thing)

@@ -9,6 +9,7 @@ from chatledger.eventstore import InvalidInputError
 from chatledger.runtime._compose import RunnableParallel
 from chatledger.runtime._config import ConfigurableFieldSpec, RunnableConfig, ensure_config
 from chatledger.runtime._runnable import Input, Runnable
+from chatledger.runtime._streams import closing_stream
 
 __all__ = ["RunnableAssign", "RunnablePassthrough"]
 
@@ -52,10 +53,11 @@ class RunnablePassthrough(Runnable[Input, Input]):
         self, inputs: AsyncIterator[Any], config: RunnableConfig | None = None
     ) -> AsyncIterator[Any]:
         """Async ``transform``."""
-        async for chunk in inputs:
-            if self.func is not None:
-                self.func(chunk)
-            yield chunk
+        async with closing_stream(inputs):
+            async for chunk in inputs:
+                if self.func is not None:
+                    self.func(chunk)
+                yield chunk
 
 
 def _check_dict(input: Any) -> Mapping[str, Any]:

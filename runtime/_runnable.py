@@ -26,7 +26,7 @@ from chatledger.runtime._config import (
     merge_configs,
 )
 from chatledger.runtime._schema import schema_model, type_args
-from chatledger.runtime._streams import aaggregate, aggregate
+from chatledger.runtime._streams import aaggregate, aggregate, closing_stream
 
 __all__ = [
     "Input",
@@ -149,8 +149,9 @@ class Runnable(ABC, Generic[Input, Output]):
         self, inputs: AsyncIterator[Input], config: RunnableConfig | None = None
     ) -> AsyncIterator[Output]:
         """Async ``transform``; by default sum the input, then ``astream``."""
-        async for chunk in self.astream(await aaggregate(inputs), config):
-            yield chunk
+        async with closing_stream(self.astream(await aaggregate(inputs), config)) as stream:
+            async for chunk in stream:
+                yield chunk
 
     # -- composition -----------------------------------------------------------------------
     def __or__(self, other: Any) -> RunnableSequence:
@@ -263,8 +264,9 @@ class RunnableBinding(Runnable[Input, Output]):
         self, input: Input, config: RunnableConfig | None = None
     ) -> AsyncIterator[Output]:
         """Async ``stream``."""
-        async for chunk in self.bound.astream(input, self._merge(config)):
-            yield chunk
+        async with closing_stream(self.bound.astream(input, self._merge(config))) as stream:
+            async for chunk in stream:
+                yield chunk
 
     def transform(
         self, inputs: Iterator[Input], config: RunnableConfig | None = None
@@ -276,8 +278,9 @@ class RunnableBinding(Runnable[Input, Output]):
         self, inputs: AsyncIterator[Input], config: RunnableConfig | None = None
     ) -> AsyncIterator[Output]:
         """Async ``transform``."""
-        async for chunk in self.bound.atransform(inputs, self._merge(config)):
-            yield chunk
+        async with closing_stream(self.bound.atransform(inputs, self._merge(config))) as stream:
+            async for chunk in stream:
+                yield chunk
 
     @property
     def config_specs(self) -> list[ConfigurableFieldSpec]:
@@ -412,8 +415,10 @@ class RunnableSequence(Runnable[Any, Any]):
         stream: AsyncIterator[Any] = inputs
         for step in self.steps:
             stream = step.atransform(stream, inner)
-        async for chunk in stream:
-            yield chunk
+        # Closing the last step's stream closes the one before it, and so on up the chain.
+        async with closing_stream(stream):
+            async for chunk in stream:
+                yield chunk
 
     async def astream(self, input: Any, config: RunnableConfig | None = None) -> AsyncIterator[Any]:
         """Async ``stream``."""
@@ -421,8 +426,9 @@ class RunnableSequence(Runnable[Any, Any]):
         async def one() -> AsyncIterator[Any]:
             yield input
 
-        async for chunk in self.atransform(one(), config):
-            yield chunk
+        async with closing_stream(self.atransform(one(), config)) as stream:
+            async for chunk in stream:
+                yield chunk
 
     @property
     def config_specs(self) -> list[ConfigurableFieldSpec]:

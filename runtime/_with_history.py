@@ -16,11 +16,13 @@ difference lives in ``runtime._histories``, the one adapter boundary.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Literal
 
 from chatledger.eventstore import (
@@ -92,6 +94,42 @@ def _run_to_completion(awaitable: Any) -> Any:
         return pool.submit(asyncio.run, wait()).result()
 
 
+async def _in_thread_to_the_end(call: Callable[[], None]) -> BaseException | None:
+    """Run ``call`` in a thread of its own and wait for it, through any cancellation.
+
+    A cancellation of the waiting task is re-raised once ``call`` has returned. A thread's
+    write, unlike a coroutine's, cannot be cut short: not by a second cancel (a timeout), not
+    by ``asyncio.run`` cancelling the tasks left when it shuts down, and not even by the event
+    loop closing under it (the thread then finishes on its own).
+
+    Returns:
+        The error ``call`` raised, or None.
+    """
+    done: Future[None] = Future()
+    context = contextvars.copy_context()
+
+    def run() -> None:
+        done.set_running_or_notify_cancel()
+        try:
+            context.run(call)
+        except BaseException as e:  # handed to the waiting task, which raises or notes it
+            done.set_exception(e)
+        else:
+            done.set_result(None)
+
+    threading.Thread(target=run, name="chatledger-record-run").start()
+    waiting = asyncio.wrap_future(done)
+    cancelled = False
+    while not waiting.done():
+        try:
+            await asyncio.wait((waiting,))
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    return waiting.exception()
+
+
 def _describe(error: BaseException) -> str:
     text = str(error)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
@@ -121,11 +159,19 @@ class _Turn:
 
     def record(self, status: str, output: list[Message], model: str | None,
                error: str | None = None) -> Turn:
-        """This turn as ``record_turn`` takes it."""
-        calls = (model_called_events(self.recorder.calls, run_id=self.run_id,
-                                     history=self.loaded, inputs=self.new_input, outputs=output,
+        """This turn as ``record_turn`` takes it.
+
+        ``model`` is the composition's chat model; when it shows none (a model called inside
+        a function), the run names the model of the turn's last recorded call, the one that
+        usually gave the output.
+        """
+        recorded = self.recorder.calls if self.recorder is not None else []
+        calls = (model_called_events(recorded, run_id=self.run_id, history=self.loaded,
+                                     inputs=self.new_input, outputs=output,
                                      started=self.started)
-                 if self.recorder is not None and self.recorder.calls else [])
+                 if recorded else [])
+        if model is None and recorded:
+            model = recorded[-1].model
         return Turn(run_id=self.run_id, input=self.new_input, output=output, status=status,
                     history_version=self.version, model=model,
                     latency_ms=(time.perf_counter() - self.started) * 1000.0, error=error,
@@ -151,6 +197,11 @@ class RunnableWithMessageHistory(Runnable[Any, Any]):
             retrying for as long as the session moves (see ``ChatHistory.record_turn``);
             ``"raise"`` appends only if the session is still at the version the turn read,
             else raises ``ConcurrencyError`` and saves nothing of the turn.
+
+    Attributes:
+        model_name: The ``model_name`` of the first chat model in the composition (breadth
+            first), recorded as each run's ``RunRecorded.model``; None when the composition
+            shows none, and then each run names the model of its last recorded call.
 
     Raises:
         InvalidInputError: ``on_conflict`` is not "merge" or "raise", or the factory is not
@@ -349,16 +400,22 @@ class RunnableWithMessageHistory(Runnable[Any, Any]):
 
     async def _afail(self, turn: _Turn, status: str, output: Any,
                      error: BaseException | None) -> None:
-        """Async ``_fail``."""
+        """Async ``_fail``.
+
+        The run is written by the history's ``record_turn`` in a thread that nothing can
+        interrupt (``_in_thread_to_the_end``): a cancelled run is recorded while its task is
+        being cancelled, often more than once (a timeout, ``asyncio.run`` shutting down), and
+        the record must survive that. A cancellation that arrives meanwhile is raised after.
+        """
         if not turn.history.records_runs:
             return
         record = self._failure(turn, status, output, error)
-        try:
-            await turn.history.arecord_turn(record, on_conflict="merge")
-        except ChatledgerError as e:
-            self._failed(turn, status, record, error, e)
+        problem = await _in_thread_to_the_end(
+            lambda: turn.history.record_turn(record, on_conflict="merge"))
+        if problem is None or isinstance(problem, ChatledgerError):
+            self._failed(turn, status, record, error, problem)
             return
-        self._failed(turn, status, record, error, None)
+        raise problem
 
     # -- the Runnable surface --------------------------------------------------------------
     def invoke(self, input: Any, config: RunnableConfig | None = None) -> Any:
@@ -475,11 +532,15 @@ class RunnableWithMessageHistory(Runnable[Any, Any]):
                 chunks.append(chunk)
                 yield chunk
         except (GeneratorExit, asyncio.CancelledError):
-            aclose = getattr(inner, "aclose", None)
-            if aclose is not None:
-                with recording(turn.recorder):
-                    await aclose()
-            await self._afail(turn, "cancelled", aggregate(chunks), None)
+            try:
+                # Closing the chain closes every stream in it (``closing_stream``), so each
+                # model in it reports its call before the run is recorded.
+                aclose = getattr(inner, "aclose", None)
+                if aclose is not None:
+                    with recording(turn.recorder):
+                        await aclose()
+            finally:
+                await self._afail(turn, "cancelled", aggregate(chunks), None)
             raise
         except Exception as e:
             await self._afail(turn, "error", aggregate(chunks), e)

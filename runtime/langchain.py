@@ -53,6 +53,7 @@ from chatledger.runtime._config import RunnableConfig
 from chatledger.runtime._histories import TurnHistory
 from chatledger.runtime._prompts import ChatPromptValue
 from chatledger.runtime._runnable import Runnable
+from chatledger.runtime._streams import closing_stream
 
 __all__ = [
     "ChatledgerMessageHistory",
@@ -295,8 +296,10 @@ class LangChainRunnable(Runnable[Any, Any]):
     async def astream(self, input: Any, config: RunnableConfig | None = None
                       ) -> AsyncIterator[Any]:
         """LangChain's ``astream``, each chunk converted."""
-        async for chunk in self.runnable.astream(to_langchain_value(input), _lc_config(config)):
-            yield from_langchain_value(chunk)
+        stream = self.runnable.astream(to_langchain_value(input), _lc_config(config))
+        async with closing_stream(stream):
+            async for chunk in stream:
+                yield from_langchain_value(chunk)
 
     def transform(self, inputs: Iterator[Any], config: RunnableConfig | None = None
                   ) -> Iterator[Any]:
@@ -309,11 +312,16 @@ class LangChainRunnable(Runnable[Any, Any]):
                          ) -> AsyncIterator[Any]:
         """LangChain's ``atransform`` over converted input chunks."""
         async def lc_inputs() -> AsyncIterator[Any]:
-            async for chunk in inputs:
-                yield to_langchain_value(chunk)
+            async with closing_stream(inputs):
+                async for chunk in inputs:
+                    yield to_langchain_value(chunk)
 
-        async for chunk in self.runnable.atransform(lc_inputs(), _lc_config(config)):
-            yield from_langchain_value(chunk)
+        converted = lc_inputs()
+        stream = self.runnable.atransform(converted, _lc_config(config))
+        # LangChain may stop without closing its input stream; close both (its own first).
+        async with closing_stream(converted), closing_stream(stream):
+            async for chunk in stream:
+                yield from_langchain_value(chunk)
 
 
 def from_langchain_runnable(runnable: Any) -> LangChainRunnable:

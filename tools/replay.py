@@ -308,20 +308,28 @@ def replay(store: EventStore, key: KeyLike, chain: Any = None, *, model: Any = N
         versions: Only runs recorded at versions ``low..high`` (inclusive).
 
     Raises:
-        InvalidInputError: Neither or both of ``chain`` and ``model``.
-        NotFoundError: The session has no recorded runs, or none selected.
+        InvalidInputError: Neither or both of ``chain`` and ``model``; ``turn`` below 1.
+        NotFoundError: The session has no recorded runs, ``turn`` is beyond its last one (the
+            message gives the valid range), or no run matches the selection.
         ModelError: A model could not be reached or gave no reply to compare: a connection
             failure, a timeout, an authentication, not-found, rate-limit or server error, a
             malformed reply. Any other failure of the chain or model is a replay result.
     """
     if (chain is None) == (model is None):
         raise InvalidInputError("replay needs a chain or a model (one of them)")
+    if turn is not None and turn < 1:
+        raise InvalidInputError(f"turn must be 1 or more (1 = the first recorded run), "
+                                f"got {turn}")
     stream_id = SessionKey.coerce(key).stream_id
-    selected = _select(recorded_turns(store.read(key)), turn=turn, run_id=run_id,
-                       versions=versions)
+    turns = recorded_turns(store.read(key))
+    if turns and turn is not None and turn > len(turns):
+        valid = "1" if len(turns) == 1 else f"1-{len(turns)}"
+        raise NotFoundError(f"turn {turn} is out of range: session {stream_id!r} has "
+                            f"{len(turns)} recorded turn{'' if len(turns) == 1 else 's'} "
+                            f"({valid})")
+    selected = _select(turns, turn=turn, run_id=run_id, versions=versions)
     if not selected:
-        which = ("recorded runs" if turn is None and run_id is None and versions is None
-                 else "recorded runs matching the selection")
+        which = "recorded runs" if not turns else "recorded runs matching the selection"
         raise NotFoundError(f"session {stream_id!r} has no {which} (runs are recorded by "
                             "runtime.RunnableWithMessageHistory)")
     out = []

@@ -22,7 +22,7 @@ from chatledger.runtime._config import RunnableConfig
 from chatledger.runtime._messages import coerce_messages
 from chatledger.runtime._recording import CallRecorder, ModelCall, current_recorder
 from chatledger.runtime._runnable import Runnable
-from chatledger.runtime._streams import aggregate
+from chatledger.runtime._streams import aggregate, closing_stream
 
 __all__ = ["ChatModel"]
 
@@ -163,15 +163,17 @@ class ChatModel(Runnable[Any, AIMessage]):
         messages = coerce_messages(input)
         recorder = current_recorder()
         if recorder is None:
-            async for chunk in self._astream(messages, stop=stop):
-                yield chunk
+            async with closing_stream(self._astream(messages, stop=stop)) as stream:
+                async for chunk in stream:
+                    yield chunk
             return
         started = time.perf_counter()
         chunks: list[AIMessageChunk] = []
         try:
-            async for chunk in self._astream(messages, stop=stop):
-                chunks.append(chunk)
-                yield chunk
+            async with closing_stream(self._astream(messages, stop=stop)) as stream:
+                async for chunk in stream:
+                    chunks.append(chunk)
+                    yield chunk
         except (GeneratorExit, asyncio.CancelledError):
             self._report(recorder, messages, stop, aggregate(chunks), started, stream=True,
                          cancelled=True)

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from chatledger.eventstore import AIMessage, AIMessageChunk, InvalidInputError, Message, redact_url
+from chatledger.runtime._streams import closing_stream
 from chatledger.runtime.models._base import ChatModel
 from chatledger.runtime.models._openai_http import Secret, Transport
 from chatledger.runtime.models._openai_wire import (
@@ -208,10 +209,13 @@ class OpenAIChatModel(ChatModel):
     ) -> AsyncIterator[AIMessageChunk]:
         """Async ``_stream``, on the async client."""
         assembler = StreamAssembler(base_url=self.base_url)
-        async for data in self._transport.astream(self._body(messages, stop, stream=True)):
-            chunk = assembler.feed(data)
-            if chunk is not None:
-                yield chunk
+        body = self._body(messages, stop, stream=True)
+        # Closed at once when the reply is abandoned, so the HTTP response is released.
+        async with closing_stream(self._transport.astream(body)) as stream:
+            async for data in stream:
+                chunk = assembler.feed(data)
+                if chunk is not None:
+                    yield chunk
         last = assembler.end()
         if last is not None:
             yield last

@@ -213,11 +213,14 @@ def test_store_that_is_neither_store_nor_url(store: EventStore) -> None:
 
 
 def test_fork_onto_an_existing_session(history: ChatHistory, store: EventStore) -> None:
-    """Forking onto a session that has events is a ConcurrencyError; both sessions stay as they were."""
+    """Forking onto a session that has events is a ConcurrencyError naming it; both stay as they were."""
     other = ChatHistory("other", store)
     other.add_user_message("mine")
-    with pytest.raises(ConcurrencyError):
+    with pytest.raises(ConcurrencyError) as refused:
         history.fork("other")
+    assert str(refused.value) == ("cannot fork 'session_id=s' onto 'session_id=other': that "
+                                  "session already exists (at version 1); nothing was written")
+    assert (refused.value.stream_id, refused.value.actual_version) == ("session_id=other", 1)
     assert other.messages == [HumanMessage(content="mine")]
     assert other.version == 1
     _unchanged(history)

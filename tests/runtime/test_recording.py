@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing
 from typing import Any
 
@@ -24,6 +26,7 @@ from chatledger.runtime import (
     ChatPromptTemplate,
     MessagesPlaceholder,
     RunnableLambda,
+    RunnablePassthrough,
     RunnableWithMessageHistory,
 )
 from chatledger.runtime.models import FakeChatModel, OfflineChatModel
@@ -120,6 +123,37 @@ def test_several_calls_anywhere_in_a_composition(ledger: EventStore) -> None:
     assert second[1] == turn.output[0]
 
 
+def test_run_names_the_model_called_inside_a_lambda(ledger: EventStore) -> None:
+    """A model the composition does not show (called inside a lambda) still names the run."""
+    model = OfflineChatModel()
+    chain = RunnableWithMessageHistory(RunnableLambda(lambda messages: model.invoke(messages)),
+                                       lambda session_id: ChatHistory(session_id, ledger))
+    chain.invoke([HumanMessage("hi")], CFG)
+    [turn] = recorded_turns(ledger.read("s"))
+    assert [c.model for c in turn.calls] == ["offline"]
+    assert turn.run.model == "offline"
+
+
+def test_run_names_the_last_model_called_when_the_composition_shows_none(
+        ledger: EventStore) -> None:
+    """With several hidden models, the run names the last one called; with none, no model."""
+    drafter = FakeChatModel(["draft"], model_name="drafter")
+    critic = FakeChatModel(["final"], model_name="critic")
+    chain = RunnableWithMessageHistory(
+        RunnableLambda(lambda messages: critic.invoke([drafter.invoke(messages)])),
+        lambda session_id: ChatHistory(session_id, ledger))
+    chain.invoke("topic", CFG)
+    plain = RunnableWithMessageHistory(RunnableLambda(lambda messages: AIMessage("no model")),
+                                       lambda session_id: ChatHistory(session_id, ledger))
+    plain.invoke("topic", CFG)
+    shown = RunnableWithMessageHistory(
+        FakeChatModel(["r"], model_name="shown")
+        | RunnableLambda(lambda m: critic.invoke([m])),
+        lambda session_id: ChatHistory(session_id, ledger))
+    shown.invoke("topic", CFG)
+    assert [t.run.model for t in recorded_turns(ledger.read("s"))] == ["critic", None, "shown"]
+
+
 def test_failed_call_is_recorded_with_its_error(ledger: EventStore) -> None:
     """A model that raises leaves a failed run and a call naming the error."""
     chain = RunnableWithMessageHistory(FakeChatModel([RuntimeError("boom")]),
@@ -160,6 +194,179 @@ def test_async_cancelled_stream_records_the_call(ledger: EventStore) -> None:
     asyncio.run(run())
     [call] = _calls(ledger, "s")
     assert call.error == "cancelled"
+
+
+class _SlowToRecord(ChatHistory):
+    """A ledger history whose writes take a while, so a second cancel can land during one."""
+
+    def record_turn(self, turn: Any, **options: Any) -> Any:
+        time.sleep(0.2)
+        return super().record_turn(turn, **options)
+
+    async def arecord_turn(self, turn: Any, **options: Any) -> Any:
+        await asyncio.sleep(0.2)
+        return await super().arecord_turn(turn, **options)
+
+
+def _prompt() -> ChatPromptTemplate:
+    return ChatPromptTemplate.from_messages([("system", "sys"), MessagesPlaceholder("history"),
+                                             ("human", "{input}")])
+
+
+async def _echo_chunks(chunks: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for chunk in chunks:
+        yield chunk
+
+
+COMPOSITIONS = {
+    "prompt | model": lambda model: _prompt() | model,
+    "prompt | model | passthrough": lambda model: _prompt() | model | RunnablePassthrough(),
+    "prompt | model | async generator": lambda model: _prompt() | model | _echo_chunks,
+    "prompt | bound model": lambda model: _prompt() | model.with_config(tags=["t"]),
+    "prompt | {key: model}": lambda model: _prompt() | {"reply": model},
+}
+
+
+def _composed(ledger: EventStore, shape: str,
+              history: type[ChatHistory] = ChatHistory) -> RunnableWithMessageHistory:
+    model = FakeChatModel(["one two three four five"])
+    return RunnableWithMessageHistory(
+        COMPOSITIONS[shape](model), lambda session_id: history(session_id, ledger),
+        input_messages_key="input", history_messages_key="history",
+        output_messages_key="reply" if "{" in shape else None)
+
+
+def _one_cancelled_call(ledger: EventStore, *, ran_ahead: bool = False) -> ModelCalled:
+    """The session's one run: cancelled, with its one call, both in one append.
+
+    ``ran_ahead``: the model streams in a task of its own (a ``RunnableParallel`` step) and may
+    have finished before the stream was closed.
+    """
+    [turn] = recorded_turns(ledger.read("s"))
+    assert turn.run.status == "cancelled"
+    [call] = turn.calls
+    assert call.error == "cancelled" or (ran_ahead and call.error is None)
+    assert call.stream
+    assert len({r.position for r in ledger.read("s")}) == 2  # run and call, one append
+    return call
+
+
+@pytest.mark.parametrize("shape", COMPOSITIONS)
+def test_async_stream_closed_early_records_the_call_inside_a_composition(
+        ledger: EventStore, shape: str) -> None:
+    """aclose() after the first chunk records the model's call as cancelled, wherever it sits."""
+    chain = _composed(ledger, shape)
+
+    async def run() -> None:
+        stream = chain.astream({"input": "x"}, CFG)
+        await anext(stream)
+        await stream.aclose()
+        # recorded by the time aclose returns, not later by the event loop
+        assert [type(r.event) for r in ledger.read("s")] == [RunRecorded, ModelCalled]
+
+    asyncio.run(run())
+    _one_cancelled_call(ledger, ran_ahead="{" in shape)
+
+
+@pytest.mark.parametrize("shape", [s for s in COMPOSITIONS if "async" not in s])
+def test_sync_stream_closed_early_records_the_call_inside_a_composition(
+        ledger: EventStore, shape: str) -> None:
+    """close() after the first chunk records the model's call as cancelled, wherever it sits."""
+    stream = _composed(ledger, shape).stream({"input": "x"}, CFG)
+    next(stream)
+    stream.close()
+    _one_cancelled_call(ledger)
+
+
+def test_cancelled_consumer_task_records_the_call(ledger: EventStore) -> None:
+    """Cancelling the task that iterates an astream (between chunks) records the call."""
+    chain = _composed(ledger, "prompt | model")
+
+    async def consume() -> None:
+        async for _ in chain.astream({"input": "x"}, CFG):
+            await asyncio.sleep(3600)
+
+    async def run() -> None:
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.2)  # the loop closes the abandoned stream meanwhile
+
+    asyncio.run(run())
+    _one_cancelled_call(ledger)
+
+
+def test_stream_abandoned_at_event_loop_shutdown_is_recorded(ledger: EventStore) -> None:
+    """A cancelled consumer whose stream asyncio closes only while shutting down still records.
+
+    ``asyncio.run`` cancels the tasks left over when the main coroutine returns, the one
+    closing the stream included; recording the cancelled run (slow here, so the cancel surely
+    lands during it) is not cut short by that.
+    """
+    chain = _composed(ledger, "prompt | model", _SlowToRecord)
+
+    async def consume() -> None:
+        async for _ in chain.astream({"input": "x"}, CFG):
+            await asyncio.sleep(3600)
+
+    async def run() -> None:
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # return at once: the stream is closed by asyncio.run's shutdown
+
+    asyncio.run(run())
+    _one_cancelled_call(ledger)
+
+
+def test_cancelled_run_is_recorded_through_a_second_cancel(ledger: EventStore) -> None:
+    """A cancel that arrives while the cancelled run is being recorded waits for the record."""
+    started = asyncio.Event()
+
+    async def slow(_: Any) -> str:
+        started.set()
+        await asyncio.sleep(3600)
+        return "never"
+
+    chain = RunnableWithMessageHistory(RunnableLambda(slow),
+                                       lambda session_id: _SlowToRecord(session_id, ledger))
+
+    async def run() -> None:
+        task = asyncio.create_task(chain.ainvoke("hi", CFG))
+        await started.wait()
+        task.cancel()
+        await asyncio.sleep(0.05)  # recording the cancelled run has begun
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run())
+    assert [t.run.status for t in recorded_turns(ledger.read("s"))] == ["cancelled"]
+
+
+def test_stream_still_open_at_event_loop_shutdown_is_recorded(
+        ledger: EventStore, caplog: pytest.LogCaptureFixture) -> None:
+    """A stream left open (and referenced) when ``asyncio.run`` returns is closed and recorded.
+
+    ``asyncio.run`` closes every async generator still open, the chain's inner ones among them
+    and in any order; the turn is recorded once, with its call, and nothing errs.
+    """
+    chain = _composed(ledger, "prompt | model")
+    kept: list[Any] = []
+
+    async def run() -> None:
+        stream = chain.astream({"input": "x"}, CFG)
+        kept.append(stream)
+        await anext(stream)
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        asyncio.run(run())
+    assert not caplog.records
+    _one_cancelled_call(ledger)
 
 
 def test_no_recording_outside_a_turn(ledger: EventStore) -> None:

@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from chatledger.eventstore import EventStore, PayloadErased, SessionKey
-from tests.tools.cli_support import ALICE, run
+from tests.tools.cli_support import ALICE, assert_one_line_error, run
 
 
 def test_fork_copies_the_history_into_a_new_key(db: str, store: EventStore) -> None:
@@ -34,7 +34,8 @@ def test_fork_onto_an_existing_session_writes_nothing(db: str, store: EventStore
     assert run(["--db", db, "fork", "bob", "--to", "bob2"]).exit_code == 0
     before = store.last_position()
     result = run(["--db", db, "fork", "bob", "--to", "bob2"])
-    assert result.exit_code == 2 and "nothing was written" in result.stderr
+    assert_one_line_error(result, "cannot fork 'session_id=bob' onto 'session_id=bob2'",
+                          "that session already exists", "nothing was written")
     assert store.last_position() == before
 
 

@@ -108,6 +108,22 @@ def test_library_replay_by_version_range(app: tuple[str, Path]) -> None:
             replay(store, "2")
 
 
+def test_a_turn_out_of_range_names_the_valid_range(app: tuple[str, Path]) -> None:
+    """A turn past the last recorded one says how many there are; below 1 is a bad argument."""
+    db, _ = app
+    chain = load_chain("replay_app:chain")
+    with open_store(db) as store:
+        with pytest.raises(NotFoundError) as beyond:
+            replay(store, "2", chain, turn=3)
+        assert str(beyond.value) == ("turn 3 is out of range: session 'session_id=2' has 2 "
+                                     "recorded turns (1-2)")
+        for bad in (0, -1):
+            with pytest.raises(InvalidInputError, match=f"turn must be 1 or more.*got {bad}"):
+                replay(store, "2", chain, turn=bad)
+    result = run(["--db", db, "replay", "2", "--chain", "replay_app:chain", "--turn", "3"])
+    assert_one_line_error(result, "turn 3 is out of range", "has 2 recorded turns (1-2)")
+
+
 def test_model_replay_resends_the_exact_request(app: tuple[str, Path]) -> None:
     """--model/--base-url sends the recorded request unchanged and diffs the server's reply."""
     db, _ = app
