@@ -262,3 +262,25 @@ def test_a_store_dropped_without_close_releases_its_connections_at_once(
     while _connections(app_name) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _connections(app_name) == 0
+
+
+def test_a_connection_idle_too_long_is_replaced(schema_url: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """An idle connection is reused, but not once it has been idle for MAX_IDLE_S (a firewall
+    or the server may have cut it): it is closed and a new one made."""
+    from chatledger.eventstore.postgres import _pools
+
+    store = open_store(schema_url)
+    assert isinstance(store, PostgresStore)
+    try:
+        with store._pool.connection() as conn:
+            first = conn.info.backend_pid
+        with store._pool.connection() as conn:
+            assert conn.info.backend_pid == first
+        monkeypatch.setattr(_pools, "MAX_IDLE_S", 0.0)
+        time.sleep(0.01)
+        with store._pool.connection() as conn:
+            assert conn.info.backend_pid != first
+        assert store.version("k") == 1
+    finally:
+        store.close()
