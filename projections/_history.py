@@ -26,6 +26,7 @@ from chatledger.eventstore import (
     Record,
     SessionForked,
     SessionKey,
+    StoreError,
     get_buffer_string,
     open_store,
     redact_url,
@@ -60,6 +61,21 @@ def shared_store(url: str) -> EventStore:
                 store = open_store(url)
                 _stores[url] = store
     return store
+
+
+def _check_scheme(url: str) -> None:
+    """Refuse now a URL that ``open_store`` would refuse by its scheme alone; anything else
+    wrong with it is found when the store opens, on first use.
+
+    Raises:
+        StoreError: Not a SQLite path or URL, nor a PostgreSQL URL.
+    """
+    scheme, sep, _ = url.partition("://")
+    if not sep or scheme in ("sqlite", "postgresql", "postgres") or \
+            scheme.startswith("postgresql+"):
+        return
+    raise StoreError(f"unknown database URL {redact_url(url)!r}: use sqlite:///path.db, "
+                     "sqlite://:memory: or postgresql://...")
 
 
 class HistoryView(msgspec.Struct, frozen=True):
@@ -118,6 +134,11 @@ class ChatHistory:
     key, in any processes, always agree. The returned list is the caller's; its messages are
     shared with later loads, so treat them as read-only.
 
+    Given a URL, the constructor does no I/O, so an ``async`` ``get_session_history`` can
+    build one on the event loop: the URL's store is opened on first use (by a sync method in
+    the calling thread, by an async one in a worker thread), once per URL per process
+    (``shared_store``); a URL whose store is already open uses it at once.
+
     Args:
         key: The session key; a plain string means ``SessionKey(session_id=...)``.
         store_or_url: An open ``EventStore``, or a URL (one store is shared per URL per
@@ -125,26 +146,54 @@ class ChatHistory:
 
     Raises:
         InvalidKeyError: The key is malformed.
-        StoreError: The database cannot be opened.
+        StoreError: The URL's scheme is unknown. Whatever else stops the store from opening
+            (a malformed PostgreSQL URL, a server that cannot be reached, a file or schema
+            that is not a ledger) is raised by the first method that uses the store.
     """
 
-    __slots__ = ("key", "store")
+    __slots__ = ("_store", "_url", "key")
 
     def __init__(self, key: KeyLike, store_or_url: EventStore | str | None = None) -> None:
         self.key = SessionKey.coerce(key)
+        self._store: EventStore | None
         if isinstance(store_or_url, EventStore):
-            self.store = store_or_url
+            self._store, self._url = store_or_url, store_or_url.url
         elif store_or_url is None or isinstance(store_or_url, str):
             from chatledger.eventstore import default_url
 
-            self.store = shared_store(store_or_url or default_url())
+            self._url = store_or_url or default_url()
+            self._store = _stores.get(self._url)
+            if self._store is None:
+                _check_scheme(self._url)
         else:
             raise InvalidInputError(
                 f"store_or_url must be an EventStore or a URL, got {type(store_or_url).__name__}"
             )
 
+    @property
+    def store(self) -> EventStore:
+        """The store; given a URL, it is opened here on first use (``shared_store``).
+
+        Raises:
+            StoreError: The database cannot be opened.
+        """
+        store = self._store
+        if store is None:
+            store = self._store = shared_store(self._url)
+        return store
+
+    async def _astore(self) -> EventStore:
+        """``store``, opened (on first use) in a worker thread rather than on the event loop."""
+        store = self._store
+        if store is None:
+            store = _stores.get(self._url)
+            if store is None:
+                store = await asyncio.to_thread(shared_store, self._url)
+            self._store = store
+        return store
+
     def __repr__(self) -> str:
-        return f"ChatHistory({self.key!r}, {redact_url(self.store.url)!r})"
+        return f"ChatHistory({self.key!r}, {redact_url(self._url)!r})"
 
     # -- reads -----------------------------------------------------------------------------
     def load(self) -> HistoryView:
@@ -310,12 +359,12 @@ class ChatHistory:
     # -- async twins -----------------------------------------------------------------------
     async def aload(self) -> HistoryView:
         """``load`` without blocking the event loop."""
-        version, messages = await history_cache(self.store).aload(self.key)
+        version, messages = await history_cache(await self._astore()).aload(self.key)
         return HistoryView(version, messages)
 
     async def aget_messages(self) -> list[Message]:
         """``messages`` without blocking the event loop."""
-        return (await history_cache(self.store).aload(self.key))[1]
+        return (await history_cache(await self._astore()).aload(self.key))[1]
 
     async def aadd_messages(
         self,
@@ -326,8 +375,9 @@ class ChatHistory:
     ) -> AppendResult:
         """``add_messages`` without blocking the event loop."""
         checked = _check_messages(messages)
-        return await self.store.aappend(self.key, [MessageAppended(message=m) for m in checked],
-                                        expected_version=expected_version, meta=meta)
+        store = await self._astore()
+        return await store.aappend(self.key, [MessageAppended(message=m) for m in checked],
+                                   expected_version=expected_version, meta=meta)
 
     async def aadd_message(self, message: Message) -> AppendResult:
         """``add_message`` without blocking the event loop."""
@@ -337,6 +387,7 @@ class ChatHistory:
                            on_conflict: OnConflict = "merge") -> AppendResult:
         """``record_turn`` without blocking the event loop."""
         turn = _checked_turn(turn)
+        store = await self._astore()
         head = (0 if turn.history_version is not None or turn.status != "ok"
                 else await self.aversion())
         plan = turn_appends(turn, head, on_conflict)
@@ -345,20 +396,23 @@ class ChatHistory:
             if wait:
                 await asyncio.sleep(wait)
             try:
-                return await self.store.aappend(self.key, events, expected_version=expected,
-                                                meta=turn_meta(turn))
+                return await store.aappend(self.key, events, expected_version=expected,
+                                           meta=turn_meta(turn))
             except ConcurrencyError as e:
                 wait, events, expected = plan.send(e)
 
     async def aclear(self, *, reason: str | None = None) -> AppendResult:
         """``clear`` without blocking the event loop."""
-        return await self.store.aappend(self.key, [HistoryCleared(reason=reason)])
+        store = await self._astore()
+        return await store.aappend(self.key, [HistoryCleared(reason=reason)])
 
     async def aas_of(self, version: int | None = None, *,
                      time: datetime | None = None) -> list[Message]:
         """``as_of`` without blocking the event loop."""
-        return (await self.store.aload_history_at(self.key, version=version, time=time))[1]
+        store = await self._astore()
+        return (await store.aload_history_at(self.key, version=version, time=time))[1]
 
     async def aversion(self) -> int:
         """``version`` without blocking the event loop."""
-        return await asyncio.to_thread(self.store.version, self.key)
+        store = await self._astore()
+        return await asyncio.to_thread(store.version, self.key)

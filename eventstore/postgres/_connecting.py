@@ -9,17 +9,25 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import psycopg
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import PoolTimeout
 
 from chatledger.eventstore._errors import DuplicateEventError, StoreError
 from chatledger.eventstore.postgres._plans import Plan, run_sync
-from chatledger.eventstore.postgres._pools import AsyncPools
+from chatledger.eventstore.postgres._pools import AsyncPools, Pool
 from chatledger.eventstore.postgres._schema import aread_state, migrate, read_state, usable
 from chatledger.eventstore.postgres._url import PostgresTarget, scrub
 
-__all__ = ["Connections", "POOL_TIMEOUT_S"]
+__all__ = ["Connections", "POOL_TIMEOUT_S", "open_pools"]
 
 POOL_TIMEOUT_S = 30.0
+"""How long a call waits for one of the pool's connections while all are in use. A call that
+has to connect waits at most the URL's ``connect_timeout`` (default 10 s) for that."""
+
+
+def open_pools(target: PostgresTarget) -> tuple[Pool, AsyncPools]:
+    """A store's sync pool and its per-event-loop async pools; they connect on first use."""
+    return (Pool(target.conninfo, max_size=target.pool_size, timeout=POOL_TIMEOUT_S),
+            AsyncPools(target.conninfo, max_size=target.pool_size, timeout=POOL_TIMEOUT_S))
 
 
 class Connections:
@@ -32,7 +40,7 @@ class Connections:
     _where: str  # the schema, as messages name it
     _closed: bool
     _ready: bool  # the ledger exists (once seen, for good)
-    _pool: ConnectionPool[Any]
+    _pool: Pool
     _apools: AsyncPools
 
     # -- plumbing --------------------------------------------------------------------------
@@ -93,8 +101,8 @@ class Connections:
                 e.diag.constraint_name == "events_event_id":
             return DuplicateEventError(f"an event id is already stored: {scrub(self._target, e)}")
         if isinstance(e, PoolTimeout):
-            return StoreError(f"{action} on {self._target.redacted}: no connection within "
-                              f"{POOL_TIMEOUT_S:g} s ({scrub(self._target, e)})")
+            return StoreError(f"{action} on {self._target.redacted}: no connection free: "
+                              f"{scrub(self._target, e)}")
         return StoreError(f"{action} on {self._target.redacted} failed: {scrub(self._target, e)}")
 
     @contextmanager

@@ -8,12 +8,12 @@ from __future__ import annotations
 import asyncio
 import threading
 import time as _time
+import weakref
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg_pool import ConnectionPool
 
 from chatledger.eventstore import _codec
 from chatledger.eventstore._append import forks_of, logged_append
@@ -46,7 +46,7 @@ from chatledger.eventstore._store import (
 from chatledger.eventstore.postgres import _sql as SQL
 from chatledger.eventstore.postgres._appending import Appending
 from chatledger.eventstore.postgres._auditing import verify_connection, verify_nothing
-from chatledger.eventstore.postgres._connecting import POOL_TIMEOUT_S
+from chatledger.eventstore.postgres._connecting import open_pools
 from chatledger.eventstore.postgres._plans import (
     Duplicate,
     catch_up_plan,
@@ -56,7 +56,7 @@ from chatledger.eventstore.postgres._plans import (
     rebuild_plan,
     run_async,
 )
-from chatledger.eventstore.postgres._pools import AsyncPools
+from chatledger.eventstore.postgres._pools import close_pools
 from chatledger.eventstore.postgres._schema import check, describe, open_ledger
 from chatledger.eventstore.postgres._tail import asubscribe, check_tail, subscribe
 from chatledger.eventstore.postgres._url import PostgresTarget, parse_url, scrub
@@ -113,14 +113,9 @@ class PostgresStore(Appending, EventStore):
         self._lock = threading.Lock()
         self.schema, self._ready = self._setup(create)
         self._where = describe(self.schema, self._target)
-        self._pool: ConnectionPool[Any] = ConnectionPool(
-            self._target.conninfo, min_size=1, max_size=self._target.pool_size,
-            kwargs={"autocommit": True}, open=False, timeout=POOL_TIMEOUT_S, num_workers=2,
-            name=f"chatledger-{self.schema}",
-        )
-        self._pool.open(wait=False)
-        self._apools = AsyncPools(self._target.conninfo, max_size=self._target.pool_size,
-                                  timeout=POOL_TIMEOUT_S)
+        self._pool, self._apools = open_pools(self._target)
+        # A store dropped without close() releases its idle connections when collected.
+        weakref.finalize(self, close_pools, self._pool, self._apools)
         if projections and not readonly and self._ready:
             try:
                 self.catch_up()
