@@ -341,6 +341,29 @@ def test_csv_cells_cannot_start_a_spreadsheet_formula(tmp_path: Path) -> None:
     assert "'=HYPERLINK" in out
 
 
+def test_csv_keeps_a_carriage_return_inside_its_cell_and_guards_tab_and_cr_starts(
+        tmp_path: Path) -> None:
+    """A cell holding a lone carriage return is quoted, so a reader that takes one as a line
+    break keeps the text after it in the same cell (it would start a row of its own, a formula
+    unguarded); cells starting with a tab or a carriage return get the leading quote too."""
+    import csv
+
+    url = f"sqlite:///{tmp_path / 'cr.db'}"
+    with open_store(url) as store:
+        store.append("cr", [MessageAppended(message=HumanMessage("hello\r=2+5")),
+                            MessageAppended(message=HumanMessage("\t=1+1")),
+                            MessageAppended(message=HumanMessage("\r=3+3"))])
+    result = run(["--db", url, "history", "cr", "--csv"])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "history.csv"
+    out.write_bytes(result.stdout_bytes)
+    with open(out, encoding="utf-8") as f:  # universal newlines: "\r" ends a line here
+        rows = list(csv.reader(f))
+    assert [r[2] for r in rows[1:]] == ["hello\n=2+5", "'\t=1+1", "'\n=3+3"]
+    assert all(len(r) == 3 for r in rows)
+    assert not any(cell[:1] in ("=", "+", "@") for r in rows for cell in r)
+
+
 
 def test_a_version_1_ledger_is_read_only_after_init_upgrades_it(tmp_path: Path) -> None:
     """A schema-version-1 file: verify refuses it untouched and names init; init upgrades it;
