@@ -7,7 +7,7 @@ import click
 
 from chatledger.eventstore import ChatledgerError, InvalidInputError, LogHead, verify_proof
 from chatledger.tools._context import CHECK_FAILED, Ledger, json_flag, pass_ledger
-from chatledger.tools._files import atomic_path
+from chatledger.tools._files import atomic_path, database_file, refuse_database
 from chatledger.tools._output import echo_json, format_time, table
 
 __all__ = ["COMMANDS", "read_head"]
@@ -51,7 +51,10 @@ def head(ledger: Ledger, out: str | None, as_json: bool) -> None:
     \b
     Example: chatledger head --out heads/$(date +%F).json
     """
-    log_head = ledger.store().head()
+    store = ledger.store()
+    if out is not None:
+        refuse_database(out, database_file(store))
+    log_head = store.head()
     if out is not None:
         try:
             with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as f:

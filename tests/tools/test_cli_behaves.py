@@ -318,6 +318,27 @@ def test_version_works_after_the_subcommand_too(db: str) -> None:
         "erase", "k", "--version", "2"]
 
 
+@pytest.mark.parametrize("args", [
+    ["export", "--format", "jsonl"], ["export", "--format", "openai"],
+    ["export", "--format", "otel"], ["head"],
+])
+@pytest.mark.parametrize("target", ["ledger.db", "link-to-ledger", "./ledger.db-wal",
+                                    "ledger.db-journal"])
+def test_out_naming_the_database_being_read_is_refused_and_writes_nothing(
+        db_path: Path, args: list[str], target: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--out that is the ledger itself (by any name, through a link) or one of SQLite's files
+    beside it is one error line, exit 2, before anything is written: the ledger stays intact."""
+    monkeypatch.chdir(db_path.parent)
+    os.symlink("ledger.db", "link-to-ledger")
+    before = digest(db_path)
+    files = set(os.listdir())
+    result = run(["--db", "sqlite:///ledger.db", *args, "--out", target])
+    assert_one_line_error(result, f"--out {target!r}", "ledger.db", "choose another file")
+    assert digest(db_path) == before
+    assert set(os.listdir()) - files <= {"ledger.db-wal", "ledger.db-shm"}  # opened, as reads do
+    assert run(["--db", "sqlite:///ledger.db", "verify"]).exit_code == 0
+
+
 def test_csv_prints_a_header_and_quoted_rows(db: str) -> None:
     """--csv prints a header and one row per message, commas and quotes quoted."""
     import csv
