@@ -17,11 +17,10 @@ from urllib.parse import urlencode
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 from starlette.applications import Starlette
-from starlette.datastructures import UploadFile
+from starlette.datastructures import Headers, UploadFile
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -151,6 +150,28 @@ def _moment(text: str) -> datetime:
                                 "2024-05-01T12:00:00") from None
     # The picker says UTC; a time that names its own zone keeps it.
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+# A Host header: a bracketed IPv6 address or a name, then an optional port.
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]*\]|[^:\[\]]*)(?::[0-9]*)?\Z")
+
+
+class _HostCheck:
+    """Answers only requests whose Host header names one of ``allowed_hosts`` (any port):
+    others get 400, so a page elsewhere cannot reach the server through DNS rebinding."""
+
+    def __init__(self, app: ASGIApp, allowed_hosts: Sequence[str]) -> None:
+        self.app = app
+        self.allowed = frozenset(h.lower() for h in allowed_hosts)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            match = _HOST.match(Headers(scope=scope).get("host", ""))
+            if match is None or match.group(1).lower() not in self.allowed:
+                response = PlainTextResponse("Invalid host header", status_code=400)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class _SecurityHeaders:
@@ -308,14 +329,15 @@ def create_app(store: LedgerReader, *, allowed_hosts: Sequence[str] | None = Non
 
     Args:
         store: An open store (any ``EventStore``); the app never calls a write method on it.
-        allowed_hosts: Host names the app answers to (e.g. ``["127.0.0.1", "localhost"]``,
+        allowed_hosts: Host names the app answers to, on any port (e.g. ``["127.0.0.1",
+            "localhost"]``, or ``["[::1]", "localhost"]`` with IPv6 addresses bracketed,
             which keeps a web page elsewhere from reaching a local server through DNS
             rebinding); None answers every host.
     """
     pages = _Pages(store)
     middleware = [Middleware(_SecurityHeaders)]
     if allowed_hosts is not None:
-        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)))
+        middleware.append(Middleware(_HostCheck, allowed_hosts=list(allowed_hosts)))
 
     async def on_error(request: Request, exc: Exception) -> Response:
         return pages.error(request, exc)
