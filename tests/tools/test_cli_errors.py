@@ -68,6 +68,32 @@ def test_a_bad_as_of_is_one_line_naming_the_expected_format(db: str, value: str,
                           "2024-05-01T12:00:00Z")
 
 
+@pytest.mark.parametrize("value,needle", [
+    ("9" * 5000, "is too large: at most 2**63 - 1"),
+    ("9223372036854775808", "is too large: at most 2**63 - 1"),
+    ("9999-12-31T23:59:59-01:00", "is out of range"),
+    ("0001-01-01T00:00:00+01:00", "is out of range"),
+    ("\u00b2", "neither a version number nor an ISO 8601 time"),
+    ("\u0663", "neither a version number nor an ISO 8601 time"),
+])
+def test_an_absurd_as_of_is_one_line_naming_the_option_and_value(db: str, value: str,
+                                                                 needle: str) -> None:
+    """Versions past what the store keeps (however many digits), times that leave the
+    calendar once in UTC, and digits that are not ASCII: one line naming --as-of and the
+    value (cut short when long), never an unexpected error."""
+    result = run(["--db", db, "history", "bob", "--as-of", value])
+    assert_one_line_error(result, "--as-of", repr(value[:40]), needle)
+    assert "unexpected" not in result.stderr and len(result.stderr) < 300
+
+
+def test_sessions_limit_past_what_the_store_keeps_names_the_value_typed(db: str) -> None:
+    """--limit 10**30 is refused naming 10**30, the value typed (not one more)."""
+    result = run(["--db", db, "sessions", "--limit", str(10**30)])
+    assert_one_line_error(result, "--limit", str(10**30))
+    assert str(10**30 + 1) not in result.stderr
+    assert run(["--db", db, "sessions", "--limit", str(2**63 - 1)]).exit_code == 0
+
+
 def test_an_as_of_version_beyond_the_head_is_one_line(db: str) -> None:
     """--as-of 99 on a session at version 2 says the version does not exist yet."""
     assert_one_line_error(run(["--db", db, "history", "bob", "--as-of", "99"]), "version 99")

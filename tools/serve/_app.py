@@ -40,6 +40,7 @@ from chatledger.eventstore import (
 from chatledger.eventstore import Message as ChatMessage
 from chatledger.projections import recorded_turns, resolve_call
 from chatledger.tools._keys import parse_parts
+from chatledger.tools._parse import parse_number, parse_time
 from chatledger.tools.serve._forks import ForkIndex
 from chatledger.tools.serve._heads import MAX_HEAD_BYTES, check_against_head, heads_supported
 from chatledger.tools.serve._views import Resolver, chat_items, message_view, pretty_json
@@ -130,9 +131,7 @@ def _int(request: Request, name: str, default: int | None) -> int | None:
     text = request.query_params.get(name)
     if text is None or text == "":
         return default
-    if not text.isdigit():
-        raise InvalidInputError(f"{name} must be a non-negative whole number, got {text!r}")
-    return int(text)
+    return parse_number(text, name)
 
 
 def _key(request: Request) -> SessionKey:
@@ -143,13 +142,8 @@ def _key(request: Request) -> SessionKey:
 
 
 def _moment(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInputError(f"time {text!r} is not an ISO 8601 time such as "
-                                "2024-05-01T12:00:00") from None
     # The picker says UTC; a time that names its own zone keeps it.
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    return parse_time(text, "time", zone=UTC)
 
 
 # A Host header: a bracketed IPv6 address or a name, then an optional port.

@@ -7,6 +7,7 @@ import re
 from datetime import timedelta
 from urllib.parse import urlencode
 
+import pytest
 from starlette.testclient import TestClient
 
 from chatledger.eventstore import EventStore, HumanMessage, MessageAppended, SessionKey
@@ -203,6 +204,25 @@ def test_session_errors_are_clear_pages(client: TestClient) -> None:
                                                "time": "yesterday"})).status_code == 400
     assert client.get("/session?" + urlencode({"sid": MAIN.stream_id,
                                                "view": "raw"})).status_code == 400
+
+
+@pytest.mark.parametrize("path,params,needle", [
+    ("/session", {"version": "\u00b2"}, "non-negative whole number"),
+    ("/session", {"until": "\u0663"}, "non-negative whole number"),
+    ("/session", {"view": "history", "offset": "\u00b9"}, "non-negative whole number"),
+    ("/log", {"after": "\u00b2"}, "non-negative whole number"),
+    ("/session", {"version": "9" * 5000}, "too large"),
+    ("/log", {"after": "9" * 5000}, "too large"),
+    ("/session", {"time": "9999-12-31T23:59:59-01:00"}, "out of range"),
+    ("/session", {"time": "0001-01-01T00:00:00+01:00"}, "out of range"),
+])
+def test_malformed_numbers_and_times_are_clear_400_pages(client: TestClient, path: str,
+                                                         params: dict[str, str],
+                                                         needle: str) -> None:
+    """Digits that are not ASCII, numbers past what the store keeps, and times that leave the
+    calendar once in UTC are a 400 page naming the value, never a server error."""
+    response = client.get(path + "?" + urlencode({"sid": MAIN.stream_id, **params}))
+    assert response.status_code == 400 and needle in response.text, response.text[-500:]
 
 
 def test_log_page_shows_digests_chain_and_a_clean_verify(client: TestClient,
