@@ -9,6 +9,7 @@ from chatledger.eventstore import ChatledgerError, InvalidInputError, LogHead, v
 from chatledger.tools._context import CHECK_FAILED, Ledger, json_flag, pass_ledger
 from chatledger.tools._files import atomic_path, database_file, refuse_database
 from chatledger.tools._output import echo_json, format_time, table
+from chatledger.tools.serve._heads import MAX_HEAD_BYTES
 
 __all__ = ["COMMANDS", "read_head"]
 
@@ -17,13 +18,17 @@ def read_head(path: str) -> LogHead:
     """The log head saved in ``path`` by ``chatledger head --out``.
 
     Raises:
-        InvalidInputError: The file cannot be read or holds no log head.
+        InvalidInputError: The file cannot be read, is longer than a head file can be
+            (``MAX_HEAD_BYTES``), or holds no log head.
     """
     try:
         with open(path, "rb") as f:
-            text = f.read()
+            text = f.read(MAX_HEAD_BYTES + 1)  # /dev/zero or a stray huge file: not a head
     except OSError as e:
         raise InvalidInputError(f"cannot read the log head {path!r}: {e.strerror}") from e
+    if len(text) > MAX_HEAD_BYTES:
+        raise InvalidInputError(f"--against {path!r} is not a log head: a head file is at "
+                                f"most {MAX_HEAD_BYTES:,} bytes, this one is longer")
     try:
         return LogHead.from_json(text)
     except InvalidInputError as e:

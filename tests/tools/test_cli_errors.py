@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import builtins
 import os
+import resource
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +87,26 @@ def test_an_absurd_as_of_is_one_line_naming_the_option_and_value(db: str, value:
     result = run(["--db", db, "history", "bob", "--as-of", value])
     assert_one_line_error(result, "--as-of", repr(value[:40]), needle)
     assert "unexpected" not in result.stderr and len(result.stderr) < 300
+
+
+def test_verify_against_an_endless_file_is_one_line(db: str, tmp_path: Path) -> None:
+    """--against /dev/zero (or any file longer than a head can be) is refused after reading
+    at most a head's worth, not read until memory runs out."""
+    def cap_memory() -> None:  # a read without limit then fails this test, not the machine
+        resource.setrlimit(resource.RLIMIT_AS, (2 * 1024**3, resource.getrlimit(
+            resource.RLIMIT_AS)[1]))
+
+    done = subprocess.run([sys.executable, "-P", "-m", "chatledger.tools", "--db", db, "verify",
+                           "--against", "/dev/zero"], preexec_fn=cap_memory,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        "Error: --against '/dev/zero' is not a log head: a head file is at most 65,536 bytes, "
+        "this one is longer"]
+    big = tmp_path / "big.json"
+    big.write_text("[" + "0," * 40_000 + "0]")
+    assert_one_line_error(run(["--db", db, "prove", "1", "--against", str(big)]),
+                          "not a log head")
 
 
 def test_sessions_limit_past_what_the_store_keeps_names_the_value_typed(db: str) -> None:
