@@ -43,6 +43,7 @@ from chatledger.tools._keys import parse_parts
 from chatledger.tools._parse import parse_number, parse_time
 from chatledger.tools.serve._forks import ForkIndex
 from chatledger.tools.serve._heads import MAX_HEAD_BYTES, check_against_head, heads_supported
+from chatledger.tools.serve._stored import read_shown
 from chatledger.tools.serve._views import Resolver, chat_items, message_view, pretty_json
 
 __all__ = ["CHAT_PAGE", "HISTORY_PAGE", "LOG_PAGE", "SESSIONS_PAGE", "LedgerReader", "create_app"]
@@ -240,7 +241,7 @@ class _Pages:
         if view == "chat":
             until = min(_int(request, "until", version) or 0, version)
             start = max(0, until - CHAT_PAGE)
-            records = self.store.read(key, after_version=start, until_version=until)
+            records = read_shown(self.store, key, after_version=start, until_version=until)
             context.update(items=chat_items(records, self._resolver(key, records)),
                            start=start, until=until,
                            earlier=start if start > 0 else None,
@@ -275,7 +276,8 @@ class _Pages:
         key = _key(request)
         info = self._session(key)
         after = min(_int(request, "after", 0) or 0, info.version)
-        records = self.store.read(key, after_version=after, until_version=after + LOG_PAGE)
+        records = read_shown(self.store, key, after_version=after,
+                             until_version=after + LOG_PAGE)
         report = self.store.verify(key)
         by_version: dict[int, list[Problem]] = {}
         for problem in report.problems:
