@@ -109,6 +109,16 @@ def test_verify_against_an_endless_file_is_one_line(db: str, tmp_path: Path) -> 
                           "not a log head")
 
 
+def test_a_head_with_a_size_no_database_can_hold_is_one_line(db: str, tmp_path: Path) -> None:
+    """A head file whose size is past 64 bits is refused as not a head, in one line."""
+    head = tmp_path / "huge.json"
+    head.write_text('{"size": 99999999999999999999999, "root": "' + "a" * 64 + '", '
+                    '"position": 1, "recorded_at": "2024-01-01T00:00:00Z"}')
+    result = run(["--db", db, "verify", "--against", str(head)])
+    assert_one_line_error(result, "huge.json", "log head")
+    assert "unexpected" not in result.stderr
+
+
 def test_sessions_limit_past_what_the_store_keeps_names_the_value_typed(db: str) -> None:
     """--limit 10**30 is refused naming 10**30, the value typed (not one more)."""
     result = run(["--db", db, "sessions", "--limit", str(10**30)])
