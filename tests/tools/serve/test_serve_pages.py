@@ -136,7 +136,7 @@ def test_session_page_marks_clears_erasures_and_tags(client: TestClient) -> None
     html = page(client, "/session", sid=MAIN.stream_id)
     assert "History cleared here" in item(html, V_CLEAR) and "start over" in item(html, V_CLEAR)
     erased = item(html, V_ERASED)
-    assert "Erased message_appended" in erased and "4111" not in html
+    assert "Erased message_appended" in erased and "4111 1111" not in html
     redacted = item(html, V_REDACTED)
     assert f"#v{V_ERASED}" in redacted and "user asked" in redacted
     assert "+vip" in item(html, V_TAGGED)
