@@ -7,8 +7,9 @@ import click
 
 from chatledger.eventstore import ChatledgerError, InvalidInputError, LogHead, verify_proof
 from chatledger.tools._context import CHECK_FAILED, Ledger, json_flag, pass_ledger
-from chatledger.tools._files import atomic_path
+from chatledger.tools._files import atomic_path, database_file, refuse_database
 from chatledger.tools._output import echo_json, format_time, table
+from chatledger.tools.serve._heads import MAX_HEAD_BYTES
 
 __all__ = ["COMMANDS", "read_head"]
 
@@ -17,13 +18,17 @@ def read_head(path: str) -> LogHead:
     """The log head saved in ``path`` by ``chatledger head --out``.
 
     Raises:
-        InvalidInputError: The file cannot be read or holds no log head.
+        InvalidInputError: The file cannot be read, is longer than a head file can be
+            (``MAX_HEAD_BYTES``), or holds no log head.
     """
     try:
         with open(path, "rb") as f:
-            text = f.read()
+            text = f.read(MAX_HEAD_BYTES + 1)  # /dev/zero or a stray huge file: not a head
     except OSError as e:
         raise InvalidInputError(f"cannot read the log head {path!r}: {e.strerror}") from e
+    if len(text) > MAX_HEAD_BYTES:
+        raise InvalidInputError(f"--against {path!r} is not a log head: a head file is at "
+                                f"most {MAX_HEAD_BYTES:,} bytes, this one is longer")
     try:
         return LogHead.from_json(text)
     except InvalidInputError as e:
@@ -51,7 +56,10 @@ def head(ledger: Ledger, out: str | None, as_json: bool) -> None:
     \b
     Example: chatledger head --out heads/$(date +%F).json
     """
-    log_head = ledger.store().head()
+    store = ledger.store()
+    if out is not None:
+        refuse_database(out, database_file(store))
+    log_head = store.head()
     if out is not None:
         try:
             with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as f:

@@ -10,7 +10,9 @@ import tempfile
 from collections.abc import Iterator
 from typing import BinaryIO
 
-__all__ = ["STDOUT", "atomic_path", "is_stream", "open_output"]
+from chatledger.eventstore import InvalidInputError
+
+__all__ = ["STDOUT", "atomic_path", "database_file", "is_stream", "open_output", "refuse_database"]
 
 STDOUT = "-"
 """The path that means standard output, as in sqlite-utils and gh."""
@@ -26,6 +28,40 @@ def is_stream(path: str) -> bool:
     except FileNotFoundError:
         return False
     return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+# The files SQLite keeps beside a database while it is open.
+_COMPANIONS = ("", "-wal", "-shm", "-journal")
+
+
+def database_file(store: object) -> str | None:
+    """The SQLite file ``store`` reads (None for other backends and for ``:memory:``)."""
+    path = getattr(store, "path", None)
+    return path if isinstance(path, str) and path not in ("", ":memory:") else None
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # either does not exist (yet): compare where they resolve to
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def refuse_database(out: str, database: str | None, option: str = "--out") -> None:
+    """Fail before anything is written when ``out`` is the database being read, or one of
+    the files SQLite keeps beside it (``-wal``, ``-shm``, ``-journal``), by any name or link.
+
+    Raises:
+        InvalidInputError: ``out`` names the database or one of its companion files.
+    """
+    if database is None or out == STDOUT:
+        return
+    for suffix in _COMPANIONS:
+        if _same_file(out, database + suffix):
+            what = "the database" if not suffix else f"the database's {suffix[1:]} file"
+            raise InvalidInputError(f"{option} {out!r} is {what} being read "
+                                    f"({database + suffix!r}); writing it would destroy the "
+                                    "ledger: choose another file")
 
 
 @contextlib.contextmanager

@@ -65,17 +65,26 @@ _ROLE = {"human": "user", "ai": "assistant", "AIMessageChunk": "assistant", "sys
 
 def echo_rows(fmt: str, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
     """Print ``rows`` as JSON lines (``nl``) or CSV with a header (``csv``, nested values
-    as JSON text); a spreadsheet formula prefix is kept as text by a leading quote."""
+    as JSON text, a field holding a line break quoted); a spreadsheet formula prefix is kept
+    as text by a leading quote."""
     if fmt == "nl":
         for row in rows:
             click.echo(json.dumps(row, ensure_ascii=False))
         return
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
+    _csv_row(buffer, columns)
     for row in rows:
-        writer.writerow([_csv_cell(row.get(c)) for c in columns])
+        _csv_row(buffer, [_csv_cell(row.get(c)) for c in columns])
     click.echo(buffer.getvalue(), nl=False)
+
+
+def _csv_row(out: io.StringIO, cells: Sequence[str]) -> None:
+    # The writer quotes a field holding any character of its line terminator, so "\r\n" makes
+    # it quote a lone "\r" too (readers and spreadsheets take one as a line break, and the text
+    # after it would start a row of its own); the row then ends in "\n" alone.
+    line = io.StringIO()
+    csv.writer(line, lineterminator="\r\n").writerow(cells)
+    out.write(line.getvalue()[:-2] + "\n")
 
 
 def _csv_cell(value: Any) -> str:
@@ -84,8 +93,12 @@ def _csv_cell(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return json.dumps(value, ensure_ascii=False)
     text = str(value)
-    # =, +, -, @ start formulas in spreadsheets: content must not run as one (CSV injection).
-    return "'" + text if text[:1] in ("=", "+", "-", "@") and not _NUMBER.match(text) else text
+    # =, +, -, @, and a tab or carriage return before one, start formulas in spreadsheets:
+    # content must not run as one (CSV injection).
+    return "'" + text if text[:1] in _FORMULA_STARTS and not _NUMBER.match(text) else text
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 _NUMBER = re.compile(r"[+-]?\d+(\.\d+)?\Z")

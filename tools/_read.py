@@ -36,6 +36,7 @@ from chatledger.tools._output import (
     shorten,
     table,
 )
+from chatledger.tools._parse import MAX_INT, is_number, parse_number, parse_time, shown
 
 __all__ = ["COMMANDS", "parse_as_of"]
 
@@ -48,28 +49,25 @@ KEY = click.argument("key", nargs=-1, required=True, metavar="KEY...")
 
 
 def parse_as_of(text: str) -> tuple[int | None, datetime | None]:
-    """``--as-of``: a version number, or an ISO 8601 time that names its zone.
+    """``--as-of``: a version number, or an ISO 8601 time that names its zone (as UTC).
 
     A time without fractions of a second means the end of that second, so a time shown to
     the second names the state after every event recorded in it.
 
     Raises:
-        InvalidInputError: Neither form, or a time without a zone.
+        InvalidInputError: Neither form, a version beyond 2**63 - 1, a time without a zone,
+            or one outside the years 1 to 9999 in UTC.
     """
-    if text.isdigit():
-        return int(text), None
+    if is_number(text):
+        return parse_number(text, "--as-of"), None
     try:
-        moment = datetime.fromisoformat(text)
+        datetime.fromisoformat(text)
     except ValueError:
         raise InvalidInputError(
-            f"--as-of {text!r} is neither a version number nor an ISO 8601 time; "
+            f"--as-of {shown(text)} is neither a version number nor an ISO 8601 time; "
             "expected e.g. 5 or 2024-05-01T12:00:00Z"
         ) from None
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise InvalidInputError(
-            f"--as-of {text!r} has no time zone; expected e.g. 2024-05-01T12:00:00Z "
-            "or 2024-05-01T14:00:00+02:00"
-        )
+    moment = parse_time(text, "--as-of")
     if moment.microsecond == 0 and not re.search(r"\d[.,]\d", text.partition("T")[2]
                                                  or text.partition(" ")[2]):
         moment += timedelta(microseconds=999_999)
@@ -78,8 +76,8 @@ def parse_as_of(text: str) -> tuple[int | None, datetime | None]:
 
 @click.command()
 @click.argument("filters", nargs=-1, metavar="[NAME=VALUE]...")
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
-              help="Sessions per page.")
+@click.option("--limit", type=click.IntRange(min=1, max=MAX_INT), default=20,
+              show_default=True, help="Sessions per page.")
 @click.option("--after", metavar="CURSOR", help="Start after this cursor (printed by the "
               "previous page).")
 @table_flags
@@ -91,7 +89,9 @@ def sessions(ledger: Ledger, filters: tuple[str, ...], limit: int, after: str | 
     \b
     Example: chatledger sessions user_id=123 --limit 10
     """
-    rows = ledger.store().sessions(limit=limit + 1, after=after, **parse_filters(filters))
+    # one more than the page says whether another follows
+    rows = ledger.store().sessions(limit=min(limit + 1, MAX_INT), after=after,
+                                   **parse_filters(filters))
     page, more = rows[:limit], len(rows) > limit
     cursor = page[-1].cursor if more else None
     fmt = ledger.output(as_json)

@@ -40,7 +40,7 @@ from chatledger.eventstore import (
     SessionInfo,
     SessionKey,
 )
-from chatledger.tools._files import atomic_path, open_output
+from chatledger.tools._files import atomic_path, database_file, open_output, refuse_database
 from chatledger.tools._finetune import InvalidExample, finetune_example
 from chatledger.tools._otel import otel_request, post_otlp, turn_spans
 from chatledger.tools._output import plural, progress
@@ -88,12 +88,15 @@ def export(store: EventStore, path: str, *, fmt: str, key_filter: dict[str, str]
     Raises:
         ChatledgerError: pyarrow is missing for Parquet, an unknown format, or the collector
             at ``endpoint`` refused the spans (the file is written).
+        InvalidInputError: ``path`` is the SQLite database being read (or its ``-wal``,
+            ``-shm`` or ``-journal`` file), by any name; nothing is written.
         NotFoundError: ``key_filter`` matches no session.
         ExportRejected: ``strict`` and some conversation is not a valid fine-tuning example.
         OSError: The file cannot be written.
     """
     if fmt not in FORMATS:
         raise ChatledgerError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    refuse_database(path, database_file(store))
     writer = _parquet_module() if fmt == "parquet" else None
     streams = _matching_streams(store, key_filter) if key_filter else None
     if fmt == "otel":

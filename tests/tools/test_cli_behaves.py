@@ -318,6 +318,27 @@ def test_version_works_after_the_subcommand_too(db: str) -> None:
         "erase", "k", "--version", "2"]
 
 
+@pytest.mark.parametrize("args", [
+    ["export", "--format", "jsonl"], ["export", "--format", "openai"],
+    ["export", "--format", "otel"], ["head"],
+])
+@pytest.mark.parametrize("target", ["ledger.db", "link-to-ledger", "./ledger.db-wal",
+                                    "ledger.db-journal"])
+def test_out_naming_the_database_being_read_is_refused_and_writes_nothing(
+        db_path: Path, args: list[str], target: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--out that is the ledger itself (by any name, through a link) or one of SQLite's files
+    beside it is one error line, exit 2, before anything is written: the ledger stays intact."""
+    monkeypatch.chdir(db_path.parent)
+    os.symlink("ledger.db", "link-to-ledger")
+    before = digest(db_path)
+    files = set(os.listdir())
+    result = run(["--db", "sqlite:///ledger.db", *args, "--out", target])
+    assert_one_line_error(result, f"--out {target!r}", "ledger.db", "choose another file")
+    assert digest(db_path) == before
+    assert set(os.listdir()) - files <= {"ledger.db-wal", "ledger.db-shm"}  # opened, as reads do
+    assert run(["--db", "sqlite:///ledger.db", "verify"]).exit_code == 0
+
+
 def test_csv_prints_a_header_and_quoted_rows(db: str) -> None:
     """--csv prints a header and one row per message, commas and quotes quoted."""
     import csv
@@ -339,6 +360,29 @@ def test_csv_cells_cannot_start_a_spreadsheet_formula(tmp_path: Path) -> None:
         store.append("f", [MessageAppended(message=HumanMessage("=HYPERLINK(\"x\")"))])
     out = run(["--db", url, "history", "f", "--csv"]).stdout
     assert "'=HYPERLINK" in out
+
+
+def test_csv_keeps_a_carriage_return_inside_its_cell_and_guards_tab_and_cr_starts(
+        tmp_path: Path) -> None:
+    """A cell holding a lone carriage return is quoted, so a reader that takes one as a line
+    break keeps the text after it in the same cell (it would start a row of its own, a formula
+    unguarded); cells starting with a tab or a carriage return get the leading quote too."""
+    import csv
+
+    url = f"sqlite:///{tmp_path / 'cr.db'}"
+    with open_store(url) as store:
+        store.append("cr", [MessageAppended(message=HumanMessage("hello\r=2+5")),
+                            MessageAppended(message=HumanMessage("\t=1+1")),
+                            MessageAppended(message=HumanMessage("\r=3+3"))])
+    result = run(["--db", url, "history", "cr", "--csv"])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "history.csv"
+    out.write_bytes(result.stdout_bytes)
+    with open(out, encoding="utf-8") as f:  # universal newlines: "\r" ends a line here
+        rows = list(csv.reader(f))
+    assert [r[2] for r in rows[1:]] == ["hello\n=2+5", "'\t=1+1", "'\n=3+3"]
+    assert all(len(r) == 3 for r in rows)
+    assert not any(cell[:1] in ("=", "+", "@") for r in rows for cell in r)
 
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import builtins
 import os
+import resource
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +69,62 @@ def test_a_bad_as_of_is_one_line_naming_the_expected_format(db: str, value: str,
     """--as-of that is neither a version nor a zoned ISO time says which format is expected."""
     assert_one_line_error(run(["--db", db, "history", "bob", "--as-of", value]), needle,
                           "2024-05-01T12:00:00Z")
+
+
+@pytest.mark.parametrize("value,needle", [
+    ("9" * 5000, "is too large: at most 2**63 - 1"),
+    ("9223372036854775808", "is too large: at most 2**63 - 1"),
+    ("9999-12-31T23:59:59-01:00", "is out of range"),
+    ("0001-01-01T00:00:00+01:00", "is out of range"),
+    ("\u00b2", "neither a version number nor an ISO 8601 time"),
+    ("\u0663", "neither a version number nor an ISO 8601 time"),
+])
+def test_an_absurd_as_of_is_one_line_naming_the_option_and_value(db: str, value: str,
+                                                                 needle: str) -> None:
+    """Versions past what the store keeps (however many digits), times that leave the
+    calendar once in UTC, and digits that are not ASCII: one line naming --as-of and the
+    value (cut short when long), never an unexpected error."""
+    result = run(["--db", db, "history", "bob", "--as-of", value])
+    assert_one_line_error(result, "--as-of", repr(value[:40]), needle)
+    assert "unexpected" not in result.stderr and len(result.stderr) < 300
+
+
+def test_verify_against_an_endless_file_is_one_line(db: str, tmp_path: Path) -> None:
+    """--against /dev/zero (or any file longer than a head can be) is refused after reading
+    at most a head's worth, not read until memory runs out."""
+    def cap_memory() -> None:  # a read without limit then fails this test, not the machine
+        resource.setrlimit(resource.RLIMIT_AS, (2 * 1024**3, resource.getrlimit(
+            resource.RLIMIT_AS)[1]))
+
+    done = subprocess.run([sys.executable, "-P", "-m", "chatledger.tools", "--db", db, "verify",
+                           "--against", "/dev/zero"], preexec_fn=cap_memory,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        "Error: --against '/dev/zero' is not a log head: a head file is at most 65,536 bytes, "
+        "this one is longer"]
+    big = tmp_path / "big.json"
+    big.write_text("[" + "0," * 40_000 + "0]")
+    assert_one_line_error(run(["--db", db, "prove", "1", "--against", str(big)]),
+                          "not a log head")
+
+
+def test_a_head_with_a_size_no_database_can_hold_is_one_line(db: str, tmp_path: Path) -> None:
+    """A head file whose size is past 64 bits is refused as not a head, in one line."""
+    head = tmp_path / "huge.json"
+    head.write_text('{"size": 99999999999999999999999, "root": "' + "a" * 64 + '", '
+                    '"position": 1, "recorded_at": "2024-01-01T00:00:00Z"}')
+    result = run(["--db", db, "verify", "--against", str(head)])
+    assert_one_line_error(result, "huge.json", "log head")
+    assert "unexpected" not in result.stderr
+
+
+def test_sessions_limit_past_what_the_store_keeps_names_the_value_typed(db: str) -> None:
+    """--limit 10**30 is refused naming 10**30, the value typed (not one more)."""
+    result = run(["--db", db, "sessions", "--limit", str(10**30)])
+    assert_one_line_error(result, "--limit", str(10**30))
+    assert str(10**30 + 1) not in result.stderr
+    assert run(["--db", db, "sessions", "--limit", str(2**63 - 1)]).exit_code == 0
 
 
 def test_an_as_of_version_beyond_the_head_is_one_line(db: str) -> None:

@@ -17,11 +17,10 @@ from urllib.parse import urlencode
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 from starlette.applications import Starlette
-from starlette.datastructures import UploadFile
+from starlette.datastructures import Headers, UploadFile
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -41,8 +40,10 @@ from chatledger.eventstore import (
 from chatledger.eventstore import Message as ChatMessage
 from chatledger.projections import recorded_turns, resolve_call
 from chatledger.tools._keys import parse_parts
+from chatledger.tools._parse import parse_number, parse_time
 from chatledger.tools.serve._forks import ForkIndex
 from chatledger.tools.serve._heads import MAX_HEAD_BYTES, check_against_head, heads_supported
+from chatledger.tools.serve._stored import read_shown
 from chatledger.tools.serve._views import Resolver, chat_items, message_view, pretty_json
 
 __all__ = ["CHAT_PAGE", "HISTORY_PAGE", "LOG_PAGE", "SESSIONS_PAGE", "LedgerReader", "create_app"]
@@ -131,9 +132,7 @@ def _int(request: Request, name: str, default: int | None) -> int | None:
     text = request.query_params.get(name)
     if text is None or text == "":
         return default
-    if not text.isdigit():
-        raise InvalidInputError(f"{name} must be a non-negative whole number, got {text!r}")
-    return int(text)
+    return parse_number(text, name)
 
 
 def _key(request: Request) -> SessionKey:
@@ -144,13 +143,30 @@ def _key(request: Request) -> SessionKey:
 
 
 def _moment(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInputError(f"time {text!r} is not an ISO 8601 time such as "
-                                "2024-05-01T12:00:00") from None
     # The picker says UTC; a time that names its own zone keeps it.
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    return parse_time(text, "time", zone=UTC)
+
+
+# A Host header: a bracketed IPv6 address or a name, then an optional port.
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]*\]|[^:\[\]]*)(?::[0-9]*)?\Z")
+
+
+class _HostCheck:
+    """Answers only requests whose Host header names one of ``allowed_hosts`` (any port):
+    others get 400, so a page elsewhere cannot reach the server through DNS rebinding."""
+
+    def __init__(self, app: ASGIApp, allowed_hosts: Sequence[str]) -> None:
+        self.app = app
+        self.allowed = frozenset(h.lower() for h in allowed_hosts)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            match = _HOST.match(Headers(scope=scope).get("host", ""))
+            if match is None or match.group(1).lower() not in self.allowed:
+                response = PlainTextResponse("Invalid host header", status_code=400)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class _SecurityHeaders:
@@ -225,7 +241,7 @@ class _Pages:
         if view == "chat":
             until = min(_int(request, "until", version) or 0, version)
             start = max(0, until - CHAT_PAGE)
-            records = self.store.read(key, after_version=start, until_version=until)
+            records = read_shown(self.store, key, after_version=start, until_version=until)
             context.update(items=chat_items(records, self._resolver(key, records)),
                            start=start, until=until,
                            earlier=start if start > 0 else None,
@@ -260,7 +276,8 @@ class _Pages:
         key = _key(request)
         info = self._session(key)
         after = min(_int(request, "after", 0) or 0, info.version)
-        records = self.store.read(key, after_version=after, until_version=after + LOG_PAGE)
+        records = read_shown(self.store, key, after_version=after,
+                             until_version=after + LOG_PAGE)
         report = self.store.verify(key)
         by_version: dict[int, list[Problem]] = {}
         for problem in report.problems:
@@ -308,14 +325,15 @@ def create_app(store: LedgerReader, *, allowed_hosts: Sequence[str] | None = Non
 
     Args:
         store: An open store (any ``EventStore``); the app never calls a write method on it.
-        allowed_hosts: Host names the app answers to (e.g. ``["127.0.0.1", "localhost"]``,
+        allowed_hosts: Host names the app answers to, on any port (e.g. ``["127.0.0.1",
+            "localhost"]``, or ``["[::1]", "localhost"]`` with IPv6 addresses bracketed,
             which keeps a web page elsewhere from reaching a local server through DNS
             rebinding); None answers every host.
     """
     pages = _Pages(store)
     middleware = [Middleware(_SecurityHeaders)]
     if allowed_hosts is not None:
-        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)))
+        middleware.append(Middleware(_HostCheck, allowed_hosts=list(allowed_hosts)))
 
     async def on_error(request: Request, exc: Exception) -> Response:
         return pages.error(request, exc)

@@ -9,10 +9,7 @@ import click
 from chatledger.eventstore import EventStore, redact_url
 from chatledger.tools._context import Ledger, pass_ledger
 
-__all__ = ["COMMANDS", "LOOPBACK_HOSTS", "open_readonly", "serve"]
-
-LOOPBACK_HOSTS = ["127.0.0.1", "localhost"]
-"""Host names a server bound to a loopback address answers to (others: DNS rebinding)."""
+__all__ = ["COMMANDS", "loopback_hosts", "open_readonly", "serve"]
 
 
 class MissingExtraError(click.ClickException):
@@ -35,13 +32,22 @@ def open_readonly(ledger: Ledger) -> EventStore:
     return ledger.store()
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
+def loopback_hosts(host: str) -> list[str] | None:
+    """The host names a server bound to ``host`` answers to, when ``host`` is a loopback
+    address: that address (bracketed when IPv6, as the Host header carries it) and
+    ``localhost``; any other name there is a page elsewhere reaching it through DNS rebinding.
+    None when ``host`` is not a loopback address (such a server answers to any name).
+    """
+    if host.lower() == "localhost":
+        return ["127.0.0.1", "[::1]", "localhost"]
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
-        return False
+        return None
+    if not address.is_loopback:
+        return None
+    return [f"[{address.compressed}]" if address.version == 6 else address.compressed,
+            "localhost"]
 
 
 @click.command()
@@ -73,9 +79,9 @@ def serve(ledger: Ledger, db_url: str | None, host: str, port: int) -> None:
     if db_url is not None:
         ledger.url = db_url
     store = open_readonly(ledger)
-    loopback = _is_loopback(host)
-    app = create_app(store, allowed_hosts=LOOPBACK_HOSTS if loopback and host != "::1" else None)
-    if not loopback:
+    allowed = loopback_hosts(host)
+    app = create_app(store, allowed_hosts=allowed)
+    if allowed is None:
         click.echo(f"Warning: listening on {host}: anyone who can reach it can read every "
                    "conversation in this ledger.", err=True)
     shown = f"[{host}]" if ":" in host else host

@@ -22,6 +22,7 @@ from chatledger.eventstore import (
     SessionForked,
     SessionInfo,
     SessionKey,
+    StoreError,
 )
 
 __all__ = ["ForkIndex", "ForkNode", "ForkReader"]
@@ -53,8 +54,16 @@ class ForkNode(msgspec.Struct, frozen=True):
 
 
 def parent_of(store: ForkReader, key: SessionKey) -> tuple[SessionKey, int] | None:
-    """The session ``key`` was forked from and at which version, or None if it is no fork."""
-    first = store.read(key, until_version=1)
+    """The session ``key`` was forked from and at which version, or None if it is no fork.
+
+    A first event that does not decode (a type a newer release wrote, or a damaged row) is no
+    fork this page can follow: the session is left out of the tree, and its own pages say
+    what the event is.
+    """
+    try:
+        first = store.read(key, until_version=1)
+    except StoreError:
+        return None
     if not first or not isinstance(first[0].event, SessionForked):
         return None
     event = first[0].event

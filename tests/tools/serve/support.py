@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
+import uuid
 from pathlib import Path
 from typing import Any
+
+import psycopg
 
 from chatledger.eventstore import (
     AIMessage,
@@ -15,8 +20,10 @@ from chatledger.eventstore import (
     SessionTagged,
     SystemMessage,
     ToolMessage,
+    _codec,
     open_store,
 )
+from chatledger.eventstore.postgres._url import parse_url
 from chatledger.projections import ChatHistory
 from tests.pgsupport import postgres_schema_url, postgres_test_schema
 
@@ -93,3 +100,48 @@ class ReadOnly:
             self.reads.append((name, kwargs))
             return attr(*args, **kwargs)
         return call
+
+
+def append_future_event(store: EventStore, key: SessionKey, type_: str, data: str) -> None:
+    """Append an event of type ``type_`` stored as ``data`` the way a newer chatledger would
+    write one: digests, chain and catalog all as they should be (``data`` need not decode)."""
+    sid = key.stream_id
+    salt = _codec.new_salt()
+    pdigest = _codec.payload_digest(data.encode(), salt)
+    event_id = str(uuid.uuid4())
+    at = "2030-01-01T00:00:00.000000Z"
+    path = getattr(store, "path", None)
+    if path is not None:
+        conn: Any = sqlite3.connect(path, isolation_level=None)
+        mark = "?"
+    else:
+        conn = psycopg.connect(parse_url(store.url).conninfo, autocommit=True)  # type: ignore[attr-defined]
+        mark = "%s"
+
+    def sql(text: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        cursor = conn.execute(text.replace("?", mark), params)
+        return list(cursor.fetchall()) if cursor.description else []
+
+    try:
+        position = sql("SELECT max(position) FROM events")[0][0] + 1
+        found = sql("SELECT version, chain FROM streams WHERE stream_id = ?", (sid,))
+        if not found:  # the session's first event
+            sql("INSERT INTO streams (stream_id, key, version, chain, created_at, updated_at) "
+                "VALUES (?, ?, 0, ?, ?, ?)", (sid, json.dumps(key.parts), _codec.GENESIS, at, at))
+            found = [(0, _codec.GENESIS)]
+        version, chain = found[0]
+        version += 1
+        digest = _codec.digest_of(position, sid, version, event_id, type_, at, pdigest,
+                                  "{}")
+        chain = _codec.chain_of(chain, digest)
+        sql("INSERT INTO events (stream_id, version, position, event_id, type, recorded_at, "
+            "data, meta, payload_digest, digest, chain, salt) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (sid, version, position, event_id, type_, at, data, "{}", pdigest, digest,
+             chain, salt))
+        sql("UPDATE streams SET version = ?, chain = ?, updated_at = ? WHERE stream_id = ?",
+            (version, chain, at, sid))
+        if path is None:
+            sql("UPDATE streams SET projected_version = ? WHERE stream_id = ?", (version, sid))
+    finally:
+        conn.close()

@@ -125,6 +125,19 @@ def test_head_upload_checks_the_log_when_the_store_can(ledger: EventStore) -> No
     assert client.post("/verify", files={"other": ("x", b"{}")}).status_code == 400
 
 
+def test_head_upload_with_a_size_past_what_the_store_keeps_is_a_400(ledger: EventStore) -> None:
+    """A head whose size or position no 64-bit column can hold is not a head: a 400 page, as
+    the command line refuses it, never a server error."""
+    client = client_for(ReadOnly(ledger))
+    head = ledger.head()
+    for field in ("size", "position"):
+        huge = head.to_json().replace(f'"{field}":{getattr(head, field)}',
+                                      f'"{field}":99999999999999999999999')
+        assert "99999999999999999999999" in huge
+        response = client.post("/verify", files={"head": ("head.json", huge.encode())})
+        assert response.status_code == 400 and "not a log head" in response.text
+
+
 def test_whole_log_verify_on_request(client: TestClient) -> None:
     """/verify?all=1 verifies every session and says so."""
     assert "Verified: " in client.get("/verify?all=1").text

@@ -13,7 +13,8 @@ from chatledger.eventstore import open_store
 from tests.tools.cli_support import assert_one_line_error, run
 from tests.tools.serve.support import MAIN, populate
 
-HOSTS = ("127.0.0.1:8765", "localhost:8765", "attacker.example:8765", "192.0.2.7:9001")
+HOSTS = ("127.0.0.1:8765", "localhost:8765", "attacker.example:8765", "192.0.2.7:9001",
+         "[::1]:8765", "[::1]", "127.0.0.2:8765", "127.0.0.2", "attacker.example")
 
 
 @pytest.fixture
@@ -59,6 +60,22 @@ def test_serve_takes_db_host_and_port_after_the_command(served: dict[str, Any], 
     assert (served["host"], served["port"]) == ("0.0.0.0", 9001)
     assert "Warning: listening on 0.0.0.0" in result.stderr
     assert served["192.0.2.7:9001"].status_code == 200
+
+
+@pytest.mark.parametrize("host,own", [("::1", ("[::1]:8765", "[::1]")),
+                                      ("127.0.0.2", ("127.0.0.2:8765", "127.0.0.2"))])
+def test_every_loopback_host_answers_to_its_own_address_only(
+        served: dict[str, Any], db: str, host: str, own: tuple[str, str]) -> None:
+    """A loopback --host other than the default answers to its own address (bracketed for
+    IPv6, with and without port) and localhost, refuses every other name (DNS rebinding:
+    a page elsewhere resolving its name to this address), and warns of nothing."""
+    result = run(["--db", db, "serve", "--host", host])
+    assert result.exit_code == 0, result.output
+    assert "Warning" not in result.stderr
+    for name in (*own, "localhost:8765"):
+        assert served[name].status_code == 200, name
+    for name in ("attacker.example:8765", "attacker.example", "127.0.0.1:8765", "192.0.2.7:9001"):
+        assert served[name].status_code == 400, name
 
 
 def test_serve_refuses_a_missing_database(served: dict[str, Any], tmp_path: Path) -> None:

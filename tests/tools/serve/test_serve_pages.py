@@ -7,6 +7,7 @@ import re
 from datetime import timedelta
 from urllib.parse import urlencode
 
+import pytest
 from starlette.testclient import TestClient
 
 from chatledger.eventstore import EventStore, HumanMessage, MessageAppended, SessionKey
@@ -29,6 +30,7 @@ from tests.tools.serve.support import (
     V_TOOL_CALL,
     V_TOOL_RESULT,
     ReadOnly,
+    append_future_event,
 )
 
 
@@ -134,7 +136,7 @@ def test_session_page_marks_clears_erasures_and_tags(client: TestClient) -> None
     html = page(client, "/session", sid=MAIN.stream_id)
     assert "History cleared here" in item(html, V_CLEAR) and "start over" in item(html, V_CLEAR)
     erased = item(html, V_ERASED)
-    assert "Erased message_appended" in erased and "4111" not in html
+    assert "Erased message_appended" in erased and "4111 1111" not in html
     redacted = item(html, V_REDACTED)
     assert f"#v{V_ERASED}" in redacted and "user asked" in redacted
     assert "+vip" in item(html, V_TAGGED)
@@ -203,6 +205,67 @@ def test_session_errors_are_clear_pages(client: TestClient) -> None:
                                                "time": "yesterday"})).status_code == 400
     assert client.get("/session?" + urlencode({"sid": MAIN.stream_id,
                                                "view": "raw"})).status_code == 400
+
+
+@pytest.mark.parametrize("path,params,needle", [
+    ("/session", {"version": "\u00b2"}, "non-negative whole number"),
+    ("/session", {"until": "\u0663"}, "non-negative whole number"),
+    ("/session", {"view": "history", "offset": "\u00b9"}, "non-negative whole number"),
+    ("/log", {"after": "\u00b2"}, "non-negative whole number"),
+    ("/session", {"version": "9" * 5000}, "too large"),
+    ("/log", {"after": "9" * 5000}, "too large"),
+    ("/session", {"time": "9999-12-31T23:59:59-01:00"}, "out of range"),
+    ("/session", {"time": "0001-01-01T00:00:00+01:00"}, "out of range"),
+])
+def test_malformed_numbers_and_times_are_clear_400_pages(client: TestClient, path: str,
+                                                         params: dict[str, str],
+                                                         needle: str) -> None:
+    """Digits that are not ASCII, numbers past what the store keeps, and times that leave the
+    calendar once in UTC are a 400 page naming the value, never a server error."""
+    response = client.get(path + "?" + urlencode({"sid": MAIN.stream_id, **params}))
+    assert response.status_code == 400 and needle in response.text, response.text[-500:]
+
+
+def test_an_event_of_a_type_this_release_does_not_know_is_shown_as_its_tag_and_json(
+        ledger: EventStore) -> None:
+    """An event a newer chatledger wrote (a type tag this one does not know, every digest
+    right) is shown on the chat and the log as its type and JSON; the rest of the page stays."""
+    append_future_event(ledger, PLAIN, "session_annotated",
+                        '{"type":"session_annotated","note":"<b>later</b>"}')
+    client = TestClient(create_app(ReadOnly(ledger)))  # type: ignore[arg-type]
+    for path in ("/session", "/log"):
+        response = client.get(path + "?" + urlencode({"sid": PLAIN.stream_id}))
+        assert response.status_code == 200, response.text[-400:]
+        assert "session_annotated" in response.text and "hello" in response.text
+        assert "&lt;b&gt;later&lt;/b&gt;" in response.text and "<b>later" not in response.text
+
+
+def test_a_session_that_starts_with_a_newer_event_breaks_no_other_page(
+        ledger: EventStore) -> None:
+    """The fork tree reads every session's first event: one of a type this release does not
+    know leaves that session out of the tree, and every page still answers."""
+    newer = SessionKey(session_id="from-the-future")
+    append_future_event(ledger, newer, "session_annotated", '{"type":"session_annotated"}')
+    client = TestClient(create_app(ReadOnly(ledger)))  # type: ignore[arg-type]
+    for key in (MAIN, FORK, newer):
+        response = client.get("/session?" + urlencode({"sid": key.stream_id}))
+        assert response.status_code == 200, response.text[-400:]
+    assert "session_annotated" in response.text
+    assert "from-the-future" in client.get("/").text
+
+
+@pytest.mark.parametrize("type_,data", [("message_appended", '{"type":"message_appended"}'),
+                                        ("session_annotated", "not json {"),
+                                        ("session_annotated", '{"type":"other"}')])
+def test_a_damaged_row_is_still_a_clear_error_page(ledger: EventStore, type_: str,
+                                                   data: str) -> None:
+    """A row of a known type that does not decode, or whose stored JSON does not parse or
+    names another type, is no newer event: the page says the row is damaged."""
+    append_future_event(ledger, PLAIN, type_, data)
+    client = TestClient(create_app(ReadOnly(ledger)))  # type: ignore[arg-type]
+    for path in ("/session", "/log"):
+        response = client.get(path + "?" + urlencode({"sid": PLAIN.stream_id}))
+        assert response.status_code == 503 and "damaged" in response.text
 
 
 def test_log_page_shows_digests_chain_and_a_clean_verify(client: TestClient,
