@@ -17,6 +17,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import msgspec
+
 from chatledger.eventstore import EventStore, MessageAppended, open_store
 from chatledger.projections import ChatHistory
 from chatledger.tools.bench._append import growth_target, session_growth
@@ -223,6 +225,7 @@ def _one_writer(bench: Bench, store: EventStore,
     two_rows = ("INSERT INTO commit_floor (session_id, message) VALUES (%s, %s), (%s, %s)",
                 ("s", '{"type": "human"}', "s", '{"type": "ai"}'))
     ops[("floor", 0)] = lambda i: floor.execute(*two_rows)
+    ops[("bound", 10)] = _three_writes(bench, floor, count)
     calls = bench.size(200, 40)
     seen: dict[tuple[str, int], list[tuple[float, Cpu]]] = {name: [] for name in ops}
     for op in ops.values():
@@ -239,11 +242,57 @@ def _one_writer(bench: Bench, store: EventStore,
         wall, cpu = _middle(rounds)
         out[name] = OneWriter(wall * 1e6, cpu)
         system, size = name
-        bench.record("postgres.one_writer_turn", "psycopg" if system == "floor" else system,
+        bench.record("postgres.one_writer_turn",
+                     "psycopg" if system in ("floor", "bound") else system,
                      {"session_messages": size, "calls": calls,
+                      **({"what": "the three writes by hand"} if system == "bound" else {}),
                       "client_cpu_us": round(cpu.client, 1), "server_cpu_us": _round(cpu.server)},
                      wall * 1e6, unit="us", samples=len(rounds))
     return out
+
+
+def _three_writes(bench: Bench, conn: Any, count: int) -> Callable[[int], object]:
+    """A lower bound of a turn under chatledger's data model: the writes DESIGN.md requires in
+    the append's transaction (two events with their three unique indexes, two history rows,
+    the stream row's update), hand-written as one round trip of one simple-protocol string,
+    with the digests made up and no PL/pgSQL, into a ledger of its own."""
+    import psycopg
+
+    schema = f"chatledger_bound_{os.getpid()}_{int(time.time())}"
+    sep = "&" if "?" in bench.postgres_url else "?"
+    with open_store(f"{bench.postgres_url}{sep}schema={schema}", create=True):
+        pass
+    bench.on_exit(lambda: conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    messages = turn(0)
+    human, ai = (msgspec.json.encode(m).decode() for m in messages)
+    human_event, ai_event = (msgspec.json.encode(MessageAppended(message=m)).decode()
+                             for m in messages)
+    digest = "0" * 64
+    sql = (f'BEGIN; INSERT INTO "{schema}".events (stream_id, version, position, event_id, '
+           "type, recorded_at, data, meta, payload_digest, digest, chain, salt) VALUES "
+           "(%(s)s, %(v1)s, %(p1)s, %(e1)s, 'message_appended', %(t)s, %(d1)s, '{}', %(d)s, "
+           "%(d)s, %(d)s, %(d)s), (%(s)s, %(v2)s, %(p2)s, %(e2)s, 'message_appended', %(t)s, "
+           f'%(d2)s, \'{{}}\', %(d)s, %(d)s, %(d)s, %(d)s); INSERT INTO "{schema}".history '
+           "(stream_id, version, idx, message) VALUES (%(s)s, %(v1)s, 0, %(m1)s), "
+           f'(%(s)s, %(v2)s, 0, %(m2)s); UPDATE "{schema}".streams SET version = %(v2)s, '
+           "chain = %(d)s, updated_at = %(t)s, message_count = message_count + 2 "
+           "WHERE stream_id = %(s)s; COMMIT")
+    sessions = [f"bound-{i}" for i in range(count)]
+    for sid in sessions:
+        conn.execute(f'INSERT INTO "{schema}".streams (stream_id, key, version, chain, '
+                     "created_at, updated_at) VALUES (%s, '{}', 0, %s, '', '')", (sid, digest))
+    versions = dict.fromkeys(sessions, 0)
+    positions = iter(range(1, 1 << 62, 2))
+
+    def op(i: int) -> object:
+        sid = sessions[i % count]
+        v, p = versions[sid], next(positions)
+        versions[sid] = v + 2
+        return psycopg.ClientCursor(conn).execute(sql, {
+            "s": sid, "v1": v + 1, "v2": v + 2, "p1": p, "p2": p + 1, "e1": str(uuid.uuid4()),
+            "e2": str(uuid.uuid4()), "t": "2026-01-01T00:00:00.000000Z", "m1": human,
+            "m2": ai, "d1": human_event, "d2": ai_event, "d": digest}, prepare=False)
+    return op
 
 
 def _one_writer_targets(bench: Bench, one: dict[tuple[str, int], OneWriter],
@@ -269,6 +318,13 @@ def _one_writer_targets(bench: Bench, one: dict[tuple[str, int], OneWriter],
                  langchain=f"floor {fmt(floor.wall, 'us')} ({_cpu_text(floor.cpu)})",
                  goal="≤ 1.3x the floor", actual=ratio(ours.wall / floor.wall),
                  ok=ours.wall / floor.wall <= 1.3, profile=profile)
+    bound = one[("bound", 10)]
+    bench.target(GROUP, "lower bound of this data model: the three writes of a turn by hand, "
+                 "one round trip, no hashing (vs the floor)",
+                 chatledger=f"{fmt(bound.wall, 'us')} ({_cpu_text(bound.cpu)}); chatledger "
+                 f"{fmt(ours.wall, 'us')}",
+                 langchain=f"floor {fmt(floor.wall, 'us')}", goal="—",
+                 actual=ratio(bound.wall / floor.wall), ok=None)
 
 
 def _tailed(bench: Bench, store: EventStore) -> None:
