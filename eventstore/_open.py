@@ -60,21 +60,34 @@ def open_store(url: str | None = None, *, durability: str = "full",
         raise InvalidInputError(f"durability must be 'full' or 'fast', got {durability!r}")
     if readonly and create:
         raise InvalidInputError("readonly=True and create=True exclude each other")
-    scheme, sep, _ = url.partition("://")
-    if not sep or scheme == "sqlite":
+    if backend_of(url) == "sqlite":
         return SQLiteStore(url, durability=durability, projections=projections,
                            readonly=readonly, create=create)
+    # PostgreSQL: imported on first use (psycopg is an extra, and slow to import for SQLite
+    # users).
+    try:
+        from chatledger.eventstore.postgres import PostgresStore
+    except ImportError as e:
+        if not (e.name or "").startswith("psycopg"):
+            raise  # a broken installation of chatledger itself, not a missing extra
+        raise StoreError("PostgreSQL URLs need psycopg: pip install 'chatledger[postgres]' "
+                         f"({e})") from e
+    return PostgresStore(url, durability=durability, projections=projections,
+                         readonly=readonly, create=create)
+
+
+def backend_of(url: str) -> str:
+    """``"sqlite"`` or ``"postgres"``: the backend a URL names by its scheme (a bare path is
+    SQLite). Opens nothing.
+
+    Raises:
+        StoreError: An unknown scheme.
+    """
+    scheme, sep, _ = url.partition("://")
+    if not sep or scheme == "sqlite":
+        return "sqlite"
     if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
-        # Imported on first use: psycopg is an extra, and slow to import for SQLite users.
-        try:
-            from chatledger.eventstore.postgres import PostgresStore
-        except ImportError as e:
-            if not (e.name or "").startswith("psycopg"):
-                raise  # a broken installation of chatledger itself, not a missing extra
-            raise StoreError("PostgreSQL URLs need psycopg: pip install 'chatledger[postgres]' "
-                             f"({e})") from e
-        return PostgresStore(url, durability=durability, projections=projections,
-                             readonly=readonly, create=create)
+        return "postgres"
     raise StoreError(
         f"unknown database URL {redact_url(url)!r}: use sqlite:///path.db, sqlite://:memory: "
         "or postgresql://..."

@@ -26,11 +26,11 @@ from chatledger.eventstore import (
     Record,
     SessionForked,
     SessionKey,
-    StoreError,
     get_buffer_string,
     open_store,
     redact_url,
 )
+from chatledger.eventstore._open import backend_of
 from chatledger.projections._cache import history_cache
 from chatledger.projections._coerce import (
     as_message,
@@ -61,21 +61,6 @@ def shared_store(url: str) -> EventStore:
                 store = open_store(url)
                 _stores[url] = store
     return store
-
-
-def _check_scheme(url: str) -> None:
-    """Refuse now a URL that ``open_store`` would refuse by its scheme alone; anything else
-    wrong with it is found when the store opens, on first use.
-
-    Raises:
-        StoreError: Not a SQLite path or URL, nor a PostgreSQL URL.
-    """
-    scheme, sep, _ = url.partition("://")
-    if not sep or scheme in ("sqlite", "postgresql", "postgres") or \
-            scheme.startswith("postgresql+"):
-        return
-    raise StoreError(f"unknown database URL {redact_url(url)!r}: use sqlite:///path.db, "
-                     "sqlite://:memory: or postgresql://...")
 
 
 class HistoryView(msgspec.Struct, frozen=True):
@@ -164,7 +149,7 @@ class ChatHistory:
             self._url = store_or_url or default_url()
             self._store = _stores.get(self._url)
             if self._store is None:
-                _check_scheme(self._url)
+                backend_of(self._url)  # an unknown scheme is refused now, without I/O
         else:
             raise InvalidInputError(
                 f"store_or_url must be an EventStore or a URL, got {type(store_or_url).__name__}"
