@@ -25,11 +25,20 @@ _UNESCAPE = re.compile(r"%(25|3D|2F)")
 _UNESCAPED = {"25": "%", "3D": "=", "2F": "/"}
 
 
+# Names the catalog query takes as its own arguments (``sessions(**key_filter, limit, after)``):
+# a part so named could be stored but never filtered on.
+RESERVED_NAMES = frozenset({"limit", "after"})
+
+
 def _check_part(name: object, value: object) -> None:
     if not isinstance(name, str) or not _NAME.match(name) or len(name) > MAX_NAME_LENGTH:
+        shown = repr(name) if len(repr(name)) <= 80 else repr(name)[:77] + "..."
         raise InvalidKeyError(
-            f"key part name {name!r} must be an identifier of at most {MAX_NAME_LENGTH} characters"
+            f"key part name {shown} must be an identifier of at most {MAX_NAME_LENGTH} characters"
         )
+    if name in RESERVED_NAMES:
+        raise InvalidKeyError(f"key part name {name!r} is reserved: sessions() takes limit= and "
+                              "after= as its own arguments; choose another name")
     if not isinstance(value, str):
         raise InvalidKeyError(f"key part {name!r} must be a string, got {type(value).__name__}")
     if not value:

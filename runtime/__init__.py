@@ -9,8 +9,11 @@ from __future__ import annotations
 from chatledger.eventstore import (
     AIMessage,
     AIMessageChunk,
+    AnyMessage,
     ChatMessage,
+    FunctionMessage,
     HumanMessage,
+    Message,
     SystemMessage,
     ToolMessage,
 )
@@ -39,12 +42,15 @@ from chatledger.runtime._with_history import RunnableWithMessageHistory
 __all__ = [
     "AIMessage",
     "AIMessageChunk",
+    "AnyMessage",
     "CallRecorder",
     "ChatMessage",
     "ChatPromptTemplate",
     "ChatPromptValue",
     "ConfigurableFieldSpec",
+    "FunctionMessage",
     "HumanMessage",
+    "Message",
     "MessagesPlaceholder",
     "ModelCall",
     "Runnable",

@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 
 from chatledger.eventstore import InvalidKeyError, SessionKey
+from chatledger.eventstore._keys import RESERVED_NAMES
 
 __all__ = ["override_key", "parse_filters", "parse_key", "parse_parts"]
 
@@ -47,7 +48,12 @@ def parse_filters(args: Sequence[str]) -> dict[str, str]:
                 f"filter {arg!r} is not NAME=VALUE: use e.g. user_id=123 "
                 f"(session_id={arg} for a session id)"
             )
-    return parse_parts(args)
+    parts = parse_parts(args)
+    reserved = sorted(parts.keys() & RESERVED_NAMES)
+    if reserved:
+        raise InvalidKeyError(f"no session key has a part named {reserved[0]!r} (it is "
+                              "reserved); use --limit/--after for paging")
+    return parts
 
 
 def parse_key(args: Sequence[str]) -> SessionKey:

@@ -17,7 +17,8 @@ from chatledger.eventstore import (
     SessionKey,
 )
 
-NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True)
+NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True).filter(
+    lambda name: name not in ("limit", "after"))  # reserved: sessions()'s own arguments
 # Any text a key may hold: no control characters (Cc), no lone surrogates (Cs); '=', '/' and
 # '%' are mixed in on purpose, they are the characters the encoding has to escape.
 VALUES = st.text(
@@ -58,6 +59,14 @@ def test_dash_joined_values_do_not_collide() -> None:
     two = SessionKey(user_id="a", conversation_id="b--c")
     assert one != two
     assert one.stream_id != two.stream_id
+
+
+@pytest.mark.parametrize("name", ["limit", "after"])
+def test_the_catalog_querys_own_argument_names_are_not_key_parts(name: str) -> None:
+    """A part named like an argument of sessions() could be stored but never filtered on: it
+    is refused, naming why."""
+    with pytest.raises(InvalidKeyError, match=f"{name!r} is reserved"):
+        SessionKey(**{name: "5", "user_id": "a"})
 
 
 def test_prefix_values_do_not_collide() -> None:

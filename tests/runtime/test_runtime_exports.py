@@ -7,7 +7,8 @@ import inspect
 
 import pytest
 
-from chatledger import runtime
+from chatledger import eventstore, runtime
+from chatledger.eventstore import _messages
 from chatledger.projections import ChatHistory
 from chatledger.runtime import RunnableWithMessageHistory, langgraph
 from chatledger.runtime.models import FakeChatModel
@@ -42,6 +43,16 @@ def test_design_contract_names_are_exported() -> None:
     for name in ("ChatModel", "FakeChatModel", "OfflineChatModel", "OpenAIChatModel"):
         assert name in runtime.models.__all__
     assert "ChatledgerSaver" in langgraph.__all__
+
+
+def test_every_message_class_of_the_log_is_also_a_runtime_name() -> None:
+    """DESIGN.md puts the message classes in ``runtime`` ("also in eventstore"): all of them,
+    the base ``Message`` (for ``list[Message]`` fields) and ``AnyMessage`` included."""
+    for name in _messages.__all__:
+        value = getattr(eventstore, name, None)
+        if (inspect.isclass(value) and issubclass(value, eventstore.Message)) \
+                or name == "AnyMessage":
+            assert getattr(runtime, name, None) is value, f"runtime.{name} is missing"
 
 
 def test_wrapper_keeps_no_state_between_calls(db_url: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chatledger.eventstore import InvalidKeyError, SessionKey
-from chatledger.tools._keys import override_key, parse_key, parse_parts
+from chatledger.tools._keys import override_key, parse_filters, parse_key, parse_parts
 
 
 def test_name_value_pairs_make_a_composite_key() -> None:
@@ -48,3 +48,10 @@ def test_override_keeps_the_parts_not_given() -> None:
     source = SessionKey(user_id="123", conversation_id="1")
     assert override_key(source, ["conversation_id=2"]) == SessionKey(
         user_id="123", conversation_id="2")
+
+
+def test_a_filter_on_a_reserved_name_is_one_clear_error() -> None:
+    """``sessions limit=5`` is not a key filter (no key has such a part): say so and point to
+    the paging options, rather than fail inside the catalog query."""
+    with pytest.raises(InvalidKeyError, match=r"'limit' .*--limit/--after"):
+        parse_filters(["limit=5", "user_id=a"])
