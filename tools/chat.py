@@ -64,8 +64,12 @@ def _command(line: str, store: EventStore, key: SessionKey, echo: Echo) -> bool:
         return False
     if name == "/history" and not arg:
         _show(store, key, echo, None)
-    elif name == "/as-of" and arg.isdigit():
-        _show(store, key, echo, int(arg))
+    elif name == "/as-of":
+        if not (arg.isascii() and arg.isdigit()):
+            echo(f"/as-of takes a version number, e.g. /as-of 2; got {arg or 'nothing'!r}",
+                 err=True)
+        else:
+            _show(store, key, echo, int(arg))
     else:
         echo(f"unknown command {line!r}; {HELP}", err=True)
     return True
@@ -85,8 +89,9 @@ def input_lines(stdin: TextIO, *, prompt: str) -> Iterator[str]:
             except EOFError:
                 return
     else:
-        for raw in stdin.buffer:
-            yield raw.decode("utf-8", errors="replace")
+        for n, raw in enumerate(stdin.buffer):
+            text = raw.decode("utf-8", errors="replace")
+            yield text.removeprefix("\ufeff") if n == 0 else text  # a byte-order mark
 
 
 def run_chat(store: EventStore, key: SessionKey, model: Any, lines: Iterable[str], echo: Echo,
@@ -111,14 +116,18 @@ def run_chat(store: EventStore, key: SessionKey, model: Any, lines: Iterable[str
             except ChatledgerError as e:
                 echo(f"Error: {e}", err=True)
         else:
-            echo("assistant> ", nl=False)
+            started = False  # the reply's prefix goes out with its first chunk
             try:
                 for chunk in chain.stream([HumanMessage(content=line)]):
+                    if not started:
+                        echo("assistant> ", nl=False)
+                        started = True
                     echo(safe(chunk.text, lines=True), nl=False)
-                echo("")
+                echo("" if started else "assistant> ")
             except ChatledgerError as e:
                 failures += 1
-                echo("")
+                if started:
+                    echo("")
                 echo(f"Error: {e}", err=True)
         if prompt:
             prompt()

@@ -89,6 +89,32 @@ def test_chat_remembers_within_the_session_and_serves_slash_commands(tmp_path: P
                          "Your name is Bob."]
 
 
+def test_chat_takes_a_byte_order_mark_and_names_a_bad_as_of(tmp_path: Path) -> None:
+    """A UTF-8 byte-order mark before the first piped line is not part of it (so /history
+    is a command, not a message), and /as-of with no number says what it takes."""
+    db = f"sqlite:///{tmp_path / 'chat.db'}"
+    result = run(["--db", db, "chat", "bom"], input="\ufeff/history\n/as-of two\n")
+    assert result.exit_code == 0, result.output
+    assert "session_id=bom at version 0: 0 messages" in result.stdout
+    assert "/as-of takes a version number, e.g. /as-of 2; got 'two'" in result.stderr
+    assert "unknown command" not in result.stderr
+    with open_store(db) as store:
+        assert store.sessions() == []
+
+
+def test_chat_prints_no_reply_for_a_failed_model_call(tmp_path: Path) -> None:
+    """When the model cannot be reached, stdout gets no empty "assistant>" line: the error is
+    on stderr, the exit status says it, and no half turn is saved."""
+    db = f"sqlite:///{tmp_path / 'chat.db'}"
+    result = run(["--db", db, "chat", "down", "--base-url", "http://127.0.0.1:1/v1",
+                  "--model", "m"], input="hello\n")
+    assert result.exit_code != 0
+    assert "assistant>" not in result.stdout
+    assert "Error:" in result.stderr
+    with open_store(db) as store:
+        assert store.load_history("down") == (2, [])
+
+
 def test_chat_needs_both_base_url_and_model(tmp_path: Path) -> None:
     """--model without --base-url is one clear error line."""
     result = run(["--db", f"sqlite:///{tmp_path / 'c.db'}", "chat", "--model", "x"], input="")
