@@ -262,7 +262,7 @@ def _three_writes(bench: Bench, conn: Any, count: int) -> Callable[[int], object
     sep = "&" if "?" in bench.postgres_url else "?"
     with open_store(f"{bench.postgres_url}{sep}schema={schema}", create=True):
         pass
-    bench.on_exit(lambda: conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    bench.on_exit(lambda: _drop_schema(bench.postgres_url, schema))  # conn is closed by then
     messages = turn(0)
     human, ai = (msgspec.json.encode(m).decode() for m in messages)
     human_event, ai_event = (msgspec.json.encode(MessageAppended(message=m)).decode()
@@ -293,6 +293,13 @@ def _three_writes(bench: Bench, conn: Any, count: int) -> Callable[[int], object
             "e2": str(uuid.uuid4()), "t": "2026-01-01T00:00:00.000000Z", "m1": human,
             "m2": ai, "d1": human_event, "d2": ai_event, "d": digest}, prepare=False)
     return op
+
+
+def _drop_schema(url: str, schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def _one_writer_targets(bench: Bench, one: dict[tuple[str, int], OneWriter],
