@@ -9,11 +9,10 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import psycopg
-from psycopg_pool import PoolTimeout
 
 from chatledger.eventstore._errors import DuplicateEventError, StoreError
 from chatledger.eventstore.postgres._plans import Plan, run_sync
-from chatledger.eventstore.postgres._pools import AsyncPools, Pool
+from chatledger.eventstore.postgres._pools import AsyncPools, Pool, PoolTimeout
 from chatledger.eventstore.postgres._schema import aread_state, migrate, read_state, usable
 from chatledger.eventstore.postgres._url import PostgresTarget, scrub
 

@@ -4,7 +4,7 @@ thread or task of their own.
 A connection is made by the caller that needs it, in its own thread or task, within the
 URL's ``connect_timeout``. So a server that cannot be reached fails that call at once with
 libpq's reason, and a caller waits (up to the pool's timeout) only for a connection another
-caller is using. psycopg_pool's pools connect in background workers instead: the sync
+caller is using. psycopg_pool's pools (not used) connect in background workers instead: the sync
 ``ConnectionPool`` leaves a caller waiting out its whole timeout while the workers retry a
 server that is down (printing each failure), and joins its worker threads when it is
 collected, which fails when that happens on one of them; the ``AsyncConnectionPool``, when
@@ -31,9 +31,12 @@ from typing import Any, Generic, TypeVar
 
 import psycopg
 from psycopg.pq import TransactionStatus
-from psycopg_pool import PoolTimeout
 
-__all__ = ["AsyncPools", "LoopPool", "Pool", "close_pools"]
+__all__ = ["AsyncPools", "LoopPool", "Pool", "PoolTimeout", "close_pools"]
+
+class PoolTimeout(psycopg.OperationalError):
+    """Every connection of a pool stayed in use for the pool's whole timeout."""
+
 
 MAX_IDLE_S = 600.0
 """An idle connection older than this is closed rather than reused: a firewall or the
