@@ -22,8 +22,8 @@ from chatledger.eventstore._errors import (
     InvalidInputError,
     NotFoundError,
 )
-from chatledger.eventstore._events import Event, MessageAppended, MessageRedacted
-from chatledger.eventstore._keys import SessionKey
+from chatledger.eventstore._events import Event, MessageAppended, MessageRedacted, SessionTagged
+from chatledger.eventstore._keys import MAX_VALUE_LENGTH, SessionKey, has_control
 from chatledger.eventstore._log import logging_enabled
 from chatledger.eventstore._messages import AIMessageChunk, AnyMessage, Message
 from chatledger.eventstore._store import AppendResult, ErasedEvent
@@ -238,6 +238,8 @@ def prepare(
         if isinstance(event, MessageAppended):
             if isinstance(event.message, AIMessageChunk):
                 event = MessageAppended(message=normalise_message(event.message))
+        elif isinstance(event, SessionTagged):
+            _check_tags(event)
         elif isinstance(event, MessageRedacted) and not erasing:
             # A redaction without its erasure would hide a message whose payload is still
             # stored; only erase() writes both together.
@@ -259,6 +261,24 @@ def prepare(
                                         "append its own id")
             seen.add(p.event_id)
     return out, meta_text
+
+
+def _check_tags(event: SessionTagged) -> None:
+    """Tags follow a key part value's rules: text, not empty, no control characters, at most
+    ``MAX_VALUE_LENGTH`` characters (tables and filters show them as they are).
+
+    Raises:
+        InvalidInputError: A tag breaks a rule; the error names it.
+    """
+    for tag in (*event.added, *event.removed):
+        shown = repr(tag) if len(repr(tag)) <= 60 else repr(tag)[:57] + "..."
+        if not isinstance(tag, str) or not tag:
+            raise InvalidInputError(f"tag {shown} must be a non-empty string")
+        if len(tag) > MAX_VALUE_LENGTH:
+            raise InvalidInputError(f"tag {shown} is {len(tag)} characters long; the limit is "
+                                    f"{MAX_VALUE_LENGTH}")
+        if has_control(tag):
+            raise InvalidInputError(f"tag {shown} contains a control character")
 
 
 def validate_events(events: Sequence[Event], meta: dict[str, Any] | None = None) -> None:

@@ -30,6 +30,11 @@ _UNESCAPED = {"25": "%", "3D": "=", "2F": "/"}
 RESERVED_NAMES = frozenset({"limit", "after"})
 
 
+def has_control(text: str) -> bool:
+    """True when ``text`` holds a C0 or C1 control character (a key part may not)."""
+    return _CONTROL.search(text) is not None
+
+
 def _check_part(name: object, value: object) -> None:
     if not isinstance(name, str) or not _NAME.match(name) or len(name) > MAX_NAME_LENGTH:
         shown = repr(name) if len(repr(name)) <= 80 else repr(name)[:77] + "..."

@@ -21,6 +21,7 @@ from chatledger.eventstore import (
     MessageAppended,
     RunRecorded,
     SessionKey,
+    SessionTagged,
     StoreError,
     SystemMessage,
     ToolMessage,
@@ -405,3 +406,17 @@ def test_non_ledger_hints_at_import_only_for_langchain_databases(tmp_path: Path)
         with pytest.raises(StoreError, match=table) as caught:
             open_store(f"sqlite:///{path}").read_all()
         assert ("chatledger import langchain-sqlite" in str(caught.value)) is hinted
+
+
+@pytest.mark.parametrize(("tags", "named"), [
+    ({"added": [""]}, "non-empty"), ({"added": ["ok", "x\x1b[31mred"]}, "control character"),
+    ({"removed": ["y" * 600]}, "600 characters"), ({"added": ["a\nb"]}, "control character"),
+])
+def test_bad_tags_raise_and_write_nothing(seeded: EventStore, tags: dict[str, list[str]],
+                                          named: str) -> None:
+    """Tags follow a key part's rules (they are shown and filtered as they are): an empty one,
+    one with a control character or one too long raises, naming it; nothing is written."""
+    before = unchanged(seeded)
+    with pytest.raises(InvalidInputError, match=named):
+        seeded.append(KEY, [SessionTagged(**tags)])
+    assert unchanged(seeded) == before
