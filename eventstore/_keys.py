@@ -63,7 +63,8 @@ class SessionKey:
 
     Two keys are equal when they have the same parts, whatever the order they were given in.
     ``stream_id`` is the canonical text form (parts sorted by name, values escaped), so no two
-    different keys share a stream.
+    different keys share a stream. One positional string is the ``session_id`` part, as a
+    plain string is wherever a key is taken: ``SessionKey("abc") == SessionKey(session_id="abc")``.
 
     Raises:
         InvalidKeyError: A part is empty, not a string, too long or holds a control character.
@@ -74,7 +75,12 @@ class SessionKey:
     _parts: tuple[tuple[str, str], ...]
     stream_id: str
 
-    def __init__(self, **parts: str) -> None:
+    def __init__(self, *session_id: str, **parts: str) -> None:
+        if session_id:
+            if len(session_id) > 1 or "session_id" in parts:
+                raise InvalidKeyError("give key parts by name (user_id='123'); one positional "
+                                      "value at most, which is the session_id part")
+            parts = {"session_id": session_id[0], **parts}
         if not parts:
             raise InvalidKeyError("a session key needs at least one part, e.g. session_id='abc'")
         if len(parts) > MAX_PARTS:

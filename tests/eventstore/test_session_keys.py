@@ -61,6 +61,16 @@ def test_dash_joined_values_do_not_collide() -> None:
     assert one.stream_id != two.stream_id
 
 
+def test_one_positional_value_is_the_session_id() -> None:
+    """``SessionKey("abc")`` is what a plain string means wherever a key is taken; more than
+    one positional value, or one beside session_id=, is refused naming the rule."""
+    assert SessionKey("abc") == SessionKey(session_id="abc") == SessionKey.coerce("abc")
+    assert SessionKey("abc", user_id="u") == SessionKey(session_id="abc", user_id="u")
+    for args, kwargs in ((("a", "b"), {}), (("a",), {"session_id": "b"})):
+        with pytest.raises(InvalidKeyError, match="one positional value at most"):
+            SessionKey(*args, **kwargs)
+
+
 @pytest.mark.parametrize("name", ["limit", "after"])
 def test_the_catalog_querys_own_argument_names_are_not_key_parts(name: str) -> None:
     """A part named like an argument of sessions() could be stored but never filtered on: it
