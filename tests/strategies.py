@@ -30,6 +30,9 @@ __all__ = ["BLOCK", "CONTENT", "EVENTS", "JSON", "JSON_OBJECT", "KEYS", "MESSAGE
 
 TEXT = st.text(max_size=30)  # any Unicode scalar value, quotes and escapes included
 SHORT = st.text(min_size=1, max_size=12)
+# A tag follows a key part value's rules: no control characters (C0, DEL, C1).
+TAG = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters=[
+    *map(chr, range(0x20)), *map(chr, range(0x7F, 0xA0))]), min_size=1, max_size=12)
 JSON_LEAF = st.one_of(
     st.none(),
     st.booleans(),
@@ -96,8 +99,8 @@ EVENTS: st.SearchStrategy[Event] = st.one_of(
               history_version=st.integers(0, 1000), model=st.none() | SHORT,
               latency_ms=st.floats(0, 1e6), error=st.none() | TEXT,
               chain_input=JSON, keys=st.dictionaries(SHORT, SHORT, max_size=3)),
-    st.builds(SessionTagged, added=st.lists(SHORT, max_size=3),
-              removed=st.lists(SHORT, max_size=3)),
+    st.builds(SessionTagged, added=st.lists(TAG, max_size=3),
+              removed=st.lists(TAG, max_size=3)),
     st.builds(ModelCalled, run_id=SHORT, index=st.integers(0, 100), provider=SHORT, model=SHORT,
               parameters=JSON_OBJECT,
               request=st.lists(MESSAGES | st.builds(
@@ -135,5 +138,5 @@ SMALL_EVENTS = st.one_of(
     st.builds(MessageAppended, message=st.builds(HumanMessage, content=TEXT)),
     st.builds(MessageAppended, message=st.builds(AIMessage, content=TEXT)),
     st.builds(HistoryCleared),
-    st.builds(SessionTagged, added=st.lists(SHORT, max_size=2)),
+    st.builds(SessionTagged, added=st.lists(TAG, max_size=2)),
 )

@@ -74,7 +74,8 @@ class ChatledgerSaver(BaseCheckpointSaver[int]):
         max_threads: How many streams' read indexes to keep in memory.
 
     Raises:
-        InvalidInputError: ``store_or_url`` is neither a store nor a URL.
+        InvalidInputError: ``store_or_url`` is neither a store nor a URL, or ``max_threads`` is
+            not an int of at least 0.
         StoreError: The database cannot be opened.
     """
 
@@ -82,6 +83,9 @@ class ChatledgerSaver(BaseCheckpointSaver[int]):
                  serde: SerializerProtocol | None = None, messages_channel: str = "messages",
                  max_threads: int = 1024) -> None:
         super().__init__(serde=serde)
+        if not isinstance(max_threads, int) or isinstance(max_threads, bool) or max_threads < 0:
+            raise InvalidInputError(f"max_threads must be an int of at least 0, got "
+                                    f"{max_threads!r}")
         if isinstance(store_or_url, EventStore):
             store = store_or_url
         elif store_or_url is None or isinstance(store_or_url, str):
@@ -269,18 +273,21 @@ class ChatledgerSaver(BaseCheckpointSaver[int]):
     def list(self, config: RunnableConfig | None, *, filter: dict[str, Any] | None = None,
              before: RunnableConfig | None = None, limit: int | None = None
              ) -> Iterator[CheckpointTuple]:
-        """Checkpoints newest first: of one thread (and namespace) or, with no config, of all.
+        """Checkpoints newest first: of one thread (and namespace) or, with no config, of all;
+        a config naming a ``checkpoint_id`` lists that checkpoint only, as LangGraph's savers do.
 
         Raises:
             CheckpointIntegrityError: A stream failed verification.
         """
         before_id = get_checkpoint_id(before) if before else None
+        only_id = get_checkpoint_id(config) if config else None  # as LangGraph's savers filter
         found: list[tuple[str, SessionKey, ThreadIndex, SavedCheckpoint]] = []
         for key in self.ledger.streams(config):
             index = self.ledger.caught_up(key)
             for saved in index.visible():
                 cid = saved.event.checkpoint_id
-                if before_id is not None and cid >= before_id:
+                if (before_id is not None and cid >= before_id) or \
+                        (only_id is not None and cid != only_id):
                     continue
                 if filter and any(saved.event.metadata.get(k) != v for k, v in filter.items()):
                     continue

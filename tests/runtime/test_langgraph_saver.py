@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, RemoveMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
@@ -110,6 +111,26 @@ def test_time_travel_forks_the_current_history(store: EventStore) -> None:
     out = app.invoke({"messages": [HumanMessage("c")]}, earlier.config)
     assert [m.content for m in out["messages"]] == ["a", "echo: a", "c", "echo: c"]
     assert history(store) == out["messages"]
+
+
+def test_history_from_a_checkpoint_lists_that_checkpoint_only(store: EventStore) -> None:
+    """``list`` (and so ``get_state_history``) with a config naming a checkpoint yields that
+    checkpoint alone, as LangGraph's own savers do; sync and async alike."""
+    apps = {"ours": graph(ChatledgerSaver(store)), "theirs": graph(InMemorySaver())}
+    seen = {}
+    for name, app in apps.items():
+        app.invoke({"messages": [HumanMessage("a")]}, T1)
+        app.invoke({"messages": [HumanMessage("b")]}, T1)
+        earlier = [s for s in app.get_state_history(T1)][2]
+        picked = [s.config for s in app.get_state_history(earlier.config)]
+        saver = app.checkpointer
+        assert isinstance(saver, BaseCheckpointSaver)
+
+        async def alist(saver: BaseCheckpointSaver[Any] = saver,
+                        config: Any = earlier.config) -> list[Any]:
+            return [t.config async for t in saver.alist(config)]
+        seen[name] = (picked == [earlier.config], asyncio.run(alist()) == [earlier.config])
+    assert seen["ours"] == seen["theirs"] == (True, True)
 
 
 def test_async_graph_runs(store: EventStore) -> None:
@@ -217,6 +238,8 @@ def test_bad_input_names_the_problem(store: EventStore) -> None:
     assert store.version(SessionKey(thread_id="t1")) == before
     with pytest.raises(InvalidInputError, match="EventStore or a URL"):
         ChatledgerSaver(42)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="max_threads must be an int of at least 0"):
+        ChatledgerSaver(store, max_threads=-1)
 
 
 def test_two_processes_take_turns_on_one_thread(store: EventStore) -> None:
