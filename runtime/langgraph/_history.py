@@ -19,7 +19,9 @@ from chatledger.eventstore import (
     EventStore,
     HistoryCleared,
     InvalidInputError,
+    MessageAppended,
     SessionKey,
+    validate_events,
 )
 from chatledger.runtime.langchain import from_langchain_messages, to_langchain_messages
 from chatledger.runtime.langgraph._index import ThreadIndex
@@ -61,6 +63,9 @@ def history_change(store: EventStore, key: SessionKey, index: ThreadIndex,
                                    for a, b in zip(current, value[:n], strict=False))
     try:
         added = cast(list[AnyMessage], from_langchain_messages(value[n:] if same else value))
+        # stored, each must read back equal (a datetime in additional_kwargs would come back
+        # as text): checked as the append checks it, before anything is written
+        validate_events([MessageAppended(message=m) for m in added])
     except InvalidInputError:
         return [], [], False  # a message the history cannot hold: keep it in the body
     events: list[Event] = [] if same else [HistoryCleared(reason="langgraph: messages changed")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,30 @@ def test_history_from_a_checkpoint_lists_that_checkpoint_only(store: EventStore)
             return [t.config async for t in saver.alist(config)]
         seen[name] = (picked == [earlier.config], asyncio.run(alist()) == [earlier.config])
     assert seen["ours"] == seen["theirs"] == (True, True)
+
+
+def test_a_message_the_history_cannot_hold_stays_in_the_checkpoint(store: EventStore) -> None:
+    """A message whose values would not read back equal from the log (a datetime in
+    additional_kwargs, non-text keys in an artifact) keeps the channel inside the checkpoint,
+    as the README says, instead of failing the run; state matches InMemorySaver's, also
+    through a new saver."""
+    def stamped(state: MessagesState) -> dict[str, list[AnyMessage]]:
+        return {"messages": [AIMessage("ok", additional_kwargs={"at": datetime(2024, 1, 1)},
+                                       response_metadata={"ids": {1: "x"}})]}
+
+    def build(saver: BaseCheckpointSaver[Any]) -> CompiledStateGraph[Any, Any, Any, Any]:
+        builder = StateGraph(MessagesState)
+        builder.add_node("stamped", stamped)
+        builder.add_edge(START, "stamped")
+        return builder.compile(checkpointer=saver)
+
+    def shape(messages: list[Any]) -> list[Any]:  # ids are drawn afresh by add_messages
+        return [(m.type, m.content, m.additional_kwargs, m.response_metadata) for m in messages]
+
+    want = build(InMemorySaver()).invoke({"messages": [HumanMessage("hi")]}, T1)["messages"]
+    got = build(ChatledgerSaver(store)).invoke({"messages": [HumanMessage("hi")]}, T1)
+    assert shape(got["messages"]) == shape(want)
+    assert build(ChatledgerSaver(store)).get_state(T1).values["messages"] == got["messages"]
 
 
 def test_async_graph_runs(store: EventStore) -> None:
