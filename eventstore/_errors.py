@@ -53,14 +53,21 @@ class ConcurrencyError(ChatledgerError):
         actual_version: The version the stream is actually at.
     """
 
-    def __init__(self, stream_id: str, expected_version: int, actual_version: int) -> None:
+    def __init__(self, stream_id: str, expected_version: int, actual_version: int, *,
+                 message: str | None = None) -> None:
         self.stream_id = stream_id
         self.expected_version = expected_version
         self.actual_version = actual_version
-        super().__init__(
+        super().__init__(message or (
             f"stream {stream_id!r} is at version {actual_version}, "
             f"expected {expected_version}; nothing was written"
-        )
+        ))
+
+    def restated(self, message: str) -> ConcurrencyError:
+        """The same conflict (class and attributes, so callers catch one thing), said as what
+        it means where it was met."""
+        return ConcurrencyError(self.stream_id, self.expected_version, self.actual_version,
+                                message=message)
 
 
 class DuplicateEventError(ChatledgerError):

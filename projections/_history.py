@@ -98,14 +98,10 @@ def _checked_turn(turn: Turn) -> Turn:
 
 
 def _fork_target_exists(source: SessionKey, conflict: ConcurrencyError) -> ConcurrencyError:
-    """The store's conflict on a fork's first append, said as what it means."""
-    error = ConcurrencyError(conflict.stream_id, conflict.expected_version,
-                             conflict.actual_version)
-    # Same class and attributes as the store's error, so callers catch one thing; the text
-    # names the session that is in the way.
-    error.args = (f"cannot fork {source.stream_id!r} onto {conflict.stream_id!r}: that session "
-                  f"already exists (at version {conflict.actual_version}); nothing was written",)
-    return error
+    """The store's conflict on a fork's first append, naming the session in the way."""
+    return conflict.restated(
+        f"cannot fork {source.stream_id!r} onto {conflict.stream_id!r}: that session already "
+        f"exists (at version {conflict.actual_version}); nothing was written")
 
 
 class ChatHistory:

@@ -157,14 +157,11 @@ def turn_appends(turn: Turn, head: int, on_conflict: OnConflict, *,
 
 
 def _stalled(conflict: ConcurrencyError, tries: int) -> ConcurrencyError:
-    error = ConcurrencyError(conflict.stream_id, conflict.expected_version,
-                             conflict.actual_version)
-    # Same class and attributes as the store's error, so callers catch one thing; the text says
-    # why merging stopped.
-    error.args = (f"{error.args[0]}: gave up merging the turn after {tries} tries, the store "
-                  f"reported conflicts without moving past version {conflict.actual_version} "
-                  f"for {MERGE_STALL_SECONDS:g}s (MERGE_STALL_SECONDS)",)
-    return error
+    """The last conflict, saying why merging stopped."""
+    return conflict.restated(
+        f"{conflict}: gave up merging the turn after {tries} tries, the store reported "
+        f"conflicts without moving past version {conflict.actual_version} for "
+        f"{MERGE_STALL_SECONDS:g}s (MERGE_STALL_SECONDS)")
 
 
 def turn_meta(turn: Turn) -> dict[str, Any]:
