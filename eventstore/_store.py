@@ -38,7 +38,7 @@ __all__ = [
     "check_version",
 ]
 
-# A fork's copy holds the parent's messages after its last clear (see ``_fork_copied``).
+# A fork's copy holds the parent's messages after its last clear (see ``erase``).
 _CLEARED = HistoryCleared.__struct_config__.tag
 
 
@@ -389,8 +389,13 @@ class EventStore(ABC):
             sid, done = pending.pop()
             if not done:
                 continue
-            for fork_sid, fork_version, parent_version in self._forks_of(sid):
-                if self._fork_copied(sid, done, parent_version):
+            forks = self._forks_of(sid)
+            # A fork copies sid's history at its parent_version: the messages after the last
+            # clear before it. So it carries an erased payload only from between the two.
+            clears = self._clear_versions(sid, max((f[2] for f in forks), default=0))
+            for fork_sid, fork_version, parent_version in forks:
+                cleared = max((c for c in clears if c <= parent_version), default=0)
+                if any(cleared < v <= parent_version for v in done):
                     more, copies = self._erase_one(
                         SessionKey.from_stream_id(fork_sid), [fork_version],
                         f"{reason} (a copy of {sid})")
@@ -402,16 +407,12 @@ class EventStore(ABC):
                               positions=positions, erased=erased, before=before,
                               after=self.head(), purged=purged)
 
-    def _fork_copied(self, sid: str, versions: Sequence[int], parent_version: int) -> bool:
-        """Whether a fork of ``sid`` taken at ``parent_version`` carries a copy of the
-        payload of any of ``versions``: its ``SessionForked`` holds ``sid``'s history at that
-        version, the messages brought in after the last clear before it."""
-        if not any(v <= parent_version for v in versions):
-            return False
-        cleared = max((r.version for r in self.read(SessionKey.from_stream_id(sid),
-                                                    until_version=parent_version)
-                       if r.type == _CLEARED), default=0)
-        return any(cleared < v <= parent_version for v in versions)
+    def _clear_versions(self, sid: str, until: int) -> list[int]:
+        """The versions of ``sid``'s clears up to ``until`` (one read; none when 0)."""
+        if until == 0:
+            return []
+        return [r.version for r in self.read(SessionKey.from_stream_id(sid), until_version=until)
+                if r.type == _CLEARED]
 
     @abstractmethod
     def _erase_one(self, key: SessionKey, versions: Sequence[int] | None,
