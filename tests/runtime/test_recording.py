@@ -278,23 +278,25 @@ def test_sync_stream_closed_early_records_the_call_inside_a_composition(
     _one_cancelled_call(ledger)
 
 
-def test_cancelled_consumer_task_records_the_call(ledger: EventStore) -> None:
-    """Cancelling the task that iterates an astream (between chunks) records the call."""
-    chain = _composed(ledger, "prompt | model")
-
+async def _cancel_the_consumer(chain: Any, *, settle: float) -> None:
+    """Cancel a task that iterates ``chain.astream`` between chunks, then wait ``settle``."""
     async def consume() -> None:
         async for _ in chain.astream({"input": "x"}, CFG):
             await asyncio.sleep(3600)
 
-    async def run() -> None:
-        task = asyncio.create_task(consume())
-        await asyncio.sleep(0.05)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        await asyncio.sleep(0.2)  # the loop closes the abandoned stream meanwhile
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    if settle:
+        await asyncio.sleep(settle)
 
-    asyncio.run(run())
+
+def test_cancelled_consumer_task_records_the_call(ledger: EventStore) -> None:
+    """Cancelling the task that iterates an astream (between chunks) records the call."""
+    chain = _composed(ledger, "prompt | model")
+    asyncio.run(_cancel_the_consumer(chain, settle=0.2))  # the loop closes the stream meanwhile
     _one_cancelled_call(ledger)
 
 
@@ -306,20 +308,8 @@ def test_stream_abandoned_at_event_loop_shutdown_is_recorded(ledger: EventStore)
     lands during it) is not cut short by that.
     """
     chain = _composed(ledger, "prompt | model", _SlowToRecord)
-
-    async def consume() -> None:
-        async for _ in chain.astream({"input": "x"}, CFG):
-            await asyncio.sleep(3600)
-
-    async def run() -> None:
-        task = asyncio.create_task(consume())
-        await asyncio.sleep(0.05)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        # return at once: the stream is closed by asyncio.run's shutdown
-
-    asyncio.run(run())
+    # return at once: the stream is closed by asyncio.run's shutdown
+    asyncio.run(_cancel_the_consumer(chain, settle=0.0))
     _one_cancelled_call(ledger)
 
 
